@@ -1,0 +1,145 @@
+"""Configuration: schema validation with defaults, and type coercion of command-line overrides.
+
+The schema (`schemas/config.schema.yaml`) is the user contract. :func:`validate_config` fills its defaults,
+turns strings from ``--config`` (Snakemake parses nested values with YAML's BaseLoader, so ``beta: 8`` arrives
+as ``"8"``) into the schema's types, and reports the first problem as one line naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from .errors import InputError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _with_default_filling(validator_class):
+    """A validator that writes each property's `default` into the instance before descending into it."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_FillingValidator = _with_default_filling(Draft202012Validator)
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    ref = node.get("$ref")
+    if ref and ref.startswith("#/"):
+        target: Any = schema
+        for part in ref[2:].split("/"):
+            target = target[part]
+        merged = dict(target)
+        merged.update({k: v for k, v in node.items() if k != "$ref"})
+        return merged
+    return node
+
+
+def _coerce_scalar(value: Any, types: set[str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if "boolean" in types and text.lower() in {"true", "false"}:
+        return text.lower() == "true"
+    if types & {"integer", "number"}:
+        # An integer literal stays an int even for `number`, so `beta: 10` on the command line equals the
+        # file's `beta: 10` (params are compared by repr: 10.0 would look like a change and rerun stages).
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if "null" in types and text.lower() in {"null", "none", "~"}:
+        return None
+    return value
+
+
+def coerce_types(config: Any, schema: dict, node: dict | None = None) -> Any:
+    """Convert strings to the schema's numeric/boolean types, recursively (a copy is returned)."""
+    node = _resolve(schema, schema if node is None else node)
+    kind = node.get("type")
+    types = set(kind) if isinstance(kind, list) else {kind} if kind else set()
+    if isinstance(config, str) and types & {"object", "array"}:
+        # A whole section given on the command line as a YAML string.
+        try:
+            parsed = yaml.safe_load(config)
+        except yaml.YAMLError:
+            return config
+        if isinstance(parsed, (dict, list)):
+            config = parsed
+    if isinstance(config, dict) and "properties" in node:
+        return {
+            key: coerce_types(value, schema, node["properties"][key]) if key in node["properties"] else value
+            for key, value in config.items()
+        }
+    if isinstance(config, list) and "items" in node:
+        return [coerce_types(item, schema, node["items"]) for item in config]
+    return _coerce_scalar(config, types)
+
+
+def validate_config(config: Mapping, schema: dict | None = None) -> dict:
+    """Return a validated copy of ``config`` with defaults filled and string overrides coerced.
+
+    Raises :class:`InputError` naming the first offending key (``config key a.b.c: <problem>``).
+    """
+    schema = load_schema() if schema is None else schema
+    result = coerce_types(copy.deepcopy(dict(config)), schema)
+    validator = _FillingValidator(schema)
+    errors = sorted(validator.iter_errors(result), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        error = errors[0]
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        message = error.message.replace("\n", " ")
+        if len(message) > 200:
+            message = message[:200] + "..."
+        raise InputError(f"config key {key}", message)
+    _check_consistency(result)
+    return result
+
+
+def _check_consistency(config: dict) -> None:
+    """Cross-key rules that a JSON schema cannot express."""
+    demo = config.get("demo", {})
+    if demo and demo.get("min_size", 0) > demo.get("max_size", 0):
+        raise InputError("config key demo.min_size", "must not exceed demo.max_size")
+    if demo and demo.get("n_labelled", 0) > demo.get("n_images", 0):
+        raise InputError("config key demo.n_labelled", "must not exceed demo.n_images")
+    relations = config.get("relations", {})
+    if relations.get("conf_bg", 0) > relations.get("conf_fg", 1):
+        raise InputError("config key relations.conf_bg", "must not exceed relations.conf_fg")
+    for key in ("cam.train.resize_long", "irnet.train.scale_range"):
+        section, sub, leaf = key.split(".")
+        lo, hi = config[section][sub][leaf]
+        if lo > hi:
+            raise InputError(f"config key {key}", f"lower bound {lo} exceeds upper bound {hi}")
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short, order-insensitive digest of JSON-able values (used to match checkpoints to settings)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
