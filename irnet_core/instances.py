@@ -139,6 +139,18 @@ def cluster_centroids(centroids: np.ndarray, displacement: np.ndarray, weak_thre
 # Extraction
 
 
+def _winner_map(scores: np.ndarray, bg_threshold: float) -> np.ndarray:
+    """argmax over ``[bg_threshold; scores]`` as int64 (H, W): 0 = background, r + 1 = row r.
+
+    Ties go to the earlier channel, so a score equal to the threshold is background. Computed without
+    materialising the concatenated stack, which for many instance rows would double the peak memory.
+    """
+    if scores.shape[0] == 0:
+        return np.zeros(scores.shape[1:], dtype=np.int64)
+    best = np.argmax(scores, axis=0)
+    return np.where(scores.max(axis=0) > np.float32(bg_threshold), best + 1, 0).astype(np.int64)
+
+
 def _fragments(winner: np.ndarray, scores: np.ndarray, row_classes: np.ndarray, min_area: float) -> Instances:
     """Split each row's winning region of ``winner`` (0 = background, r + 1 = row r) into 4-connected fragments.
 
@@ -256,8 +268,7 @@ def extract_instances(
         raise InputError("extract_instances", f"upsampled scores have shape {scores.shape}, expected "
                                               f"{(instance_cams.shape[0], height, width)}")
 
-    background = np.full((1, height, width), bg_threshold, dtype=np.float32)
-    winner = np.argmax(np.concatenate([background, scores]), axis=0)  # ties go to the earlier channel
+    winner = _winner_map(scores, bg_threshold)
     row_classes = np.repeat(key_array, n_clusters)
     return _fragments(winner, scores, row_classes, min_fragment * height * width)
 
@@ -279,8 +290,7 @@ def cam_component_instances(
     key_array = _as_keys(keys, cams.shape[0], "cam_component_instances")
     if key_array.size == 0:
         return Instances.empty(cams.shape[1:])
-    background = np.full((1, *cams.shape[1:]), bg_threshold, dtype=np.float32)
-    winner = np.argmax(np.concatenate([background, cams]), axis=0)
+    winner = _winner_map(cams, bg_threshold)
     return _fragments(winner, cams, key_array, min_area=0.0)
 
 

@@ -199,7 +199,8 @@ def load_instance_gt(root: str | Path, image_id: str) -> tuple[np.ndarray, np.nd
 
     Instances are the values 1..254 of ``SegmentationObject/<id>.png`` in ascending order (0 and 255 are not
     instances). The class of an instance is the most frequent ``SegmentationClass`` value inside it, ignoring
-    void (255), minus 1 (chainercv semantics; ties go to the smaller value). An instance whose majority is
+    void (255), minus 1 (ties go to the smaller value). On well-formed VOC data, where every instance carries
+one class value, this equals chainercv's ``VOCInstanceSegmentationDataset``. An instance whose majority is
     background, or that lies entirely on void, raises :class:`InputError`. Void pixels are obtainable from
     :func:`load_class_gt`.
     """

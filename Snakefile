@@ -1,0 +1,51 @@
+# IRNet (Ahn, Cho, Kwak, CVPR 2019) as a Snakemake workflow: image-level labels -> CAMs -> inter-pixel
+# relations -> IRNet (class boundaries + displacement field) -> random walk -> semantic and instance
+# pseudo-labels -> exports and evaluation. Stages, files and rerun semantics: docs/architecture.md.
+#
+#   snakemake --cores all                                  # demo: synthetic data, from-scratch ResNet-18
+#   snakemake --cores all --configfile configs/voc12.yaml  # the paper's setting on PASCAL VOC 2012
+#   snakemake --profile profiles/slurm                     # every job submitted to SLURM
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/dataset.smk"
+include: "rules/cam.smk"
+include: "rules/relations.smk"
+include: "rules/irnet.smk"
+include: "rules/pseudo_labels.smk"
+include: "rules/evaluation.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/summary.json",
+        report_targets(),
+
+
+rule cams:
+    input:
+        "results/eval/cam.json",
+
+
+rule irnet:
+    input:
+        irnet_shards(),
+
+
+rule pseudo_labels:
+    input:
+        "results/pseudo_labels/instances.json",
+        "results/eval/semantic.json",
+        "results/eval/instances.json",

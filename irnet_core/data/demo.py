@@ -1,0 +1,502 @@
+"""A deterministic synthetic dataset in the exact PASCAL VOC 2012 layout, for demos and end-to-end tests.
+
+Each image shows 1-4 solid, compact objects on a cluttered, low-saturation background. Classes differ by
+shape, by texture and by a class-correlated hue (jittered, with no overlap between classes): from-scratch
+networks learn shape+texture alone too slowly for a demo budget, the colour cue makes the classes learnable.
+Objects often repeat a class, sometimes touch or overlap (later objects are drawn on top and the masks
+follow the same order). Ground truth follows VOC: palette PNGs with a void (255) band about 2 px wide along
+every object boundary, instance ids 1..M in ``SegmentationObject``, XML with filename, size, object names
+and boxes, and ``ImageSets/Segmentation/{train_aug,train}.txt``.
+
+Determinism contract: image ``i`` (0-based position in ``train_aug``) is drawn from its own generator
+seeded with ``(seed, i)``, so the files are byte-identical across runs and do not depend on ``workers``.
+:func:`demo_split_ids` computes the split lists without generating anything; the written lists equal it.
+
+CLI: ``python -m irnet_core.data.demo ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import math
+import multiprocessing
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from ..errors import InputError
+from ..palette import write_palette_png
+
+DEMO_CLASSES: tuple[str, ...] = ("disc", "square", "triangle", "star", "ring", "cross")
+
+_ID_PREFIX = "2026_"
+_MAX_IMAGES = 999_999
+_MIN_SIDE = 64  # below this the smallest objects would be mostly void band
+_SUPERSAMPLE = 4  # anti-aliased object edges: rasterise at 4x and box-filter down
+_JPEG_QUALITY = 90
+_MIN_RADIUS = 10.0
+_MIN_VISIBLE = 20  # non-void pixels every instance keeps; layouts that fail this are redrawn
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How one class looks: outline, texture and the centre of its hue range (0..1)."""
+
+    shape: str
+    texture: str
+    hue: float
+
+
+# Hues are spread 60 degrees apart and jittered by at most +-11 degrees, so class colours never overlap.
+_STYLES: dict[str, _Style] = {
+    "disc": _Style("disc", "dots", 0.0 / 6),  # red
+    "star": _Style("star", "solid", 1.0 / 6),  # yellow
+    "triangle": _Style("triangle", "stripes", 2.0 / 6),  # green
+    "cross": _Style("cross", "speckle", 3.0 / 6),  # cyan
+    "square": _Style("square", "checker", 4.0 / 6),  # blue
+    "ring": _Style("ring", "gradient", 5.0 / 6),  # magenta
+}
+_HUE_JITTER = 0.03
+
+
+# --------------------------------------------------------------------------------------------------- splits
+
+
+def _image_id(index: int) -> str:
+    return f"{_ID_PREFIX}{index + 1:06d}"
+
+
+def _check_counts(n_images: int, n_labelled: int) -> None:
+    if not isinstance(n_images, (int, np.integer)) or not 1 <= n_images <= _MAX_IMAGES:
+        raise InputError("n_images", f"must be an integer in 1..{_MAX_IMAGES}, got {n_images!r}")
+    if not isinstance(n_labelled, (int, np.integer)) or not 1 <= n_labelled <= n_images:
+        raise InputError("n_labelled", f"must be an integer in 1..n_images ({n_images}), got {n_labelled!r}")
+
+
+def demo_split_ids(n_images: int, n_labelled: int) -> dict[str, list[str]]:
+    """The split lists of the demo dataset, computed without generating files.
+
+    ``train_aug``: all ``n_images`` ids ``2026_000001``, ``2026_000002``, ...; ``train``: ``n_labelled`` of
+    them, spread evenly over ``train_aug`` (positions ``floor(k * n_images / n_labelled)``), in the same order.
+    """
+    _check_counts(n_images, n_labelled)
+    all_ids = [_image_id(i) for i in range(n_images)]
+    train = [all_ids[(k * n_images) // n_labelled] for k in range(n_labelled)]
+    return {"train_aug": all_ids, "train": train}
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+
+
+def _regular(n: int, radius: float, phase: float = 0.0) -> np.ndarray:
+    angles = phase + 2 * np.pi * np.arange(n) / n
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+
+
+def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Unit-size outline of ``shape`` as (filled polygons, hole polygons), x/y in [-1, 1], centred at 0."""
+    if shape == "disc":
+        circle = _regular(96, 1.0)
+        circle[:, 1] *= rng.uniform(0.8, 1.0)  # a slightly elliptic disc
+        return [circle], []
+    if shape == "square":
+        half = 1.0 / math.sqrt(2.0)
+        aspect = rng.uniform(0.85, 1.0)
+        return [np.array([[-half, -half * aspect], [half, -half * aspect], [half, half * aspect], [-half, half * aspect]])], []
+    if shape == "triangle":
+        return [_regular(3, 1.0, -np.pi / 2)], []
+    if shape == "star":
+        outer = _regular(5, 1.0, -np.pi / 2)
+        inner = _regular(5, rng.uniform(0.45, 0.55), -np.pi / 2 + np.pi / 5)
+        return [np.stack([outer, inner], axis=1).reshape(10, 2)], []
+    if shape == "ring":
+        return [_regular(96, 1.0)], [_regular(96, rng.uniform(0.45, 0.58))]
+    if shape == "cross":
+        a, b = rng.uniform(0.3, 0.38), 0.95  # arm half-width and reach: the arm corners stay inside radius 1
+        pts = [(a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b), (-a, -b), (-a, -a), (-b, -a), (-b, a), (-a, a), (-a, b)]
+        return [np.array(pts)], []
+    raise ValueError(f"unknown demo shape {shape!r}")
+
+
+def _rasterise(shape: str, radius: float, angle: float, rng: np.random.Generator) -> np.ndarray:
+    """Anti-aliased coverage (float32 0..1) of a rotated shape on a square patch centred on pixel (hb, hb)."""
+    half = int(math.ceil(radius)) + 2
+    side = 2 * half + 1
+    ss = _SUPERSAMPLE
+    canvas = Image.new("L", (side * ss, side * ss), 0)
+    draw = ImageDraw.Draw(canvas)
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    fills, holes = _outline(shape, rng)
+    for polys, value in ((fills, 255), (holes, 0)):
+        for poly in polys:
+            pts = (poly * radius) @ rot.T + (half + 0.5)  # pixel (half, half) has its centre at half + 0.5
+            draw.polygon([(float(x * ss), float(y * ss)) for x, y in pts], fill=value)
+    coverage = canvas.resize((side, side), Image.Resampling.BOX)
+    return np.asarray(coverage, dtype=np.float32) / 255.0
+
+
+def _texture(kind: str, side: int, radius: float, angle: float, rng: np.random.Generator) -> np.ndarray:
+    """Texture intensity ``t`` in [0, 1] on a ``side x side`` patch, in the object's own (rotated) frame."""
+    half = side // 2
+    y, x = np.mgrid[-half : side - half, -half : side - half].astype(np.float32)
+    u = math.cos(angle) * x + math.sin(angle) * y
+    v = -math.sin(angle) * x + math.cos(angle) * y
+    if kind == "stripes":
+        period, phi = rng.uniform(5.0, 8.0), rng.uniform(0, np.pi)
+        wave = np.sin(2 * np.pi * (u * math.cos(phi) + v * math.sin(phi)) / period)
+        return 0.5 + 0.5 * np.clip(2.5 * wave, -1.0, 1.0)
+    if kind == "checker":
+        cell = rng.uniform(4.0, 7.0)
+        return ((np.floor(u / cell) + np.floor(v / cell)) % 2).astype(np.float32)
+    if kind == "dots":
+        spacing = rng.uniform(6.0, 9.0)
+        du = (u / spacing) % 1.0 - 0.5
+        dv = (v / spacing) % 1.0 - 0.5
+        dist = np.sqrt(du * du + dv * dv) * spacing
+        return np.clip(0.3 * spacing + 0.5 - dist, 0.0, 1.0)  # discs with a one-pixel soft edge
+    if kind == "gradient":
+        phi = rng.uniform(0, 2 * np.pi)
+        ramp = (u * math.cos(phi) + v * math.sin(phi)) / max(radius, 1.0)
+        return np.clip(0.5 + 0.5 * ramp, 0.0, 1.0)
+    if kind == "speckle":
+        coarse = (rng.random(((side + 1) // 2, (side + 1) // 2)) < 0.4).astype(np.float32)
+        return np.kron(coarse, np.ones((2, 2), np.float32))[:side, :side]
+    if kind == "solid":
+        return rng.uniform(0.0, 0.08, size=(side, side)).astype(np.float32)
+    raise ValueError(f"unknown demo texture {kind!r}")
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32) * 255.0
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+
+@dataclass
+class _Object:
+    class_index: int
+    radius: float
+    coverage: np.ndarray  # float32 (side, side), 0..1
+    colour: np.ndarray  # float32 (side, side, 3), 0..255
+    cy: int = 0
+    cx: int = 0
+    area: int = 0  # full (unoccluded) mask area
+
+    @property
+    def half(self) -> int:
+        return self.coverage.shape[0] // 2
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.coverage >= 0.5
+
+
+def _make_object(class_index: int, style: _Style, short_side: int, rng: np.random.Generator) -> _Object:
+    # Diameter 12%..45% of the short side, but at least 20 px so that a ring keeps pixels beside its void band.
+    radius = max(0.5 * rng.uniform(0.12, 0.45) * short_side, _MIN_RADIUS)
+    angle = rng.uniform(0, 2 * np.pi)
+    coverage = _rasterise(style.shape, radius, angle, rng)
+    side = coverage.shape[0]
+    texture = _texture(style.texture, side, radius, angle, rng)
+    base = _hsv(style.hue + rng.uniform(-_HUE_JITTER, _HUE_JITTER), rng.uniform(0.55, 0.9), rng.uniform(0.62, 0.95))
+    depth = rng.uniform(0.3, 0.5)  # how much the texture darkens: keeps the hue, changes the value
+    shade = 1.0 - depth * texture
+    # A slightly darker rim (about 2 px) gives every object, even over a same-class neighbour, a visible edge.
+    inside = ndimage.distance_transform_edt(coverage >= 0.5)
+    shade *= 1.0 - 0.25 * np.clip(2.5 - inside, 0.0, 1.0)
+    colour = base[None, None, :] * shade[:, :, None]
+    return _Object(class_index, radius, coverage, colour.astype(np.float32))
+
+
+def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Low-saturation clutter: base colour, smooth low-contrast variation, faint blobs and lines (uint8 RGB)."""
+    base = _hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.15), rng.uniform(0.35, 0.75))
+    gh, gw = h // 24 + 3, w // 24 + 3
+    # Mostly luminance variation plus a little chroma, so the background never takes on a class hue.
+    coarse = rng.normal(0, 12, size=(gh, gw, 1)) + rng.normal(0, 3, size=(gh, gw, 3))
+    smooth = np.stack(
+        [np.asarray(Image.fromarray(coarse[:, :, c].astype(np.float32), mode="F").resize((w, h), Image.Resampling.BICUBIC)) for c in range(3)],
+        axis=2,
+    )
+    img = Image.fromarray(np.clip(base + smooth, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img, "RGBA")
+    for _ in range(int(rng.integers(3, 9))):
+        rx, ry = rng.uniform(0.05, 0.3) * w, rng.uniform(0.05, 0.3) * h
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        tone = _hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.2), rng.uniform(0.25, 0.9))
+        draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=(*tone.astype(int).tolist(), int(rng.integers(25, 70))))
+    for _ in range(int(rng.integers(2, 7))):
+        x0, y0, x1, y1 = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h)
+        tone = _hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.2), rng.uniform(0.2, 0.95))
+        draw.line([x0, y0, x1, y1], fill=(*tone.astype(int).tolist(), int(rng.integers(40, 100))), width=int(rng.integers(1, 4)))
+    return np.asarray(img)
+
+
+def _window(obj: _Object, cy: int, cx: int) -> tuple[slice, slice]:
+    return slice(cy - obj.half, cy + obj.half + 1), slice(cx - obj.half, cx + obj.half + 1)
+
+
+def _fits(obj: _Object, cy: int, cx: int, h: int, w: int) -> bool:
+    return obj.half + 1 <= cy <= h - obj.half - 2 and obj.half + 1 <= cx <= w - obj.half - 2
+
+
+def _try_place(
+    obj: _Object, cy: int, cx: int, inst: np.ndarray, placed: list[_Object], allow_overlap: bool
+) -> bool:
+    """Whether ``obj`` drawn on top at (cy, cx) keeps the layout valid: inside the image, and either no overlap
+    or every earlier object still shows at least 60% of its area (so each stays a recognisable instance)."""
+    h, w = inst.shape
+    if not _fits(obj, cy, cx, h, w):
+        return False
+    rows, cols = _window(obj, cy, cx)
+    under = inst[rows, cols][obj.mask]
+    if not under.any():
+        return True
+    if not allow_overlap:
+        return False
+    hidden = np.bincount(under, minlength=len(placed) + 1)
+    for k, other in enumerate(placed, start=1):
+        visible = int(np.count_nonzero(inst == k)) - int(hidden[k])
+        if visible < 0.6 * other.area:
+            return False
+    return True
+
+
+def _place(obj: _Object, inst: np.ndarray, placed: list[_Object], rng: np.random.Generator) -> bool:
+    """Find a position for ``obj`` (free, touching a neighbour, or overlapping one) and paint its id."""
+    h, w = inst.shape
+    mode = "free" if not placed else str(rng.choice(["free", "touch", "overlap"], p=[0.55, 0.25, 0.2]))
+    for _ in range(40):
+        if mode == "free":
+            cy = int(rng.integers(obj.half + 1, max(obj.half + 2, h - obj.half - 1)))
+            cx = int(rng.integers(obj.half + 1, max(obj.half + 2, w - obj.half - 1)))
+            ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=False)
+        else:
+            anchor = placed[int(rng.integers(len(placed)))]
+            angle = rng.uniform(0, 2 * np.pi)
+            dy, dx = math.sin(angle), math.cos(angle)
+            reach = anchor.radius + obj.radius
+            ok = False
+            if mode == "overlap":
+                dist = rng.uniform(0.55, 0.9) * reach
+                cy, cx = round(anchor.cy + dy * dist), round(anchor.cx + dx * dist)
+                ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=True)
+            else:  # slide outwards from the anchor until the first free position: the objects touch
+                dist = 0.6 * reach
+                while dist < 2.0 * reach and not ok:
+                    cy, cx = round(anchor.cy + dy * dist), round(anchor.cx + dx * dist)
+                    if not _fits(obj, cy, cx, h, w):
+                        break
+                    ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=False)
+                    dist += 1.0
+        if ok:
+            obj.cy, obj.cx = cy, cx
+            rows, cols = _window(obj, cy, cx)
+            mask = obj.mask
+            obj.area = int(np.count_nonzero(mask))
+            inst[rows, cols][mask] = len(placed) + 1
+            placed.append(obj)
+            return True
+    return False
+
+
+@dataclass
+class _Sample:
+    image: np.ndarray  # uint8 (H, W, 3)
+    class_map: np.ndarray  # uint8 (H, W): 0, c+1, 255
+    object_map: np.ndarray  # uint8 (H, W): 0, 1..M, 255
+    objects: list[tuple[int, tuple[int, int, int, int]]]  # (class index, (xmin, ymin, xmax, ymax) 1-based)
+
+
+def _render(index: int, seed: int, min_size: int, max_size: int, styles: Sequence[_Style]) -> _Sample:
+    """Draw image ``index`` from its own generator seeded with ``(seed, index)``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    h = int(rng.integers(min_size, max_size, endpoint=True))
+    w = int(rng.integers(min_size, max_size, endpoint=True))
+    short = min(h, w)
+    n_objects = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.3, 0.25, 0.15]))
+    # Several instances of one class are common: draw 1..3 distinct classes and share the objects among them.
+    n_kinds = min(n_objects, len(styles), int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15])))
+    kinds = rng.choice(len(styles), size=n_kinds, replace=False)
+    assignment = list(kinds) + list(rng.choice(kinds, size=n_objects - n_kinds))
+    for _ in range(50):  # redraw the layout in the (rare) case an instance would be all void band
+        objects = [_make_object(int(c), styles[int(c)], short, rng) for c in assignment]
+        objects.sort(key=lambda o: -o.radius)  # large first: smaller objects in front keep occlusions partial
+        inst = np.zeros((h, w), dtype=np.uint8)
+        placed: list[_Object] = []
+        for obj in objects:
+            _place(obj, inst, placed, rng)  # the first object always fits; a later one may be dropped
+        # VOC marks a void band along object outlines: here every pixel whose 3x3 neighbourhood spans two
+        # different regions, i.e. about one pixel on each side of each boundary.
+        band = ndimage.maximum_filter(inst, size=3) != ndimage.minimum_filter(inst, size=3)
+        kept = np.bincount(inst[~band], minlength=len(placed) + 1)[1:]
+        if placed and kept.min() >= _MIN_VISIBLE:
+            break
+    else:
+        raise RuntimeError(f"demo image {index}: no valid layout for {min_size}..{max_size} px images")
+
+    canvas = _background(h, w, rng).astype(np.float32)
+    for obj in placed:
+        rows, cols = _window(obj, obj.cy, obj.cx)
+        alpha = obj.coverage[:, :, None]
+        canvas[rows, cols] = canvas[rows, cols] * (1.0 - alpha) + obj.colour * alpha
+    canvas += rng.normal(0.0, 3.0, size=canvas.shape)  # sensor noise, objects included
+    image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+    class_of = np.zeros(256, dtype=np.uint8)
+    boxes = []
+    for k, obj in enumerate(placed, start=1):
+        class_of[k] = obj.class_index + 1
+        ys, xs = np.nonzero(inst == k)
+        boxes.append((obj.class_index, (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)))
+    class_map = class_of[inst]
+    object_map = inst.copy()
+    class_map[band] = 255
+    object_map[band] = 255
+    return _Sample(image, class_map, object_map, boxes)
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+
+def _annotation_xml(image_id: str, sample: _Sample, classes: Sequence[str]) -> bytes:
+    h, w = sample.class_map.shape
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "IRNetDemo"
+    ET.SubElement(root, "filename").text = f"{image_id}.jpg"
+    source = ET.SubElement(root, "source")
+    ET.SubElement(source, "database").text = "IRNet synthetic demo"
+    size = ET.SubElement(root, "size")
+    ET.SubElement(size, "width").text = str(w)
+    ET.SubElement(size, "height").text = str(h)
+    ET.SubElement(size, "depth").text = "3"
+    ET.SubElement(root, "segmented").text = "1"
+    for class_index, (xmin, ymin, xmax, ymax) in sample.objects:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = classes[class_index]
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = "0"
+        box = ET.SubElement(obj, "bndbox")
+        for tag, value in (("xmin", xmin), ("ymin", ymin), ("xmax", xmax), ("ymax", ymax)):
+            ET.SubElement(box, tag).text = str(value)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8") + b"\n"
+
+
+def _write_images(
+    root: str, indices: Sequence[int], seed: int, min_size: int, max_size: int, classes: tuple[str, ...]
+) -> None:
+    """Render and write the files of the images at ``indices`` (one process of the pool runs this)."""
+    base = Path(root)
+    styles = [_STYLES[name] for name in classes]
+    for index in indices:
+        image_id = _image_id(index)
+        sample = _render(index, seed, min_size, max_size, styles)
+        Image.fromarray(sample.image).save(base / "JPEGImages" / f"{image_id}.jpg", "JPEG", quality=_JPEG_QUALITY)
+        write_palette_png(base / "SegmentationClass" / f"{image_id}.png", sample.class_map)
+        write_palette_png(base / "SegmentationObject" / f"{image_id}.png", sample.object_map)
+        (base / "Annotations" / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, sample, classes))
+
+
+def _check_params(seed: int, min_size: int, max_size: int, classes: Sequence[str], workers: int) -> None:
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError("seed", f"must be a non-negative integer, got {seed!r}")
+    if not isinstance(min_size, (int, np.integer)) or min_size < _MIN_SIDE:
+        raise InputError("min_size", f"must be an integer >= {_MIN_SIDE}, got {min_size!r}")
+    if not isinstance(max_size, (int, np.integer)) or max_size < min_size or max_size > 4096:
+        raise InputError("max_size", f"must be an integer in min_size ({min_size})..4096, got {max_size!r}")
+    if not classes or len(set(classes)) != len(classes):
+        raise InputError("classes", f"must be a non-empty list of distinct names, got {list(classes)!r}")
+    unknown = [c for c in classes if c not in _STYLES]
+    if unknown:
+        raise InputError("classes", f"unknown demo class {unknown[0]!r} (known: {', '.join(DEMO_CLASSES)})")
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InputError("workers", f"must be a positive integer, got {workers!r}")
+
+
+def generate_demo_dataset(
+    root: str | Path,
+    *,
+    n_images: int,
+    n_labelled: int,
+    seed: int,
+    min_size: int,
+    max_size: int,
+    classes: Sequence[str] = DEMO_CLASSES,
+    workers: int = 1,
+) -> None:
+    """Write the demo dataset under ``root`` in the VOC 2012 layout (see the module docstring).
+
+    Image sides are drawn uniformly in ``[min_size, max_size]``. ``classes`` must be distinct names from
+    :data:`DEMO_CLASSES` (a subset keeps each class's look); class indices follow the order given. Existing
+    files with the same names are overwritten, others are left alone. ``workers > 1`` renders in a pool of
+    spawned processes; the output is identical to ``workers=1``.
+    """
+    classes = tuple(classes)
+    _check_counts(n_images, n_labelled)
+    _check_params(seed, min_size, max_size, classes, workers)
+    splits = demo_split_ids(n_images, n_labelled)
+    base = Path(root)
+    for sub in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+
+    args = (str(base), int(seed), int(min_size), int(max_size), classes)
+    if workers == 1 or n_images == 1:
+        _write_images(args[0], range(n_images), *args[1:])
+    else:
+        # Spawned (not forked) workers: safe even when the caller has threads (e.g. torch) running.
+        n_chunks = min(n_images, workers * 4)
+        chunks = [list(range(k, n_images, n_chunks)) for k in range(n_chunks)]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_write_images, args[0], chunk, *args[1:]) for chunk in chunks]
+            for future in futures:
+                future.result()
+
+    # Lists last: their presence means every image they name has been written.
+    for split, ids in splits.items():
+        (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; prints an :class:`InputError` as one line and returns 2."""
+    parser = argparse.ArgumentParser(prog="python -m irnet_core.data.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="output folder (VOC 2012 layout)")
+    parser.add_argument("--n-images", type=int, required=True, help="number of images (train_aug)")
+    parser.add_argument("--n-labelled", type=int, required=True, help="size of the 'train' subset")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--min-size", type=int, required=True, help="smallest image side in pixels")
+    parser.add_argument("--max-size", type=int, required=True, help="largest image side in pixels")
+    parser.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
+    args = parser.parse_args(argv)
+    try:
+        generate_demo_dataset(
+            args.root,
+            n_images=args.n_images,
+            n_labelled=args.n_labelled,
+            seed=args.seed,
+            min_size=args.min_size,
+            max_size=args.max_size,
+            workers=args.workers,
+        )
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

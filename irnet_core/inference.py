@@ -1,0 +1,249 @@
+"""Per-image inference wrappers around the trained networks (method spec §2.4, §2.9, §2.10).
+
+* :func:`compute_cams` — multi-scale, flip-summed CAMs at stride 4 and at full resolution.
+* :func:`infer_boundary_displacement` — IRNet boundary map and calibrated displacement field.
+* :func:`mean_displacement` — the post-training calibration pass that yields ``IRNet.mean_displacement``.
+
+Inputs are RGB uint8 ``(H, W, 3)`` numpy images; outputs are float32 numpy arrays on the CPU (the
+calibration value is float64). Each function runs the model in eval mode under
+``torch.inference_mode()`` and restores the model's previous train/eval mode afterwards. The model
+must already be on ``device`` (``None`` means "the device of the model's parameters").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from irnet_core.data.transforms import normalize, resize_image, scaled_size
+from irnet_core.errors import InputError
+from irnet_core.models.cam_net import CAMNet
+from irnet_core.models.irnet import IRNet
+
+CAM_SCALES: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
+# Added to each channel's max before dividing, as in the reference (keeps all-zero channels at 0).
+CAM_NORM_EPS = 1e-5
+
+
+def strided_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    """Size of the stride-``stride`` grid of an ``height x width`` image: ``((H-1)//s+1, (W-1)//s+1)``."""
+    return (height - 1) // stride + 1, (width - 1) // stride + 1
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode and restore its previous mode on exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _resolve_device(model: nn.Module, device: torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _check_image(image: np.ndarray, where: str = "image") -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(where, f"expected an RGB uint8 array of shape (H, W, 3), got {got}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(where, f"empty image of shape {image.shape}")
+
+
+def _to_tensor(normalised_hwc: np.ndarray, device: torch.device) -> torch.Tensor:
+    """float32 (H,W,3) -> (1,3,H,W) tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(normalised_hwc.transpose(2, 0, 1))).unsqueeze(0).to(device)
+
+
+def _with_mirror(x: torch.Tensor) -> torch.Tensor:
+    """(1,3,H,W) -> (2,3,H,W): the image and its horizontal mirror."""
+    return torch.cat([x, x.flip(-1)], dim=0)
+
+
+def _max_normalise(maps: torch.Tensor) -> torch.Tensor:
+    """Divide each channel of (K, h, w) by its own spatial max + ``CAM_NORM_EPS``."""
+    return maps / (maps.amax(dim=(-2, -1), keepdim=True) + CAM_NORM_EPS)
+
+
+def compute_cams(
+    model: CAMNet,
+    image: np.ndarray,
+    keys: Sequence[int],
+    *,
+    scales: Sequence[float] = CAM_SCALES,
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-scale CAMs of one image (method spec §2.4).
+
+    For every scale ``s``: PIL-bicubic resize to ``(round(H*s), round(W*s))`` (skipped at ``s == 1``),
+    normalise, run ``model.cams`` on the image and its mirror, ``A_s = out[0] + flip(out[1])``.
+    ``cam = sum_s bilinear(A_s -> (h, w))`` with ``h = (H-1)//4+1``; ``high_res = sum_s
+    bilinear(A_s -> (16*ceil(H/16), 16*ceil(W/16)))`` cropped top-left to ``H x W``. Only the channels
+    in ``keys`` are kept (in the given order), each divided by its own max + 1e-5, separately for the
+    two outputs, so values lie in [0, 1).
+
+    Args:
+        model: the CAM network (any train/eval mode; it runs in eval mode here).
+        image: RGB uint8 ``(H, W, 3)``.
+        keys: class indices present in the image (0-based, distinct); may be empty.
+        scales: resize factors.
+        device: where to compute; defaults to the model's device.
+
+    Returns:
+        ``(cam float32 (K, h, w), high_res float32 (K, H, W))``; with ``K == 0`` both are empty
+        (no forward pass is run).
+
+    Raises:
+        InputError: bad image (``image``), out-of-range or repeated class indices (``keys``), or an
+            empty/non-positive ``scales`` (``scales``).
+    """
+    _check_image(image)
+    height, width = image.shape[:2]
+    key_list = [int(k) for k in keys]
+    if any(not 0 <= k < model.num_classes for k in key_list):
+        raise InputError("keys", f"class indices {key_list} outside 0..{model.num_classes - 1}")
+    if len(set(key_list)) != len(key_list):
+        raise InputError("keys", f"repeated class indices in {key_list}")
+    if not scales or any(s <= 0 for s in scales):
+        raise InputError("scales", f"expected positive scale factors, got {list(scales)}")
+
+    h, w = strided_size(height, width, 4)
+    h16, w16 = strided_size(height, width, 16)
+    if not key_list:
+        return np.zeros((0, h, w), np.float32), np.zeros((0, height, width), np.float32)
+
+    device = _resolve_device(model, device)
+    index = torch.tensor(key_list, dtype=torch.long, device=device)
+    cam = torch.zeros((len(key_list), h, w), dtype=torch.float32, device=device)
+    high_res = torch.zeros((len(key_list), 16 * h16, 16 * w16), dtype=torch.float32, device=device)
+    with _eval_mode(model), torch.inference_mode():
+        for s in scales:
+            scaled = image if s == 1.0 else resize_image(image, scaled_size((height, width), s))
+            out = model.cams(_with_mirror(_to_tensor(normalize(scaled), device)))
+            # Select the kept classes first: interpolation is per channel, so this only saves work.
+            flip_sum = (out[0] + out[1].flip(-1))[index].unsqueeze(0).float()
+            cam += F.interpolate(flip_sum, size=(h, w), mode="bilinear", align_corners=False)[0]
+            high_res += F.interpolate(flip_sum, size=high_res.shape[-2:], mode="bilinear", align_corners=False)[0]
+        cam = _max_normalise(cam)
+        high_res = _max_normalise(high_res[:, :height, :width])
+    return cam.cpu().numpy().astype(np.float32, copy=False), high_res.cpu().numpy().astype(np.float32, copy=False)
+
+
+def _inference_pad(size: int, pad_size: int) -> int:
+    """Padded length of one axis: ``pad_size`` if it fits, else the next multiple of 16 (never crop)."""
+    return pad_size if size <= pad_size else 16 * ((size + 15) // 16)
+
+
+def infer_boundary_displacement(
+    model: IRNet,
+    image: np.ndarray,
+    *,
+    pad_size: int,
+    device: torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boundary map and calibrated displacement field of one image (method spec §2.10).
+
+    The normalised image and its mirror (batch of 2) are zero-padded right/bottom — zero in
+    normalised space, i.e. the ImageNet mean colour — to ``pad_size x pad_size``, as in the paper: the
+    padding is not neutral, because every GroupNorm computes its statistics over the whole padded map,
+    exactly as during training on zero-padded crops. **Padding policy for large images:** along an
+    axis longer than ``pad_size`` the image is padded up to the next multiple of 16 instead; it is
+    never cropped (the reference code silently cropped such images, which misaligns the boundary map
+    with the CAMs). Outputs are cropped to the stride-4 grid ``(h, w) = ((H-1)//4+1, (W-1)//4+1)``.
+
+    Returns:
+        ``boundary`` float32 ``(h, w)`` in [0, 1]: ``sigmoid((logit(img) + flip(logit(mirror))) / 2)``;
+        ``displacement`` float32 ``(2, h, w)``: ``D(img) - model.mean_displacement`` from the
+        un-mirrored image only; channel 0 = dy, 1 = dx, in stride-4 grid cells.
+
+    Raises:
+        InputError: bad image (``image``) or non-positive ``pad_size`` (``pad_size``).
+    """
+    _check_image(image)
+    if pad_size < 1:
+        raise InputError("pad_size", f"expected a positive size, got {pad_size}")
+    height, width = image.shape[:2]
+    h, w = strided_size(height, width, 4)
+    device = _resolve_device(model, device)
+    padded_h, padded_w = _inference_pad(height, pad_size), _inference_pad(width, pad_size)
+    with _eval_mode(model), torch.inference_mode():
+        pair = _with_mirror(_to_tensor(normalize(image), device))
+        pair = F.pad(pair, (0, padded_w - width, 0, padded_h - height))
+        edge_logits, displacement = model(pair)
+        edge_logits = edge_logits[:, 0, :h, :w]
+        boundary = torch.sigmoid((edge_logits[0] + edge_logits[1].flip(-1)) / 2)
+        disp = displacement[0, :, :h, :w] - model.mean_displacement.to(displacement)[:, None, None]
+    return boundary.float().cpu().numpy(), disp.float().cpu().numpy()
+
+
+def _top_left_fit(normalised_hwc: np.ndarray, size: int) -> np.ndarray:
+    """Place an (H,W,3) float image at the top-left of a zero ``size x size`` canvas (overflow is cut)."""
+    canvas = np.zeros((size, size, 3), dtype=np.float32)
+    ch, cw = min(size, normalised_hwc.shape[0]), min(size, normalised_hwc.shape[1])
+    canvas[:ch, :cw] = normalised_hwc[:ch, :cw]
+    return canvas
+
+
+def mean_displacement(
+    model: IRNet,
+    images: Iterable[np.ndarray],
+    *,
+    pad_size: int,
+    device: torch.device | None = None,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Calibration offset μ of the displacement field (method spec §2.9, mean-displacement pass).
+
+    Each image is normalised and top-left cropped / zero-padded to ``pad_size x pad_size`` (here
+    large images *are* cropped, as in the reference, because μ is a statistic over training-like
+    inputs); batches of ``batch_size`` go through an eval-mode forward; each batch contributes the mean
+    of the raw displacement over its images and all positions (padding included); μ is the mean of
+    these batch means. Unlike the reference (``drop_last``) every image is used: the last, smaller
+    batch counts as one batch like the others. Dropping it would make μ undefined for fewer than
+    ``batch_size`` images, and the weighting difference is negligible.
+
+    The model is not modified: assign the result to ``model.mean_displacement`` yourself. μ is
+    computed from the raw output, so the model's current ``mean_displacement`` does not matter.
+
+    Returns:
+        float64 ``(2,)`` array ``(mean dy, mean dx)`` in stride-4 grid cells.
+
+    Raises:
+        InputError: no images (``images``), a bad image (``images[i]``), or bad sizes.
+    """
+    if pad_size < 1:
+        raise InputError("pad_size", f"expected a positive size, got {pad_size}")
+    if batch_size < 1:
+        raise InputError("batch_size", f"expected a positive batch size, got {batch_size}")
+    device = _resolve_device(model, device)
+    batch_means: list[torch.Tensor] = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        x = torch.from_numpy(np.stack(batch).transpose(0, 3, 1, 2).copy()).to(device)
+        _, displacement = model(x)
+        batch_means.append(displacement.double().mean(dim=(0, 2, 3)).cpu())
+        batch.clear()
+
+    with _eval_mode(model), torch.inference_mode():
+        for i, image in enumerate(images):
+            _check_image(image, f"images[{i}]")
+            batch.append(_top_left_fit(normalize(image), pad_size))
+            if len(batch) == batch_size:
+                flush()
+        if batch:
+            flush()
+    if not batch_means:
+        raise InputError("images", "no images to compute the mean displacement from")
+    return torch.stack(batch_means).mean(dim=0).numpy().astype(np.float64)

@@ -1,0 +1,242 @@
+"""Evaluation: semantic confusion matrix / IoU and PASCAL VOC instance-segmentation AP (method doc §2.5, §2.14).
+
+Both follow the semantics of the official evaluation (which uses chainercv), so numbers are comparable:
+
+* semantic: confusion matrix with ground truth as rows and prediction as columns, ground-truth 255 ignored,
+  ``IoU_c = TP / (GT_c + Pred_c - TP)``, mIoU = NaN-mean over classes (classes absent from both are NaN);
+* instance: greedy matching by descending score per image and class, all-point interpolated AP (VOC2010+),
+  mAP = NaN-mean over classes that have ground truth.
+
+Reports are JSON friendly: NaN becomes ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+IGNORE_LABEL = 255
+
+
+def _json_float(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+class ConfusionMatrix:
+    """Accumulates an (n_classes, n_classes) int64 confusion matrix; entry [g, p] counts pixels of GT g predicted p.
+
+    Class 0 is background; ``n_classes`` includes it (21 for VOC).
+    """
+
+    def __init__(self, n_classes: int) -> None:
+        if n_classes < 1:
+            raise InputError("ConfusionMatrix", f"n_classes must be >= 1, got {n_classes}")
+        self.n_classes = int(n_classes)
+        self.matrix = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
+
+    def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        """Add one image. ``gt`` values in 0..n_classes-1 or 255 (ignored); ``pred`` values in 0..n_classes-1.
+
+        Raises InputError on shape mismatch or out-of-range values (a prediction may not be 255: map unsure
+        pixels to a class before evaluating).
+        """
+        gt = np.asarray(gt)
+        pred = np.asarray(pred)
+        if gt.shape != pred.shape:
+            raise InputError("ConfusionMatrix.update", f"gt {gt.shape} and prediction {pred.shape} differ in shape")
+        gt = gt.reshape(-1).astype(np.int64)
+        pred = pred.reshape(-1).astype(np.int64)
+        if pred.size and (pred.min() < 0 or pred.max() >= self.n_classes):
+            raise InputError("ConfusionMatrix.update", f"prediction values must lie in 0..{self.n_classes - 1}, "
+                                                       f"got {pred.min()}..{pred.max()}")
+        keep = gt != IGNORE_LABEL
+        gt, pred = gt[keep], pred[keep]
+        if gt.size and (gt.min() < 0 or gt.max() >= self.n_classes):
+            raise InputError("ConfusionMatrix.update", f"ground-truth values must lie in 0..{self.n_classes - 1} "
+                                                       f"or be {IGNORE_LABEL}, got {gt.min()}..{gt.max()}")
+        self.matrix += np.bincount(gt * self.n_classes + pred, minlength=self.n_classes**2).reshape(
+            self.n_classes, self.n_classes
+        )
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU float64 (n_classes,); NaN for classes absent from both ground truth and prediction."""
+        tp = np.diag(self.matrix).astype(np.float64)
+        union = self.matrix.sum(axis=1) + self.matrix.sum(axis=0) - tp
+        return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+
+    def miou(self) -> float:
+        """NaN-mean of :meth:`iou`; NaN when no class has any pixel."""
+        values = self.iou()
+        return float(np.mean(values[~np.isnan(values)])) if np.any(~np.isnan(values)) else math.nan
+
+    def pixel_accuracy(self) -> float:
+        """Fraction of non-ignored pixels predicted correctly; NaN when nothing was counted."""
+        total = int(self.matrix.sum())
+        return float(np.trace(self.matrix)) / total if total else math.nan
+
+
+def _with_background(class_names: Sequence[str], n_classes: int, where: str) -> list[str]:
+    names = [str(name) for name in class_names]
+    if len(names) == n_classes - 1:
+        return ["background", *names]
+    if len(names) == n_classes and names[0] == "background":
+        return names
+    raise InputError(where, f"expected {n_classes - 1} foreground class names (or {n_classes} starting with "
+                            f"'background'), got {len(names)}")
+
+
+def semantic_report(conf: ConfusionMatrix, class_names: Sequence[str]) -> dict:
+    """JSON-friendly summary ``{"miou", "per_class": {name: iou or None}, "pixel_accuracy"}``.
+
+    ``class_names`` are the foreground names (``n_classes - 1``, background is prepended as name 0) or all
+    ``n_classes`` names starting with "background". NaN values are reported as None.
+    """
+    names = _with_background(class_names, conf.n_classes, "semantic_report")
+    return {
+        "miou": _json_float(conf.miou()),
+        "per_class": {name: _json_float(value) for name, value in zip(names, conf.iou())},
+        "pixel_accuracy": _json_float(conf.pixel_accuracy()),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Instance segmentation AP
+
+
+def mask_iou(masks_a: np.ndarray, masks_b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU float64 (A, B) of bool masks (A, H, W) and (B, H, W); 0 where both masks are empty."""
+    flat_a = masks_a.reshape(masks_a.shape[0], -1).astype(np.float64)
+    flat_b = masks_b.reshape(masks_b.shape[0], -1).astype(np.float64)
+    intersection = flat_a @ flat_b.T
+    union = flat_a.sum(axis=1)[:, None] + flat_b.sum(axis=1)[None, :] - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1), 0.0)
+
+
+def _descending(scores: np.ndarray) -> np.ndarray:
+    # Stable, so equal scores keep their input order: results do not depend on the sort algorithm.
+    return np.argsort(-scores, kind="stable")
+
+
+def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
+    """All-point interpolated AP (VOC2010+): area under the monotone (right-to-left max) precision envelope."""
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[0.0], np.nan_to_num(precision), [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    steps = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+def voc_instance_ap(
+    pred_masks: Sequence[np.ndarray],
+    pred_labels: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    gt_masks: Sequence[np.ndarray],
+    gt_labels: Sequence[np.ndarray],
+    n_classes: int,
+    iou_threshold: float = 0.5,
+) -> tuple[np.ndarray, float]:
+    """PASCAL VOC instance-segmentation AP per class and its mean, as chainercv's
+    ``eval_instance_segmentation_voc`` (``use_07_metric=False``) computes them.
+
+    Inputs are per-image lists: predicted masks bool (M, H, W), labels (M,) 0-based, scores (M,); ground-truth
+    masks bool (G, H, W) and labels (G,). Per image and class, predictions are visited by descending score; each
+    takes the ground-truth instance of maximal mask IoU: a true positive if that IoU >= ``iou_threshold`` and the
+    instance is not yet taken, a false positive otherwise (also when its best instance is already taken: there
+    is no fall-back to the second best). Per class, all predictions of the dataset are ranked by score (ties keep
+    input order), giving cumulative precision and recall; AP is the area under the monotone precision envelope.
+
+    Returns ``(ap float64 (n_classes,), mAP)``: NaN AP for classes without ground truth (their predictions are
+    ignored), AP 0 for classes with ground truth but no prediction; mAP is the NaN-mean (NaN if no class has GT).
+
+    Void regions: ground-truth instances come from VOC's SegmentationObject; the 255 void pixels belong to no
+    ground-truth mask, and predictions are *not* masked there, so predicted pixels on void count in the union,
+    exactly as in chainercv.
+    """
+    n_images = len(pred_masks)
+    if not (len(pred_labels) == len(pred_scores) == len(gt_masks) == len(gt_labels) == n_images):
+        raise InputError("voc_instance_ap", "prediction and ground-truth lists must have one entry per image")
+    n_positive = np.zeros(n_classes, dtype=np.int64)
+    scores: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
+    matches: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
+
+    for index in range(n_images):
+        p_masks = np.asarray(pred_masks[index], dtype=bool)
+        p_labels = np.asarray(pred_labels[index], dtype=np.int64).reshape(-1)
+        p_scores = np.asarray(pred_scores[index], dtype=np.float64).reshape(-1)
+        g_masks = np.asarray(gt_masks[index], dtype=bool)
+        g_labels = np.asarray(gt_labels[index], dtype=np.int64).reshape(-1)
+        where = f"voc_instance_ap image {index}"
+        if p_masks.ndim != 3 or p_masks.shape[0] != p_labels.size or p_scores.size != p_labels.size:
+            raise InputError(where, f"prediction masks {p_masks.shape}, labels {p_labels.shape} and scores "
+                                    f"{p_scores.shape} disagree")
+        if g_masks.ndim != 3 or g_masks.shape[0] != g_labels.size:
+            raise InputError(where, f"ground-truth masks {g_masks.shape} and labels {g_labels.shape} disagree")
+        if p_masks.shape[0] and g_masks.shape[0] and p_masks.shape[1:] != g_masks.shape[1:]:
+            raise InputError(where, f"prediction size {p_masks.shape[1:]} differs from ground truth {g_masks.shape[1:]}")
+        for labels, kind in ((p_labels, "prediction"), (g_labels, "ground-truth")):
+            if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+                raise InputError(where, f"{kind} labels must lie in 0..{n_classes - 1}")
+
+        for label in np.unique(np.concatenate([p_labels, g_labels])):
+            keep = p_labels == label
+            order = _descending(p_scores[keep])
+            cls_masks = p_masks[keep][order]
+            cls_gt = g_masks[g_labels == label]
+            n_positive[label] += cls_gt.shape[0]
+            scores[label].append(p_scores[keep][order])
+            match = np.zeros(cls_masks.shape[0], dtype=bool)
+            if cls_masks.shape[0] and cls_gt.shape[0]:
+                ious = mask_iou(cls_masks, cls_gt)
+                best = ious.argmax(axis=1)
+                taken = np.zeros(cls_gt.shape[0], dtype=bool)
+                for row, gt_index in enumerate(best):
+                    if ious[row, gt_index] >= iou_threshold:
+                        match[row] = not taken[gt_index]
+                        taken[gt_index] = True
+            matches[label].append(match)
+
+    ap = np.full(n_classes, np.nan)
+    for label in range(n_classes):
+        if n_positive[label] == 0:
+            continue
+        cls_scores = np.concatenate(scores[label]) if scores[label] else np.zeros(0)
+        cls_match = np.concatenate(matches[label]) if matches[label] else np.zeros(0, dtype=bool)
+        ranked = cls_match[_descending(cls_scores)]
+        tp = np.cumsum(ranked)
+        fp = np.cumsum(~ranked)
+        precision = tp / np.maximum(tp + fp, 1)
+        recall = tp / n_positive[label]
+        ap[label] = average_precision(precision, recall)
+    valid = ~np.isnan(ap)
+    return ap, float(np.mean(ap[valid])) if np.any(valid) else math.nan
+
+
+def instance_report(
+    pred_masks: Sequence[np.ndarray],
+    pred_labels: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    gt_masks: Sequence[np.ndarray],
+    gt_labels: Sequence[np.ndarray],
+    class_names: Sequence[str],
+) -> dict:
+    """JSON-friendly AP summary at IoU 0.25, 0.5 and 0.75.
+
+    ``class_names`` are the foreground names, index = 0-based class. Returns
+    ``{"map25", "map50", "map75", "per_class": {name: {"ap25", "ap50", "ap75"}}}`` with None for NaN.
+    """
+    names = [str(name) for name in class_names]
+    results = {}
+    for tag, threshold in (("25", 0.25), ("50", 0.5), ("75", 0.75)):
+        results[tag] = voc_instance_ap(
+            pred_masks, pred_labels, pred_scores, gt_masks, gt_labels, len(names), iou_threshold=threshold
+        )
+    report: dict = {f"map{tag}": _json_float(results[tag][1]) for tag in results}
+    report["per_class"] = {
+        name: {f"ap{tag}": _json_float(results[tag][0][index]) for tag in results} for index, name in enumerate(names)
+    }
+    return report

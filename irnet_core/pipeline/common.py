@@ -1,0 +1,78 @@
+"""Small file helpers shared by the stage entry points."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..data.voc import image_size, load_image, load_image_labels
+from ..errors import InputError
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return _json_safe(value.item())
+    return value
+
+
+def write_json(path: str | Path, data) -> None:
+    """Write JSON atomically, with NaN/inf turned into null (strict JSON) and numpy scalars into Python ones."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(_json_safe(data), handle, indent=2, allow_nan=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def read_labels_file(path: str | Path) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def prepare_labels(
+    *,
+    image_ids: Sequence[str],
+    image_paths: Sequence[str],
+    label_paths: Sequence[str],
+    classes: Sequence[str],
+    out_path: str,
+    threads: int = 1,
+) -> dict:
+    """Validate the training images and write their image-level labels and sizes to ``out_path``.
+
+    Every image is fully decoded once here, so a corrupt file stops the workflow before training starts; a
+    training image without any label is an error (it would teach the classifier "no class present").
+    """
+
+    def check(args):
+        image_id, image_path, label_path = args
+        keys = load_image_labels(Path(label_path).parent.parent, image_id, classes)
+        if not keys:
+            raise InputError(label_path, f"training image {image_id!r} has no image-level label")
+        height, width = image_size(image_path)
+        load_image(image_path)  # full decode: truncated or corrupt files fail here
+        return image_id, keys, [height, width]
+
+    jobs = list(zip(image_ids, image_paths, label_paths, strict=True))
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(check, jobs))
+    data = {
+        "classes": list(classes),
+        "image_ids": [r[0] for r in results],
+        "labels": {r[0]: r[1] for r in results},
+        "sizes": {r[0]: r[2] for r in results},
+    }
+    write_json(out_path, data)
+    return data

@@ -1,0 +1,113 @@
+"""Pieces shared by both trainings: optimiser recipes, LR schedules, seeding, resumable checkpoints, history.
+
+Checkpoints live outside the rule's declared output (Snakemake deletes the outputs of a failed job), are
+written atomically each epoch, and carry a fingerprint of everything that determines the result (settings,
+image ids, input files). A rerun resumes only from a checkpoint whose fingerprint matches, so a stale one left
+by a different configuration is never picked up. Data order and augmentation are drawn from generators seeded
+by (seed, epoch, index), so a resumed run sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled sample order of one epoch; depends only on (seed, epoch)."""
+    return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """Augmentation randomness of one sample in one epoch, independent of batching and worker processes."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def build_optimizer(groups: Sequence[dict], recipe: dict) -> torch.optim.Optimizer:
+    """SGD or AdamW over parameter groups; each group dict holds `params` and an `lr_mult`."""
+    param_groups = [
+        {"params": list(g["params"]), "lr": recipe["lr"] * g.get("lr_mult", 1.0), "initial_lr": recipe["lr"] * g.get("lr_mult", 1.0)}
+        for g in groups
+        if len(list(g["params"]))
+    ]
+    if recipe["optimizer"] == "sgd":
+        return torch.optim.SGD(param_groups, lr=recipe["lr"], momentum=recipe["momentum"], weight_decay=recipe["weight_decay"])
+    if recipe["optimizer"] == "adamw":
+        return torch.optim.AdamW(
+            param_groups, lr=recipe["lr"], betas=(recipe["momentum"], 0.999), weight_decay=recipe["weight_decay"]
+        )
+    raise ValueError(f"unknown optimizer {recipe['optimizer']!r}")
+
+
+def lr_factor(step: int, max_step: int, schedule: str, power: float = 0.9) -> float:
+    """Learning-rate factor before update ``step`` (0-based): poly (paper) or cosine."""
+    progress = min(step, max_step) / max(1, max_step)
+    if schedule == "poly":
+        return (1.0 - progress) ** power
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, fingerprint: str) -> dict | None:
+    """Return the checkpoint at ``path`` if it exists and matches ``fingerprint``, else None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged checkpoint is not fatal: training starts over
+        log.warning("ignoring unreadable checkpoint %s (%s)", path, exc)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.info("checkpoint %s belongs to other settings; starting from scratch", path)
+        return None
+    return state
+
+
+def write_history(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    rows = list(rows)
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def file_signature(paths: Iterable[str | Path]) -> list:
+    """Names and sizes of input files: cheap, and enough to tell a checkpoint of other data from this one."""
+    return [(os.path.basename(str(p)), os.path.getsize(p)) for p in paths]

@@ -1,0 +1,113 @@
+# CAM stage (method doc §2.3-2.5): train the classifier, infer multi-scale CAMs per shard, evaluate them.
+
+
+rule train_cam:
+    input:
+        labels=rules.prepare_dataset.output.labels,
+        images=train_images(),
+    output:
+        model="results/cam/model.pt",
+        history="results/cam/train_log.csv",
+    params:
+        train=config["cam"]["train"],
+        recipe=cam_recipe(),
+        backbone=config["backbone"],
+        classes=config["dataset"]["classes"],
+        checkpoint_dir="results/checkpoints/train_cam",
+    log:
+        "logs/train_cam/train_cam.log",
+    benchmark:
+        "benchmarks/train_cam/train_cam.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=GPU_JOBS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/train_cam.py"
+
+
+rule infer_cam:
+    input:
+        model=rules.train_cam.output.model,
+        images=shard_images,
+        labels=shard_label_files,
+    output:
+        cams=directory("results/cam/shard-{shard}.zarr"),
+    params:
+        infer=config["cam"]["infer"],
+        image_ids=shard_ids,
+    log:
+        "logs/infer_cam/shard-{shard}.log",
+    benchmark:
+        "benchmarks/infer_cam/shard-{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=shard_mem_mb,
+        runtime=12 * 60,
+        gpu=GPU_JOBS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/infer_cam.py"
+
+
+rule evaluate_cam_untrained:
+    # Baseline: CAMs of an untrained network (same architecture and initial weights), best threshold.
+    input:
+        images=eval_images(),
+        labels=eval_label_files(),
+        class_gt=eval_class_gt(),
+    output:
+        metrics="results/eval/cam_untrained.json",
+    params:
+        train=config["cam"]["train"],
+        backbone=config["backbone"],
+        infer=config["cam"]["infer"],
+        sweep=config["cam"]["eval"]["sweep"],
+        classes=config["dataset"]["classes"],
+        image_ids=EVAL_IDS,
+    log:
+        "logs/evaluate_cam_untrained/evaluate_cam_untrained.log",
+    benchmark:
+        "benchmarks/evaluate_cam_untrained/evaluate_cam_untrained.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        runtime=12 * 60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/evaluate_cam_untrained.py"
+
+
+rule evaluate_cam:
+    input:
+        cams=cam_shards(),
+        untrained=rules.evaluate_cam_untrained.output.metrics,
+        class_gt=eval_class_gt(),
+    output:
+        metrics=report(
+            "results/eval/cam.json",
+            caption="../report/evaluation.rst",
+            category="Evaluation",
+            labels={"stage": "CAM"},
+        ),
+    params:
+        eval=config["cam"]["eval"],
+        classes=config["dataset"]["classes"],
+        image_ids=EVAL_IDS,
+    log:
+        "logs/evaluate_cam/evaluate_cam.log",
+    benchmark:
+        "benchmarks/evaluate_cam/evaluate_cam.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/evaluate_cam.py"

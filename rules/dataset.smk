@@ -1,0 +1,53 @@
+# Dataset stage: the synthetic demo dataset (only when dataset.root is the demo folder) and the validated
+# image-level labels of the training list.
+
+
+if IS_DEMO:
+
+    rule make_demo_dataset:
+        # Deterministic synthetic data in the exact VOC 2012 layout; ground truth is read only by evaluation.
+        output:
+            train_aug=f"{DEMO_ROOT}/ImageSets/Segmentation/train_aug.txt",
+            train=f"{DEMO_ROOT}/ImageSets/Segmentation/train.txt",
+            **demo_outputs(),
+        params:
+            demo=config["demo"],
+            classes=config["dataset"]["classes"],
+        log:
+            "logs/make_demo_dataset/make_demo_dataset.log",
+        benchmark:
+            "benchmarks/make_demo_dataset/make_demo_dataset.tsv"
+        threads: 2
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        conda:
+            "../environment.yml"
+        script:
+            "../workflow_scripts/make_demo_dataset.py"
+
+
+rule prepare_dataset:
+    # Image-level labels and sizes of the training images; stops on unreadable images, unknown class names and
+    # training images without any label.
+    input:
+        id_list=list_path("train_list"),
+        images=train_images(),
+        labels=train_label_files(),
+    output:
+        labels="results/dataset/labels.json",
+    params:
+        classes=config["dataset"]["classes"],
+        image_ids=TRAIN_IDS,
+    log:
+        "logs/prepare_dataset/prepare_dataset.log",
+    benchmark:
+        "benchmarks/prepare_dataset/prepare_dataset.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/prepare_dataset.py"

@@ -1,0 +1,80 @@
+# Evaluation against ground truth (method doc §2.14) and the run summary printed at the end of the demo.
+
+
+rule evaluate_semantic:
+    input:
+        semantic=rules.export_labels.output.semantic,
+        class_gt=eval_class_gt(),
+    output:
+        metrics=report(
+            "results/eval/semantic.json",
+            caption="../report/evaluation.rst",
+            category="Evaluation",
+            labels={"stage": "semantic pseudo-labels"},
+        ),
+    params:
+        classes=config["dataset"]["classes"],
+        image_ids=EVAL_IDS,
+    log:
+        "logs/evaluate_semantic/evaluate_semantic.log",
+    benchmark:
+        "benchmarks/evaluate_semantic/evaluate_semantic.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/evaluate_semantic.py"
+
+
+rule evaluate_instances:
+    input:
+        instances=stage_shards("instances"),
+        cams=cam_shards(),
+        class_gt=eval_class_gt(),
+        object_gt=eval_object_gt(),
+    output:
+        metrics=report(
+            "results/eval/instances.json",
+            caption="../report/evaluation.rst",
+            category="Evaluation",
+            labels={"stage": "instance pseudo-labels"},
+        ),
+    params:
+        classes=config["dataset"]["classes"],
+        baseline_threshold=config["cam"]["eval"]["threshold"],
+        image_ids=EVAL_IDS,
+    log:
+        "logs/evaluate_instances/evaluate_instances.log",
+    benchmark:
+        "benchmarks/evaluate_instances/evaluate_instances.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/evaluate_instances.py"
+
+
+rule summarize:
+    # One table: CAM / random-walk mIoU, instance mAP50 (IRNet and baseline), wall time of each stage.
+    input:
+        cam="results/eval/cam.json",
+        semantic="results/eval/semantic.json",
+        instances="results/eval/instances.json",
+    output:
+        summary="results/summary.json",
+        table="results/summary.txt",
+    params:
+        benchmark_dir="benchmarks",
+    log:
+        "logs/summarize/summarize.log",
+    threads: 1
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/summarize.py"

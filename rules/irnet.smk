@@ -1,0 +1,82 @@
+# IRNet stage (method doc §2.8-2.10): train the boundary and displacement branches on the mined relations,
+# calibrate the mean displacement in its own rule, then infer both maps per shard.
+
+
+rule train_irnet:
+    input:
+        relations=stage_shards("relations"),
+        images=train_images(),
+        cam_model=irnet_cam_model(),
+    output:
+        model="results/irnet/model.pt",
+        history="results/irnet/train_log.csv",
+    params:
+        train=config["irnet"]["train"],
+        backbone=config["backbone"],
+        backbone_source=irnet_backbone_source(),
+        image_ids=TRAIN_IDS,
+        checkpoint_dir="results/checkpoints/train_irnet",
+    log:
+        "logs/train_irnet/train_irnet.log",
+    benchmark:
+        "benchmarks/train_irnet/train_irnet.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=12000,
+        runtime=24 * 60,
+        gpu=GPU_JOBS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/train_irnet.py"
+
+
+rule calibrate_displacement:
+    # The mean displacement (the paper's MeanShift value) over training images, as an explicit step.
+    input:
+        model=rules.train_irnet.output.model,
+        images=calibration_images(),
+    output:
+        calibration="results/irnet/calibration.json",
+    params:
+        calibration=config["irnet"]["calibration"],
+        pad_size=config["irnet"]["train"]["crop_size"],
+        image_ids=calibration_ids(),
+    log:
+        "logs/calibrate_displacement/calibrate_displacement.log",
+    benchmark:
+        "benchmarks/calibrate_displacement/calibrate_displacement.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPU_JOBS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/calibrate_displacement.py"
+
+
+rule infer_irnet:
+    input:
+        model=rules.train_irnet.output.model,
+        calibration=rules.calibrate_displacement.output.calibration,
+        images=shard_infer_images,
+    output:
+        maps=directory("results/irnet/shard-{shard}.zarr"),
+    params:
+        infer=config["irnet"]["infer"],
+        image_ids=shard_infer_ids,
+    log:
+        "logs/infer_irnet/shard-{shard}.log",
+    benchmark:
+        "benchmarks/infer_irnet/shard-{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=shard_mem_mb,
+        runtime=12 * 60,
+        gpu=GPU_JOBS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/infer_irnet.py"

@@ -1,0 +1,76 @@
+# Pseudo-label stage (method doc §2.11-2.13): random-walk propagation of CAMs over boundary affinities into
+# semantic labels, instance extraction from the displacement field, and the exports users train on.
+
+
+rule propagate_semantic:
+    input:
+        cams="results/cam/shard-{shard}.zarr",
+        maps="results/irnet/shard-{shard}.zarr",
+    output:
+        labels=directory("results/semantic/shard-{shard}.zarr"),
+    params:
+        random_walk=config["random_walk"],
+        image_ids=shard_infer_ids,
+    log:
+        "logs/propagate_semantic/shard-{shard}.log",
+    benchmark:
+        "benchmarks/propagate_semantic/shard-{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=shard_mem_mb,
+        runtime=12 * 60,
+        gpu=GPU_JOBS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/propagate_semantic.py"
+
+
+rule extract_instances:
+    input:
+        cams="results/cam/shard-{shard}.zarr",
+        maps="results/irnet/shard-{shard}.zarr",
+    output:
+        instances=directory("results/instances/shard-{shard}.zarr"),
+    params:
+        random_walk=config["random_walk"],
+        instances=config["instances"],
+        image_ids=shard_infer_ids,
+    log:
+        "logs/extract_instances/shard-{shard}.log",
+    benchmark:
+        "benchmarks/extract_instances/shard-{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=shard_mem_mb,
+        runtime=12 * 60,
+        gpu=GPU_JOBS,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/extract_instances.py"
+
+
+rule export_labels:
+    input:
+        semantic=stage_shards("semantic"),
+        instances=stage_shards("instances"),
+        images=[image_file(i) for i in INFER_IDS],
+    output:
+        semantic=directory("results/pseudo_labels/SegmentationClass"),
+        coco="results/pseudo_labels/instances.json",
+    params:
+        classes=config["dataset"]["classes"],
+        image_ids=INFER_IDS,
+    log:
+        "logs/export_labels/export_labels.log",
+    benchmark:
+        "benchmarks/export_labels/export_labels.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/export_labels.py"

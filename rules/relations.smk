@@ -1,0 +1,25 @@
+# Relation stage (method doc §2.6): confident foreground / background / unsure labels of the training images,
+# from two CAM thresholds refined by a dense CRF. CPU-bound; runs per shard.
+
+
+rule mine_relations:
+    input:
+        cams="results/cam/shard-{shard}.zarr",
+        images=shard_train_images,
+    output:
+        relations=directory("results/relations/shard-{shard}.zarr"),
+    params:
+        relations=config["relations"],
+        image_ids=shard_train_ids,
+    log:
+        "logs/mine_relations/shard-{shard}.log",
+    benchmark:
+        "benchmarks/mine_relations/shard-{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=shard_mem_mb,
+        runtime=12 * 60,
+    conda:
+        "../environment.yml"
+    script:
+        "../workflow_scripts/mine_relations.py"

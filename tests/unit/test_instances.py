@@ -1,0 +1,198 @@
+"""Instance extraction (stage G), the CAM-components baseline and the id-map storage form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from irnet_core.errors import InputError
+from irnet_core.instances import (
+    Instances,
+    cam_component_instances,
+    cluster_centroids,
+    extract_instances,
+    find_centroids,
+    instances_to_map,
+    map_to_instances,
+)
+
+GRID = (16, 24)  # stride-4 grid of a 64 x 96 image
+SIZE = (64, 96)
+CENTRES = ((5, 5), (10, 19))  # |d1|^2 - |d2|^2 is odd everywhere, so no pixel is equidistant
+
+
+def _two_centre_field() -> tuple[np.ndarray, np.ndarray]:
+    """Displacement pointing half-way to the nearest centre, and the index (0/1) of that centre per pixel."""
+    ys, xs = np.mgrid[0 : GRID[0], 0 : GRID[1]].astype(np.float64)
+    dist = np.stack([(ys - cy) ** 2 + (xs - cx) ** 2 for cy, cx in CENTRES])
+    nearest = dist.argmin(axis=0)
+    cy = np.choose(nearest, [c[0] for c in CENTRES])
+    cx = np.choose(nearest, [c[1] for c in CENTRES])
+    return np.stack([0.5 * (cy - ys), 0.5 * (cx - xs)]), nearest
+
+
+def test_centroid_walk_converges_to_the_two_centres() -> None:
+    field, nearest = _two_centre_field()
+    centroids = find_centroids(field, iterations=300)
+    assert centroids.shape == (2, *GRID) and np.issubdtype(centroids.dtype, np.integer)
+    expected_y = np.choose(nearest, [c[0] for c in CENTRES])
+    expected_x = np.choose(nearest, [c[1] for c in CENTRES])
+    np.testing.assert_array_equal(centroids[0], expected_y)
+    np.testing.assert_array_equal(centroids[1], expected_x)
+
+
+def test_centroid_walk_interpolates_bilinearly() -> None:
+    # Row 0 of dx is [0.5, 2.1, 0, 0, 0]. From x=0: step 1 -> 0.5; step 2 adds 0.5*0.5 + 0.5*2.1 = 1.3 -> 1.8 -> 2.
+    # (Nearest-floor sampling would end at 1, nearest-ceil at 3.) From x=1: 1 + 2.1 = 3.1, then 0 -> 3.
+    field = np.zeros((2, 1, 5))
+    field[1, 0, :2] = (0.5, 2.1)
+    centroids = find_centroids(field, iterations=2)
+    np.testing.assert_array_equal(centroids[1, 0], [2, 3, 2, 3, 4])
+    np.testing.assert_array_equal(centroids[0, 0], [0, 0, 0, 0, 0])
+
+
+def test_centroid_walk_clips_to_the_grid() -> None:
+    field = np.zeros((2, 3, 3))
+    field[0], field[1] = 0.5, -0.25  # four steps move by (+2, -1)
+    centroids = find_centroids(field, iterations=4)
+    np.testing.assert_array_equal(centroids[0], [[2, 2, 2]] * 3)
+    np.testing.assert_array_equal(centroids[1], [[0, 0, 1]] * 3)
+
+
+def test_clustering_separates_the_two_centres() -> None:
+    field, nearest = _two_centre_field()
+    clusters = cluster_centroids(find_centroids(field), field)
+    # Weak regions (|D| < 2.5, i.e. within distance 5 of a centre) are two disks; the upper-left one is
+    # labelled first in raster order, so it is cluster 0.
+    np.testing.assert_array_equal(clusters, nearest)
+
+
+def test_walks_ending_outside_weak_regions_form_one_extra_cluster() -> None:
+    field = np.zeros((2, 1, 6))
+    field[1, 0, 3:] = 3.0  # strong displacement on x >= 3: not weak
+    centroids = np.array([[[0] * 6], [[0, 1, 2, 5, 5, 4]]])  # the last three end on x = 4, 5 (not weak)
+    clusters = cluster_centroids(centroids, field)
+    np.testing.assert_array_equal(clusters, [[1, 1, 1, 0, 0, 0]])
+
+
+def _identity_propagate(scores: torch.Tensor, boundary: torch.Tensor, **_: object) -> torch.Tensor:
+    """Stand-in random walk: keeps the seeds, damped by (1 - B) as the real one does before walking."""
+    return scores * (1 - boundary)
+
+
+def _nearest_upsample(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Stand-in for upsample_scores: x4 nearest, crop, divide by the global maximum."""
+    up = scores.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2)[:, : size[0], : size[1]]
+    return up / up.max()
+
+
+def _two_object_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    field, _ = _two_centre_field()
+    cam = np.zeros((1, *GRID), np.float32)
+    cam[0, 3:8, 3:8] = 1.0  # object around centre (5, 5)
+    cam[0, 8:13, 17:22] = 0.8  # object around centre (10, 19)
+    return cam, np.zeros(GRID, np.float32), field
+
+
+def test_extract_instances_finds_two_objects_of_the_right_class() -> None:
+    cam, boundary, field = _two_object_scene()
+    inst = extract_instances(
+        cam, [14], boundary, field, SIZE, propagate_fn=_identity_propagate, upsample_fn=_nearest_upsample
+    )
+    assert len(inst) == 2
+    assert inst.masks.dtype == bool and inst.masks.shape == (2, *SIZE)
+    assert inst.classes.dtype == np.int64 and inst.classes.tolist() == [14, 14]
+    assert inst.scores.dtype == np.float32
+    np.testing.assert_allclose(inst.scores, [1.0, 0.8])
+    first = np.zeros(SIZE, bool)
+    first[12:32, 12:32] = True
+    second = np.zeros(SIZE, bool)
+    second[32:52, 68:88] = True
+    np.testing.assert_array_equal(inst.masks[0], first)
+    np.testing.assert_array_equal(inst.masks[1], second)
+
+
+def test_small_fragments_are_kept_with_score_zero_and_rows_are_class_major() -> None:
+    cam = np.zeros((2, *GRID), np.float32)
+    cam[0, 3:8, 3:8] = 1.0
+    cam[1, 8:13, 17:22] = 0.9
+    cam[1, 9, 14] = 0.7  # one grid cell = 16 px < 1 % of 64*96 = 61.44 px; same cluster, separate fragment
+    _, boundary, field = _two_object_scene()
+    inst = extract_instances(
+        cam, [3, 11], boundary, field, SIZE, propagate_fn=_identity_propagate, upsample_fn=_nearest_upsample
+    )
+    assert inst.classes.tolist() == [3, 11, 11]
+    # Both class-11 fragments are in row 1*N + 1; they come in raster order of their first pixels:
+    # the big one starts at (32, 68), the small one at (36, 56).
+    np.testing.assert_allclose(inst.scores, [1.0, 0.9, 0.0])
+    assert inst.masks.sum(axis=(1, 2)).tolist() == [400, 400, 16]
+    assert inst.masks[2][36:40, 56:60].all()
+
+
+def test_no_image_level_label_gives_no_instances() -> None:
+    _, boundary, field = _two_object_scene()
+    inst = extract_instances(np.zeros((0, *GRID), np.float32), [], boundary, field, SIZE)
+    assert len(inst) == 0 and inst.masks.shape == (0, *SIZE)
+
+
+def test_extract_instances_rejects_a_grid_that_does_not_fit_the_image() -> None:
+    cam, boundary, field = _two_object_scene()
+    with pytest.raises(InputError, match="cam must be"):
+        extract_instances(cam, [1], boundary, field, (80, 96), propagate_fn=_identity_propagate)
+
+
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[2] / "irnet_core" / "random_walk.py").exists(),
+    reason="irnet_core.random_walk not written yet",
+)
+def test_extract_instances_with_the_real_random_walk() -> None:
+    cam, boundary, field = _two_object_scene()
+    inst = extract_instances(cam, [14], boundary, field, SIZE)
+    assert inst.classes.tolist() == [14, 14]
+    # Without boundaries each instance CAM spreads over its own cluster only partially; the two objects stay
+    # apart and each detection covers its own object's seed region.
+    assert inst.masks[0][12:32, 12:32].all() and not inst.masks[0][:, 48:].any()
+    assert inst.masks[1][32:52, 68:88].all() and not inst.masks[1][:, :48].any()
+    assert inst.scores[0] == pytest.approx(1.0)
+
+
+def test_cam_component_baseline() -> None:
+    high_res = np.zeros((2, 6, 8), np.float32)
+    high_res[0, 0:2, 0:2] = [[0.5, 0.9], [0.6, 0.4]]  # component A of class 4, max 0.9
+    high_res[0, 4:6, 0:3] = 0.3  # component B of class 4, max 0.3
+    high_res[1, 0:3, 5:8] = 0.7  # class 7
+    high_res[1, 0, 5] = 0.2  # below the 0.25 background -> not part of the component
+    inst = cam_component_instances(high_res, [4, 7], bg_threshold=0.25)
+    assert inst.classes.tolist() == [4, 4, 7]
+    np.testing.assert_allclose(inst.scores, [0.9, 0.3, 0.7])
+    assert inst.masks.sum(axis=(1, 2)).tolist() == [4, 6, 8]
+    assert not inst.masks[2][0, 5]
+    empty = cam_component_instances(np.zeros((0, 6, 8), np.float32), [], 0.25)
+    assert empty.masks.shape == (0, 6, 8)
+
+
+def test_id_map_round_trip_is_lossless() -> None:
+    masks = np.zeros((3, 4, 5), bool)
+    masks[0, 0, :2] = True
+    masks[1, 2:, 3:] = True  # masks[2] stays empty
+    inst = Instances(masks, [2, 5, 5], [0.75, 0.5, 0.0])
+    id_map, classes, scores = instances_to_map(inst)
+    assert id_map.dtype == np.int32
+    np.testing.assert_array_equal(
+        id_map, [[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 2, 2], [0, 0, 0, 2, 2]]
+    )
+    back = map_to_instances(id_map, classes, scores)
+    np.testing.assert_array_equal(back.masks, masks)
+    assert back.classes.dtype == np.int64 and back.classes.tolist() == [2, 5, 5]
+    assert back.scores.dtype == np.float32 and back.scores.tolist() == [0.75, 0.5, 0.0]
+
+
+def test_overlapping_masks_cannot_be_stored_as_a_map() -> None:
+    masks = np.ones((2, 3, 3), bool)
+    with pytest.raises(InputError, match="overlap"):
+        instances_to_map(Instances(masks, [0, 1], [1.0, 1.0]))
+    with pytest.raises(InputError, match="0..1"):
+        map_to_instances(np.full((2, 2), 2, np.int32), [0], [1.0])

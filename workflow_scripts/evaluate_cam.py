@@ -1,0 +1,21 @@
+"""Rule evaluate_cam: CAM mIoU at the configured threshold, over a sweep, and the baselines."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.cam import evaluate_cam
+
+    evaluate_cam(
+        cam_stores=snakemake.input.cams,
+        untrained_path=snakemake.input.untrained,
+        image_ids=snakemake.params.image_ids,
+        gt_paths=snakemake.input.class_gt,
+        classes=snakemake.params.classes,
+        threshold=snakemake.params.eval["threshold"],
+        sweep=snakemake.params.eval["sweep"],
+        out_path=snakemake.output.metrics,
+    )
+
+
+run_job(snakemake, main)

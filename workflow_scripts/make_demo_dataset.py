@@ -1,0 +1,25 @@
+"""Rule make_demo_dataset: generate the synthetic VOC-layout demo dataset."""
+
+from pathlib import Path
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.data.demo import generate_demo_dataset
+
+    demo = snakemake.params.demo
+    root = Path(snakemake.output.train_aug).parents[2]
+    generate_demo_dataset(
+        root,
+        n_images=demo["n_images"],
+        n_labelled=demo["n_labelled"],
+        seed=demo["seed"],
+        min_size=demo["min_size"],
+        max_size=demo["max_size"],
+        classes=tuple(snakemake.params.classes),
+        workers=snakemake.threads,
+    )
+
+
+run_job(snakemake, main)

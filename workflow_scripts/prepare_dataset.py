@@ -1,0 +1,19 @@
+"""Rule prepare_dataset: validated image-level labels and sizes of the training images."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.common import prepare_labels
+
+    prepare_labels(
+        image_ids=snakemake.params.image_ids,
+        image_paths=snakemake.input.images,
+        label_paths=snakemake.input.labels,
+        classes=snakemake.params.classes,
+        out_path=snakemake.output.labels,
+        threads=snakemake.threads,
+    )
+
+
+run_job(snakemake, main)

@@ -1,0 +1,26 @@
+"""Rule train_cam: train the CAM classifier (resumes from its last epoch checkpoint)."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.devices import resolve_device
+    from irnet_core.pipeline.cam import train_cam
+
+    compute = snakemake.config["compute"]  # run settings only; result settings arrive as params
+    train_cam(
+        labels_path=snakemake.input.labels,
+        image_paths=snakemake.input.images,
+        classes=snakemake.params.classes,
+        train=snakemake.params.train,
+        recipe=snakemake.params.recipe,
+        backbone=snakemake.params.backbone,
+        out_model=snakemake.output.model,
+        out_history=snakemake.output.history,
+        checkpoint_dir=snakemake.params.checkpoint_dir,
+        device=resolve_device(compute["device"]),
+        num_workers=compute["num_workers"],
+    )
+
+
+run_job(snakemake, main)
