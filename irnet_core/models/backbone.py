@@ -34,10 +34,6 @@ from irnet_core.errors import InputError
 
 ARCHS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
 
-# Stage names in the order forward() returns them, with their output strides.
-STAGES: tuple[str, ...] = ("x1", "x2", "x3", "x4", "x5")
-STRIDES: dict[str, int] = {"x1": 4, "x2": 4, "x3": 8, "x4": 16, "x5": 16}
-
 
 class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d that always uses (and never updates) its running statistics.
@@ -221,9 +217,8 @@ def load_backbone_state(backbone: Backbone, state: Mapping[str, Any], *, where: 
         problems.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
     if wrong_shape:
         k = wrong_shape[0]
-        problems.append(
-            f"{len(wrong_shape)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
-        )
+        shapes = f"file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        problems.append(f"{len(wrong_shape)} shape mismatches (e.g. {k}: {shapes})")
     if problems:
         raise InputError(where, f"weights do not fit {backbone.arch}: " + "; ".join(problems))
     backbone.load_state_dict(state, strict=False)  # strict=False only for the optional num_batches_tracked

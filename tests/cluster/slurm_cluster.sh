@@ -224,7 +224,8 @@ ensure_munge() {
     rm -f /run/munge/munge.socket.2.lock
     rm -f /run/munge/munged.pid
     # As user munge, like the Debian service; its parent returns once the socket is ready.
-    runuser -u munge -- /usr/sbin/munged >>"$LOG" 2>&1 ||
+    # 9>&-: the daemon must not inherit our lock fd, or it would hold the lock for its whole life.
+    runuser -u munge -- /usr/sbin/munged >>"$LOG" 2>&1 9>&- ||
         die $EX_FAIL "munged did not start (see $LOG and /var/log/munge/munged.log)"
     # munged cannot write into our root-owned run dir; copy its own pid file over as our record.
     pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
@@ -238,7 +239,7 @@ ensure_munge() {
 start_slurm_daemon() {
     local name=$1 i pid
     shift
-    "$@" >>"$LOG" 2>&1 || die $EX_FAIL "$name did not start (see $STATE/log/$name.log)"
+    "$@" >>"$LOG" 2>&1 9>&- || die $EX_FAIL "$name did not start (see $STATE/log/$name.log)"
     for ((i = 0; i < 50; i++)); do
         pid=$(our_pid "$name")
         [[ -n $pid ]] && break

@@ -1,0 +1,296 @@
+"""Pseudo-label stage entry points: semantic propagation, instance extraction, exports, evaluation, summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..export import coco_instances, write_coco, write_label_png
+from ..instances import Instances, cam_component_instances, extract_instances, instances_to_map, map_to_instances
+from ..metrics import ConfusionMatrix, instance_report, semantic_report
+from ..palette import read_label_png
+from ..store import ShardReader, ShardWriter, open_shards
+from .common import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _read_inputs(cams: ShardReader, maps: ShardReader, image_id: str, device: torch.device):
+    cam_arrays, cam_attrs = cams.read(image_id, ["cam"])
+    map_arrays, _ = maps.read(image_id, ["boundary", "displacement"])
+    cam = torch.from_numpy(cam_arrays["cam"].astype(np.float32)).to(device)
+    boundary = torch.from_numpy(map_arrays["boundary"].astype(np.float32)).to(device)
+    if cam.shape[1:] != boundary.shape:
+        raise InputError(maps.path, f"{image_id}: boundary map {tuple(boundary.shape)} does not match CAM grid {tuple(cam.shape[1:])}")
+    return cam, cam_attrs["keys"], tuple(cam_attrs["size"]), boundary, map_arrays["displacement"].astype(np.float32)
+
+
+def propagate_semantic_shard(
+    *, cam_store: str, irnet_store: str, image_ids: Sequence[str], random_walk: dict, out_store: str, device: torch.device
+) -> int:
+    """Semantic pseudo-labels (uint8, 0 = background, c+1 = class c) of one shard's images (method doc §2.12)."""
+    from ..random_walk import semantic_labels
+
+    cams = ShardReader(cam_store, expected_ids=image_ids)
+    maps = ShardReader(irnet_store, expected_ids=image_ids)
+    with ShardWriter(out_store, stage="semantic", image_ids=image_ids, attrs={"random_walk": random_walk}) as writer:
+        for image_id in image_ids:
+            cam, keys, size, boundary, _ = _read_inputs(cams, maps, image_id, device)
+            labels = semantic_labels(
+                cam,
+                keys,
+                boundary,
+                size,
+                beta=random_walk["beta"],
+                exp_times=random_walk["exp_times"],
+                radius=random_walk["radius"],
+                bg_threshold=random_walk["sem_bg_threshold"],
+            )
+            writer.write(image_id, {"labels": np.asarray(labels, dtype=np.uint8)}, {"keys": keys, "size": list(size)})
+    return len(image_ids)
+
+
+def extract_instances_shard(
+    *,
+    cam_store: str,
+    irnet_store: str,
+    image_ids: Sequence[str],
+    random_walk: dict,
+    instances: dict,
+    out_store: str,
+    device: torch.device,
+) -> int:
+    """Instance pseudo-labels of one shard: an instance-id map plus per-instance class and score arrays."""
+    cams = ShardReader(cam_store, expected_ids=image_ids)
+    maps = ShardReader(irnet_store, expected_ids=image_ids)
+    with ShardWriter(out_store, stage="instances", image_ids=image_ids, attrs={"random_walk": random_walk, "instances": instances}) as writer:
+        for image_id in image_ids:
+            cam, keys, size, boundary, displacement = _read_inputs(cams, maps, image_id, device)
+            found = extract_instances(
+                cam,
+                keys,
+                boundary,
+                displacement,
+                size,
+                beta=random_walk["beta"],
+                exp_times=random_walk["exp_times"],
+                radius=random_walk["radius"],
+                bg_threshold=instances["bg_threshold"],
+                centroid_iterations=instances["centroid_iterations"],
+                weak_threshold=instances["weak_threshold"],
+                min_fragment=instances["min_fragment"],
+                device=device,
+            )
+            id_map, classes, scores = instances_to_map(found)
+            writer.write(
+                image_id,
+                {"instance_map": id_map, "classes": classes.astype(np.int64), "scores": scores.astype(np.float32)},
+                {"keys": keys, "size": list(size), "count": int(len(classes))},
+            )
+    return len(image_ids)
+
+
+def read_instances(reader: ShardReader, image_id: str) -> Instances:
+    arrays, _ = reader.read(image_id, ["instance_map", "classes", "scores"])
+    return map_to_instances(arrays["instance_map"], arrays["classes"], arrays["scores"])
+
+
+def export_labels(
+    *,
+    semantic_stores: Sequence[str],
+    instance_stores: Sequence[str],
+    image_ids: Sequence[str],
+    image_paths: Sequence[str],
+    classes: Sequence[str],
+    out_dir: str,
+    out_coco: str,
+) -> dict:
+    """VOC-palette PNGs of the semantic labels and a COCO instances file of the instance labels."""
+    semantic = open_shards(semantic_stores)
+    instance = open_shards(instance_stores)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    records = []
+    for image_id, image_path in zip(image_ids, image_paths, strict=True):
+        if image_id not in semantic or image_id not in instance:
+            raise InputError(image_id, "image has no pseudo-labels in the shard stores")
+        labels = semantic[image_id].read(image_id, ["labels"])[0]["labels"]
+        write_label_png(Path(out_dir) / f"{image_id}.png", labels)
+        found = read_instances(instance[image_id], image_id)
+        records.append((image_id, Path(image_path).name, int(labels.shape[0]), int(labels.shape[1]), found))
+    coco = coco_instances(records, classes)
+    write_coco(out_coco, coco)
+    log.info("exported %d label maps and %d instances", len(records), len(coco["annotations"]))
+    return {"images": len(records), "annotations": len(coco["annotations"])}
+
+
+def evaluate_semantic(
+    *, label_dir: str, image_ids: Sequence[str], gt_paths: Sequence[str], classes: Sequence[str], out_path: str
+) -> dict:
+    """mIoU of the exported semantic pseudo-labels against ground truth (method doc §2.14)."""
+    matrix = ConfusionMatrix(len(classes) + 1)
+    for image_id, gt_path in zip(image_ids, gt_paths, strict=True):
+        gt = read_label_png(gt_path)
+        pred = read_label_png(Path(label_dir) / f"{image_id}.png")
+        if pred.shape != gt.shape:
+            raise InputError(gt_path, f"ground truth is {gt.shape} but the pseudo-label is {pred.shape}")
+        pred = np.where(pred == 255, 0, pred)
+        matrix.update(gt, pred)
+    report = semantic_report(matrix, ["background", *classes])
+    result = {**report, "n_images": len(image_ids)}
+    write_json(out_path, result)
+    return result
+
+
+def _instance_gt(class_path: str, object_path: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """GT instances (chainercv semantics): SegmentationObject ids 1..254, class = majority class value − 1."""
+    classes = read_label_png(class_path)
+    objects = read_label_png(object_path)
+    if classes.shape != objects.shape:
+        raise InputError(object_path, f"shape {objects.shape} differs from {class_path} {classes.shape}")
+    ids = [i for i in np.unique(objects) if 0 < i < 255]
+    masks, labels = [], []
+    for instance_id in ids:
+        mask = objects == instance_id
+        values = classes[mask]
+        values = values[(values > 0) & (values < 255)]
+        if not values.size:
+            continue
+        label = int(np.bincount(values).argmax()) - 1
+        if label >= n_classes:
+            raise InputError(class_path, f"label value {label + 1} is out of range for {n_classes} classes")
+        masks.append(mask)
+        labels.append(label)
+    shape = (len(masks), *classes.shape)
+    return (np.stack(masks) if masks else np.zeros(shape, dtype=bool)), np.asarray(labels, dtype=np.int64)
+
+
+def evaluate_instances(
+    *,
+    instance_stores: Sequence[str],
+    cam_stores: Sequence[str],
+    image_ids: Sequence[str],
+    class_gt_paths: Sequence[str],
+    object_gt_paths: Sequence[str],
+    classes: Sequence[str],
+    baseline_threshold: float,
+    out_path: str,
+) -> dict:
+    """PASCAL VOC instance AP at IoU 0.25/0.5/0.75 for IRNet's instances and the CAM-components baseline."""
+    instance = open_shards(instance_stores)
+    cams = open_shards(cam_stores)
+    gt_masks, gt_labels = [], []
+    ours: list[Instances] = []
+    baseline: list[Instances] = []
+    for image_id, class_path, object_path in zip(image_ids, class_gt_paths, object_gt_paths, strict=True):
+        masks, labels = _instance_gt(class_path, object_path, len(classes))
+        gt_masks.append(masks)
+        gt_labels.append(labels)
+        ours.append(read_instances(instance[image_id], image_id))
+        arrays, attrs = cams[image_id].read(image_id, ["high_res"])
+        baseline.append(cam_component_instances(arrays["high_res"].astype(np.float32), attrs["keys"], baseline_threshold))
+
+    def report(found: list[Instances]) -> dict:
+        return instance_report(
+            [f.masks for f in found], [f.classes for f in found], [f.scores for f in found], gt_masks, gt_labels, classes
+        )
+
+    main, base = report(ours), report(baseline)
+    result = {
+        **main,
+        "map25_cam_baseline": base["map25"],
+        "map50_cam_baseline": base["map50"],
+        "map75_cam_baseline": base["map75"],
+        "cam_baseline_per_class": base["per_class"],
+        "cam_baseline_threshold": baseline_threshold,
+        "n_images": len(image_ids),
+        "n_instances": int(sum(len(f.classes) for f in ours)),
+        "n_gt_instances": int(sum(len(g) for g in gt_labels)),
+    }
+    write_json(out_path, result)
+    return result
+
+
+# ---- summary ----------------------------------------------------------------------------------------------
+
+STAGES = [
+    "make_demo_dataset", "prepare_dataset", "train_cam", "infer_cam", "evaluate_cam_untrained", "evaluate_cam",
+    "mine_relations", "train_irnet", "calibrate_displacement", "infer_irnet", "propagate_semantic",
+    "extract_instances", "export_labels", "evaluate_semantic", "evaluate_instances",
+]
+
+
+def stage_timings(benchmark_dir: str) -> dict[str, dict]:
+    """Per rule: job count, summed wall seconds and the largest peak memory (MB) from `benchmark:` files."""
+    timings: dict[str, dict] = {}
+    for path in sorted(Path(benchmark_dir).glob("*/*.tsv")):
+        with open(path) as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        if not rows:
+            continue
+        entry = timings.setdefault(path.parent.name, {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
+        entry["jobs"] += 1
+        entry["seconds"] += float(rows[-1]["s"])
+        try:
+            entry["max_rss_mb"] = max(entry["max_rss_mb"], float(rows[-1].get("max_rss", "nan")))
+        except ValueError:
+            pass
+    return timings
+
+
+def summarize(*, cam_path: str, semantic_path: str, instances_path: str, benchmark_dir: str, out_json: str, out_table: str) -> str:
+    """One table of the headline numbers and the per-stage wall time; returns the table text."""
+    with open(cam_path) as h:
+        cam = json.load(h)
+    with open(semantic_path) as h:
+        semantic = json.load(h)
+    with open(instances_path) as h:
+        instances = json.load(h)
+    timings = stage_timings(benchmark_dir)
+
+    def pct(value) -> str:
+        return "  n/a" if value is None else f"{100 * value:5.1f}"
+
+    lines = [
+        "IRNet pipeline summary",
+        "",
+        f"  CAM mIoU (threshold {cam['threshold']:g})           {pct(cam['miou'])}",
+        f"  CAM mIoU (best threshold {cam['best_threshold']:g})      {pct(cam['best_miou'])}",
+        f"    baseline: all background           {pct(cam['baseline_background'])}",
+        f"    baseline: untrained network        {pct(cam['baseline_untrained'])}",
+        f"  random-walk mIoU (semantic labels)    {pct(semantic['miou'])}",
+        f"  instance mAP50, IRNet                 {pct(instances['map50'])}",
+        f"  instance mAP50, CAM components        {pct(instances['map50_cam_baseline'])}",
+        "",
+        f"  {'stage':<24}{'jobs':>5}{'wall s':>10}{'peak MB':>10}",
+    ]
+    total = 0.0
+    for stage in STAGES:
+        if stage in timings:
+            t = timings[stage]
+            total += t["seconds"]
+            lines.append(f"  {stage:<24}{t['jobs']:>5}{t['seconds']:>10.1f}{t['max_rss_mb']:>10.0f}")
+    lines.append(f"  {'all stages (sum of jobs)':<29}{total:>10.1f}")
+    table = "\n".join(lines) + "\n"
+    write_json(
+        out_json,
+        {
+            "cam_miou": cam["miou"],
+            "cam_best_miou": cam["best_miou"],
+            "cam_best_threshold": cam["best_threshold"],
+            "baseline_background": cam["baseline_background"],
+            "baseline_untrained": cam["baseline_untrained"],
+            "random_walk_miou": semantic["miou"],
+            "instance_map50": instances["map50"],
+            "instance_map50_cam_baseline": instances["map50_cam_baseline"],
+            "timings": timings,
+        },
+    )
+    Path(out_table).write_text(table)
+    return table

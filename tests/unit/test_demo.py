@@ -1,0 +1,220 @@
+"""The synthetic demo dataset: determinism, VOC layout, consistency of its annotations, content design."""
+
+from __future__ import annotations
+
+import colorsys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.colors import rgb_to_hsv
+from PIL import Image
+from scipy import ndimage
+
+from irnet_core.data import demo, voc
+from irnet_core.errors import InputError
+
+N_IMAGES, N_LABELLED, SEED, MIN_SIZE, MAX_SIZE = 12, 5, 7, 100, 150
+SUBDIRS = ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation")
+
+
+def _generate(root: Path, workers: int = 1, seed: int = SEED) -> Path:
+    demo.generate_demo_dataset(
+        root, n_images=N_IMAGES, n_labelled=N_LABELLED, seed=seed, min_size=MIN_SIZE, max_size=MAX_SIZE, workers=workers
+    )
+    return root
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return _generate(tmp_path_factory.mktemp("demo") / "voc")
+
+
+@pytest.fixture(scope="module")
+def ids() -> list[str]:
+    return demo.demo_split_ids(N_IMAGES, N_LABELLED)["train_aug"]
+
+
+# ------------------------------------------------------------------------------------------------- splits
+
+
+def test_split_ids_without_generating():
+    splits = demo.demo_split_ids(10, 4)
+    assert splits["train_aug"] == [f"2026_{i:06d}" for i in range(1, 11)]
+    assert splits["train"] == ["2026_000001", "2026_000003", "2026_000006", "2026_000008"]
+    assert set(splits) == {"train_aug", "train"}
+    assert demo.demo_split_ids(3, 3)["train"] == demo.demo_split_ids(3, 3)["train_aug"]
+    big = demo.demo_split_ids(400, 57)
+    assert len(big["train"]) == len(set(big["train"])) == 57 and set(big["train"]) <= set(big["train_aug"])
+    assert big["train"] == sorted(big["train"])
+
+
+@pytest.mark.parametrize("n_images,n_labelled,where", [(0, 0, "n_images"), (5, 6, "n_labelled"), (5, 0, "n_labelled")])
+def test_split_ids_reject_bad_counts(n_images, n_labelled, where):
+    with pytest.raises(InputError) as err:
+        demo.demo_split_ids(n_images, n_labelled)
+    assert err.value.where == where
+
+
+def test_written_lists_agree_with_split_ids(dataset, ids):
+    splits = demo.demo_split_ids(N_IMAGES, N_LABELLED)
+    for name, expected in splits.items():
+        assert voc.read_id_list(dataset / "ImageSets" / "Segmentation" / f"{name}.txt") == expected
+    assert sorted(p.name for p in (dataset / "ImageSets" / "Segmentation").iterdir()) == ["train.txt", "train_aug.txt"]
+
+
+def test_layout_has_exactly_the_vo_files(dataset, ids):
+    expected = {
+        "JPEGImages": {f"{i}.jpg" for i in ids},
+        "Annotations": {f"{i}.xml" for i in ids},
+        "SegmentationClass": {f"{i}.png" for i in ids},
+        "SegmentationObject": {f"{i}.png" for i in ids},
+    }
+    for sub, names in expected.items():
+        assert {p.name for p in (dataset / sub).iterdir()} == names
+    with Image.open(dataset / "JPEGImages" / f"{ids[0]}.jpg") as im:
+        assert im.format == "JPEG" and im.mode == "RGB"
+    with Image.open(dataset / "SegmentationClass" / f"{ids[0]}.png") as im:
+        assert im.mode == "P"
+
+
+# ------------------------------------------------------------------------------------------- determinism
+
+
+def test_byte_identical_across_runs_and_workers(dataset, tmp_path):
+    reference = _files(dataset)
+    assert len(reference) == 4 * N_IMAGES + 2
+    assert _files(_generate(tmp_path / "again")) == reference
+    assert _files(_generate(tmp_path / "pool", workers=2)) == reference
+
+
+def test_other_seed_gives_other_images(dataset, tmp_path):
+    other = _generate(tmp_path / "other", seed=SEED + 1)
+    same = [i for i in demo.demo_split_ids(N_IMAGES, N_LABELLED)["train_aug"]
+            if (other / "JPEGImages" / f"{i}.jpg").read_bytes() == (dataset / "JPEGImages" / f"{i}.jpg").read_bytes()]
+    assert same == []
+
+
+# --------------------------------------------------------------------------------------------- annotations
+
+
+def _xml_objects(path: Path) -> tuple[ET.Element, list[tuple[str, tuple[int, ...]]]]:
+    root = ET.parse(path).getroot()
+    objects = []
+    for obj in root.iter("object"):
+        box = obj.find("bndbox")
+        objects.append((obj.findtext("name"), tuple(int(box.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))))
+    return root, objects
+
+
+def test_xml_agrees_with_image_and_masks(dataset, ids):
+    for image_id in ids:
+        root, objects = _xml_objects(dataset / "Annotations" / f"{image_id}.xml")
+        h, w = voc.image_size(dataset / "JPEGImages" / f"{image_id}.jpg")
+        assert root.findtext("filename") == f"{image_id}.jpg"
+        assert (int(root.findtext("size/height")), int(root.findtext("size/width"))) == (h, w)
+        assert MIN_SIZE <= h <= MAX_SIZE and MIN_SIZE <= w <= MAX_SIZE
+        assert 1 <= len(objects) <= 4
+
+        masks, labels = voc.load_instance_gt(dataset, image_id)
+        # one XML object per instance, in instance-id order, with the same class
+        assert [demo.DEMO_CLASSES.index(name) for name, _ in objects] == labels.tolist()
+        for mask, (_, (x0, y0, x1, y1)) in zip(masks, objects):
+            ys, xs = np.nonzero(mask)
+            # the box is the visible extent before the void band: it encloses the mask, and is only a little
+            # wider (the band eats one pixel, a few more at the sharp tip of a star)
+            assert x0 <= xs.min() + 1 <= x0 + 6 and x1 - 6 <= xs.max() + 1 <= x1
+            assert y0 <= ys.min() + 1 <= y0 + 6 and y1 - 6 <= ys.max() + 1 <= y1
+
+        from_xml = voc.load_image_labels(dataset, image_id, demo.DEMO_CLASSES)
+        cls = voc.load_class_gt(dataset, image_id)
+        assert from_xml == sorted({int(v) - 1 for v in np.unique(cls) if v not in (0, 255)})
+        assert from_xml == sorted(set(labels.tolist()))
+
+
+def test_labels_from_png_alone_match_xml(dataset, ids, tmp_path):
+    # A copy without Annotations/: labels must then come from SegmentationClass and agree.
+    copy = tmp_path / "noxml"
+    (copy / "SegmentationClass").mkdir(parents=True)
+    for image_id in ids:
+        name = f"{image_id}.png"
+        (copy / "SegmentationClass" / name).write_bytes((dataset / "SegmentationClass" / name).read_bytes())
+        assert voc.load_image_labels(copy, image_id, demo.DEMO_CLASSES) == voc.load_image_labels(
+            dataset, image_id, demo.DEMO_CLASSES
+        )
+
+
+def test_instance_ids_and_void_bands(dataset, ids):
+    n_instances = []
+    for image_id in ids:
+        cls = voc.load_class_gt(dataset, image_id)
+        obj = voc.read_label_png(dataset / "SegmentationObject" / f"{image_id}.png")
+        present = sorted(int(v) for v in np.unique(obj) if v not in (0, 255))
+        assert present == list(range(1, len(present) + 1))  # ids 1..M
+        n_instances.append(len(present))
+        assert ((obj == 255) == (cls == 255)).all()  # the same void band in both maps
+        assert ((obj == 0) == (cls == 0)).all()
+        # no two 4-neighbours carry different non-void values: every boundary is covered by void
+        for m in (obj, cls):
+            for a, b in ((m[1:], m[:-1]), (m[:, 1:], m[:, :-1])):
+                differ = (a != b) & (a != 255) & (b != 255)
+                assert not differ.any()
+        # the band is thin (VOC-like, ~2 px): each instance keeps most of its pixels
+        for k in present:
+            whole = ndimage.binary_closing(obj == k, iterations=2) | (obj == k)
+            assert (obj == k).sum() > 0.5 * whole.sum()
+        assert 0 < (obj == 255).mean() < 0.2
+        # objects never touch the image border, so the border is background
+        assert (cls[0] == 0).all() and (cls[-1] == 0).all() and (cls[:, 0] == 0).all() and (cls[:, -1] == 0).all()
+    assert max(n_instances) >= 3 and min(n_instances) >= 1
+
+
+def test_content_design_colour_cue_and_sizes(dataset, ids):
+    """Each instance's interior has its class hue (the colour cue) and a size in the documented range."""
+    class_hue = {name: demo._STYLES[name].hue for name in demo.DEMO_CLASSES}
+    for image_id in ids:
+        img = voc.load_image(dataset / "JPEGImages" / f"{image_id}.jpg")
+        hsv = rgb_to_hsv(img / 255.0)
+        masks, labels = voc.load_instance_gt(dataset, image_id)
+        short = min(img.shape[:2])
+        for mask, label in zip(masks, labels):
+            interior = ndimage.binary_erosion(mask, iterations=1)
+            hue = np.median(((hsv[..., 0][interior] - class_hue[demo.DEMO_CLASSES[label]] + 0.5) % 1.0) - 0.5)
+            assert abs(hue) < 0.06  # jitter is +-0.03; classes are 1/6 apart
+            assert np.median(hsv[..., 1][interior]) > 0.35  # saturated objects...
+            ys, xs = np.nonzero(mask)
+            extent = max(np.ptp(ys), np.ptp(xs)) + 3  # + the void band
+            assert 0.08 * short <= extent <= 0.47 * short
+        background = hsv[..., 1][voc.load_class_gt(dataset, image_id) == 0]
+        assert np.median(background) < 0.25  # ...on a grey background
+    assert colorsys.rgb_to_hsv(1, 0, 0)[0] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------- misc
+
+
+def test_rejects_bad_parameters(tmp_path):
+    kwargs = dict(n_images=2, n_labelled=1, seed=0, min_size=100, max_size=120)
+    for key, value in (("seed", -1), ("min_size", 10), ("max_size", 90), ("workers", 0), ("classes", ("disc", "blob"))):
+        with pytest.raises(InputError) as err:
+            demo.generate_demo_dataset(tmp_path, **{**kwargs, key: value})
+        assert err.value.where == key
+
+
+def test_class_subset_and_cli(tmp_path, capsys):
+    demo.generate_demo_dataset(tmp_path / "sub", n_images=3, n_labelled=1, seed=1, min_size=80, max_size=90, classes=("ring", "star"))
+    for image_id in demo.demo_split_ids(3, 1)["train_aug"]:
+        _, objects = _xml_objects(tmp_path / "sub" / "Annotations" / f"{image_id}.xml")
+        assert {name for name, _ in objects} <= {"ring", "star"}
+        assert max(voc.load_image_labels(tmp_path / "sub", image_id, ("ring", "star"))) <= 1
+
+    argv = [str(tmp_path / "cli"), "--n-images", "2", "--n-labelled", "1", "--seed", "3", "--min-size", "80", "--max-size", "90"]
+    assert demo.main(argv) == 0
+    assert voc.read_id_list(tmp_path / "cli" / "ImageSets" / "Segmentation" / "train.txt") == ["2026_000001"]
+    assert demo.main(argv[:-1] + ["70"]) == 2
+    assert capsys.readouterr().err.strip() == "error: max_size: must be an integer in min_size (80)..4096, got 70"

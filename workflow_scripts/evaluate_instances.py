@@ -1,0 +1,21 @@
+"""Rule evaluate_instances: instance mAP of IRNet's instances and of the CAM-components baseline."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.pseudo_labels import evaluate_instances
+
+    evaluate_instances(
+        instance_stores=snakemake.input.instances,
+        cam_stores=snakemake.input.cams,
+        image_ids=snakemake.params.image_ids,
+        class_gt_paths=snakemake.input.class_gt,
+        object_gt_paths=snakemake.input.object_gt,
+        classes=snakemake.params.classes,
+        baseline_threshold=snakemake.params.baseline_threshold,
+        out_path=snakemake.output.metrics,
+    )
+
+
+run_job(snakemake, main)

@@ -1,0 +1,18 @@
+"""Rule evaluate_semantic: mIoU of the semantic pseudo-labels."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.pseudo_labels import evaluate_semantic
+
+    evaluate_semantic(
+        label_dir=snakemake.input.semantic,
+        image_ids=snakemake.params.image_ids,
+        gt_paths=snakemake.input.class_gt,
+        classes=snakemake.params.classes,
+        out_path=snakemake.output.metrics,
+    )
+
+
+run_job(snakemake, main)

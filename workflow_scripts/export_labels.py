@@ -1,0 +1,20 @@
+"""Rule export_labels: VOC-palette PNGs and a COCO instances file of the pseudo-labels."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.pseudo_labels import export_labels
+
+    export_labels(
+        semantic_stores=snakemake.input.semantic,
+        instance_stores=snakemake.input.instances,
+        image_ids=snakemake.params.image_ids,
+        image_paths=snakemake.input.images,
+        classes=snakemake.params.classes,
+        out_dir=snakemake.output.semantic,
+        out_coco=snakemake.output.coco,
+    )
+
+
+run_job(snakemake, main)

@@ -1,0 +1,21 @@
+"""Rule extract_instances: instance pseudo-labels of one shard from the displacement field."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.devices import resolve_device
+    from irnet_core.pipeline.pseudo_labels import extract_instances_shard
+
+    extract_instances_shard(
+        cam_store=snakemake.input.cams,
+        irnet_store=snakemake.input.maps,
+        image_ids=snakemake.params.image_ids,
+        random_walk=snakemake.params.random_walk,
+        instances=snakemake.params.instances,
+        out_store=snakemake.output.instances,
+        device=resolve_device(snakemake.config["compute"]["device"]),
+    )
+
+
+run_job(snakemake, main)

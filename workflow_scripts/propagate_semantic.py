@@ -1,0 +1,20 @@
+"""Rule propagate_semantic: random-walk semantic pseudo-labels of one shard."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.devices import resolve_device
+    from irnet_core.pipeline.pseudo_labels import propagate_semantic_shard
+
+    propagate_semantic_shard(
+        cam_store=snakemake.input.cams,
+        irnet_store=snakemake.input.maps,
+        image_ids=snakemake.params.image_ids,
+        random_walk=snakemake.params.random_walk,
+        out_store=snakemake.output.labels,
+        device=resolve_device(snakemake.config["compute"]["device"]),
+    )
+
+
+run_job(snakemake, main)

@@ -1,0 +1,19 @@
+"""Rule summarize: the headline numbers and stage timings as one table."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.pseudo_labels import summarize
+
+    summarize(
+        cam_path=snakemake.input.cam,
+        semantic_path=snakemake.input.semantic,
+        instances_path=snakemake.input.instances,
+        benchmark_dir=snakemake.params.benchmark_dir,
+        out_json=snakemake.output.summary,
+        out_table=snakemake.output.table,
+    )
+
+
+run_job(snakemake, main)
