@@ -177,7 +177,8 @@ def voc_instance_ap(
         if g_masks.ndim != 3 or g_masks.shape[0] != g_labels.size:
             raise InputError(where, f"ground-truth masks {g_masks.shape} and labels {g_labels.shape} disagree")
         if p_masks.shape[0] and g_masks.shape[0] and p_masks.shape[1:] != g_masks.shape[1:]:
-            raise InputError(where, f"prediction size {p_masks.shape[1:]} differs from ground truth {g_masks.shape[1:]}")
+            raise InputError(where, f"prediction size {p_masks.shape[1:]} differs from ground truth "
+                                    f"{g_masks.shape[1:]}")
         for labels, kind in ((p_labels, "prediction"), (g_labels, "ground-truth")):
             if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
                 raise InputError(where, f"{kind} labels must lie in 0..{n_classes - 1}")

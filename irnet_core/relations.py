@@ -75,7 +75,9 @@ def _check_image(image: np.ndarray, where: str) -> np.ndarray:
     return image
 
 
-def crf_refine_labels(image: np.ndarray, labels: np.ndarray, n_labels: int, params: CRFParams | None = None) -> np.ndarray:
+def crf_refine_labels(
+    image: np.ndarray, labels: np.ndarray, n_labels: int, params: CRFParams | None = None
+) -> np.ndarray:
     """Refine a hard label map with a fully connected CRF and return the MAP labels, int64 (H, W).
 
     ``labels`` holds integers in ``0..n_labels-1``; every label (0 included) is an ordinary label, never

@@ -44,7 +44,7 @@ rule evaluate_instances:
         ),
     params:
         classes=config["dataset"]["classes"],
-        baseline_threshold=config["cam"]["eval"]["threshold"],
+        baseline_threshold=config["evaluation"]["cam_baseline_threshold"],
         image_ids=EVAL_IDS,
     log:
         "logs/evaluate_instances/evaluate_instances.log",

@@ -18,7 +18,7 @@ def main():
         min_size=demo["min_size"],
         max_size=demo["max_size"],
         classes=tuple(snakemake.params.classes),
-        workers=snakemake.threads,
+        workers=1,  # spawned pool workers would re-run this script as __main__
     )
 
 

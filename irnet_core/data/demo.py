@@ -127,7 +127,7 @@ def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], li
 
 
 def _rasterise(shape: str, radius: float, angle: float, rng: np.random.Generator) -> np.ndarray:
-    """Anti-aliased coverage (float32 0..1) of a rotated shape on a square patch centred on pixel (hb, hb)."""
+    """Anti-aliased coverage (float32 0..1) of a rotated shape on a square patch centred on its middle pixel."""
     half = int(math.ceil(radius)) + 2
     side = 2 * half + 1
     ss = _SUPERSAMPLE

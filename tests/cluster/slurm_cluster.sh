@@ -151,6 +151,8 @@ all_up() {
 
 # Up, and started with the configuration this machine and environment would produce now.
 up_and_current() {
+    local d
+    for ((d = 0; d < FAKE_GPUS; d++)); do [[ -e $STATE/dev/fakegpu$d ]] || return 1; done
     [[ -f $CONF && $(<"$CONF") == "$(render_conf)" ]] && all_up
 }
 
@@ -187,12 +189,34 @@ write_if_changed() {
     return 0
 }
 
+# Fake GPU device files. slurmd wants a character device (with a plain file, jobs are still scheduled
+# but get no CUDA_VISIBLE_DEVICES); a copy of /dev/null (1,3) is one that nothing can misuse. Where mknod
+# is not permitted, a plain file is kept. Returns 0 when a device file was (re)created.
+make_fake_gpus() {
+    local d f made=1
+    for ((d = 0; d < FAKE_GPUS; d++)); do
+        f=$STATE/dev/fakegpu$d
+        [[ -c $f ]] && continue
+        if mknod "$f.new" c 1 3 2>/dev/null; then
+            mv -f "$f.new" "$f"
+            made=0
+        elif [[ ! -e $f ]]; then
+            log "note: mknod not permitted; fake GPU $d is a plain file (no CUDA_VISIBLE_DEVICES in jobs)"
+            : >"$f"
+            made=0
+        fi
+    done
+    return $made
+}
+
+# Writes slurm.conf, gres.conf and the device files. Returns 0 when anything the daemons read changed,
+# so that the caller restarts them.
 prepare_config() {
-    local changed=1 d
+    local changed=1
     mkdir -p "$STATE"/{ctld,spool,run,log,dev}
     if write_if_changed "$CONF" "$(render_conf)"; then changed=0; fi
     if ((FAKE_GPUS > 0)); then
-        for ((d = 0; d < FAKE_GPUS; d++)); do [[ -e $STATE/dev/fakegpu$d ]] || : >"$STATE/dev/fakegpu$d"; done
+        if make_fake_gpus; then changed=0; fi
         if write_if_changed "$STATE/gres.conf" "$(render_gres)"; then changed=0; fi
     elif [[ -e $STATE/gres.conf ]]; then
         rm -f "$STATE/gres.conf"
@@ -298,7 +322,7 @@ cmd_start() {
     local restart=0
     if prepare_config; then
         restart=1
-        log "configuration written: $CONF"
+        log "configuration in $STATE changed: (re)starting slurmctld and slurmd"
     fi
     ensure_munge
     local d

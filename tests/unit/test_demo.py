@@ -127,9 +127,9 @@ def test_xml_agrees_with_image_and_masks(dataset, ids):
         for mask, (_, (x0, y0, x1, y1)) in zip(masks, objects):
             ys, xs = np.nonzero(mask)
             # the box is the visible extent before the void band: it encloses the mask, and is only a little
-            # wider (the band eats one pixel, a few more at the sharp tip of a star)
-            assert x0 <= xs.min() + 1 <= x0 + 6 and x1 - 6 <= xs.max() + 1 <= x1
-            assert y0 <= ys.min() + 1 <= y0 + 6 and y1 - 6 <= ys.max() + 1 <= y1
+            # wider (the band eats one pixel, more at a sharp tip or at a sliver left beside an occluder)
+            assert x0 <= xs.min() + 1 <= x0 + 10 and x1 - 10 <= xs.max() + 1 <= x1
+            assert y0 <= ys.min() + 1 <= y0 + 10 and y1 - 10 <= ys.max() + 1 <= y1
 
         from_xml = voc.load_image_labels(dataset, image_id, demo.DEMO_CLASSES)
         cls = voc.load_class_gt(dataset, image_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -144,19 +142,26 @@ def test_extract_instances_rejects_a_grid_that_does_not_fit_the_image() -> None:
         extract_instances(cam, [1], boundary, field, (80, 96), propagate_fn=_identity_propagate)
 
 
-@pytest.mark.skipif(
-    not (Path(__file__).resolve().parents[2] / "irnet_core" / "random_walk.py").exists(),
-    reason="irnet_core.random_walk not written yet",
-)
 def test_extract_instances_with_the_real_random_walk() -> None:
-    cam, boundary, field = _two_object_scene()
+    cam, _, field = _two_object_scene()
+    # Closed boundary rings (B = 1) around both objects: the walk cannot cross them, and ring seeds are damped
+    # to 0, so each instance CAM stays exactly uniform (1 and 0.8) inside its ring and 0 elsewhere.
+    boundary = np.zeros(GRID, np.float32)
+    boundary[2:9, 2:9] = 1.0
+    boundary[3:8, 3:8] = 0.0
+    boundary[7:14, 16:23] = 1.0
+    boundary[8:13, 17:22] = 0.0
     inst = extract_instances(cam, [14], boundary, field, SIZE)
     assert inst.classes.tolist() == [14, 14]
-    # Without boundaries each instance CAM spreads over its own cluster only partially; the two objects stay
-    # apart and each detection covers its own object's seed region.
-    assert inst.masks[0][12:32, 12:32].all() and not inst.masks[0][:, 48:].any()
-    assert inst.masks[1][32:52, 68:88].all() and not inst.masks[1][:, :48].any()
-    assert inst.scores[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(inst.scores, [1.0, 0.8], rtol=1e-5)
+    first, second = inst.masks
+    # x4 bilinear: grid cell c is centred on pixel 4c + 1.5, so between ring cell 2 and object cell 3 the value
+    # at pixel p is (p - 9.5) / 4: 0.125 at p = 10 (background), 0.375 at p = 11 (object).
+    assert first[21, 11] and not first[21, 10] and first[11, 21] and not first[10, 21]
+    assert first[14:30, 14:30].all() and not first[:, 33:].any() and not first[33:].any()
+    # Second object, scaled by 0.8: 0.8 * (p - 29.5) / 4 > 0.25 from p = 31 on, 0.8 * (53.5 - p) / 4 up to p = 52.
+    assert second[31, 78] and not second[30, 78] and second[52, 78] and not second[53, 78]
+    assert second[34:50, 70:86].all() and not second[:, :67].any() and not second[:31].any()
 
 
 def test_cam_component_baseline() -> None:

@@ -1,0 +1,162 @@
+"""Workflow tests: dry-run plans, a tiny real run of the whole pipeline, rerun semantics, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+
+from .harness import make_workdir, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("tiny"))
+    snakemake(workdir)
+    return workdir
+
+
+# ---- plans without running anything -----------------------------------------------------------------------
+
+
+def test_demo_config_plans_every_stage(tmp_path):
+    workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
+    (workdir / "tiny.yaml").unlink()
+    (workdir / "tiny.yaml").write_text("{}\n")  # the demo defaults of config.yaml
+    plan = planned_jobs(workdir)
+    shards = 4
+    expected = {
+        "make_demo_dataset": 1, "prepare_dataset": 1, "train_cam": 1, "infer_cam": shards, "evaluate_cam_untrained": 1,
+        "evaluate_cam": 1, "mine_relations": shards, "train_irnet": 1, "calibrate_displacement": 1,
+        "infer_irnet": shards, "propagate_semantic": shards, "extract_instances": shards, "export_labels": 1,
+        "evaluate_semantic": 1, "evaluate_instances": 1, "summarize": 1, "all": 1,
+    }
+    for rule, count in expected.items():
+        assert plan.get(rule) == count, (rule, plan)
+
+
+def test_bad_config_value_stops_with_one_line(tmp_path):
+    workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
+    result = snakemake(workdir, "-n", "--config", "cam={train: {epochs: many}}", check=False)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1] == "Error: config key cam.train.epochs: 'many' is not of type 'integer'"
+    result = snakemake(workdir, "-n", "--config", "relations={conf_fg: 1.5}", check=False)
+    assert "Error: config key relations.conf_fg: 1.5 is greater than the maximum of 1" in result.stderr
+
+
+def test_unsafe_image_id_stops_with_one_line(tmp_path):
+    workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
+    id_list = workdir / "data/VOC/ImageSets/Segmentation/train_aug.txt"
+    id_list.write_text(id_list.read_text() + "../x\n")
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("Error: ") and "train_aug.txt:5" in last and "'../x'" in last
+
+
+@pytest.mark.parametrize("problem", ["corrupt_image", "unknown_class", "no_labels"])
+def test_bad_training_data_stops_with_one_line(tmp_path, problem):
+    workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
+    voc = workdir / "data/VOC"
+    image_id = "2026_000002"
+    if problem == "corrupt_image":
+        culprit = voc / f"JPEGImages/{image_id}.jpg"
+        culprit.write_bytes(culprit.read_bytes()[:200])
+    elif problem == "unknown_class":
+        culprit = voc / f"Annotations/{image_id}.xml"
+        text = culprit.read_text()
+        first = text.index("<name>", text.index("<object>"))
+        culprit.write_text(text[: first + 6] + "unicorn" + text[text.index("</name>", first) :])
+    else:
+        culprit = voc / f"Annotations/{image_id}.xml"
+        text = culprit.read_text()
+        culprit.write_text(text[: text.index("<object>")] + "</annotation>\n")
+    result = snakemake(workdir, "results/dataset/labels.json", check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors and str(culprit.name) in errors[0], result.stderr[-2000:]
+    assert not (workdir / "results/dataset/labels.json").exists()
+
+
+# ---- the tiny real run -------------------------------------------------------------------------------------
+
+
+def test_tiny_run_writes_every_product(tiny_run):
+    results = tiny_run / "results"
+    cam = json.loads((results / "eval/cam.json").read_text())
+    for key in ("miou", "best_threshold", "best_miou", "per_class", "baseline_background", "baseline_untrained"):
+        assert key in cam
+    assert 0.0 <= cam["baseline_background"] < 0.5 and cam["best_miou"] >= cam["miou"] - 1e-9
+
+    group = zarr.open_group(str(results / "cam/shard-0.zarr"), mode="r")
+    image_id = group.attrs["image_ids"][0]
+    assert group[image_id]["high_res"].dtype == np.float16 and group[image_id]["cam"].dtype == np.float16
+    height, width = group[image_id].attrs["size"]
+    assert group[image_id]["high_res"].shape[1:] == (height, width)
+
+    maps = zarr.open_group(str(results / "irnet/shard-0.zarr"), mode="r")
+    some = maps.attrs["image_ids"][0]
+    h, w = maps[some]["boundary"].shape
+    assert maps[some]["displacement"].shape == (2, h, w) and maps[some]["displacement"].dtype == np.float16
+
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(results / "pseudo_labels/instances.json"))
+    assert len(coco.getImgIds()) == 6
+    semantic = json.loads((results / "eval/semantic.json").read_text())
+    instances = json.loads((results / "eval/instances.json").read_text())
+    assert "miou" in semantic and {"map25", "map50", "map75", "map50_cam_baseline"} <= set(instances)
+    assert "CAM mIoU" in (results / "summary.txt").read_text()
+
+
+def test_nothing_to_do_after_a_complete_run(tiny_run):
+    assert planned_jobs(tiny_run) == {}
+
+
+def test_run_settings_rerun_nothing(tiny_run):
+    assert planned_jobs(tiny_run, "--config", "compute={device: auto, infer_batch_size: 2, num_workers: 1}") == {}
+    assert planned_jobs(tiny_run, "--set-threads", "train_cam=1", "infer_cam=2") == {}
+
+
+def test_cam_threshold_change_plans_only_cam_evaluation(tiny_run):
+    assert planned_jobs(tiny_run, "--config", "cam={eval: {threshold: 0.2}}") == {"evaluate_cam": 1, "summarize": 1, "all": 1}
+
+
+def test_conf_fg_change_reruns_relations_and_downstream_only(tiny_run):
+    plan = planned_jobs(tiny_run, "--config", "relations={conf_fg: 0.4}")
+    assert plan.get("mine_relations") == 2 and plan.get("train_irnet") == 1 and plan.get("extract_instances") == 2
+    assert "train_cam" not in plan and "infer_cam" not in plan and "evaluate_cam" not in plan
+
+
+def test_beta_change_reruns_random_walk_stages_only(tiny_run):
+    plan = planned_jobs(tiny_run, "--config", "random_walk={beta: 8}")
+    assert plan == {
+        "propagate_semantic": 2, "extract_instances": 2, "export_labels": 1, "evaluate_semantic": 1,
+        "evaluate_instances": 1, "summarize": 1, "all": 1,
+    }
+
+
+def test_adding_an_image_to_the_infer_list_reruns_one_shard(tiny_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    infer_list = workdir / "data/VOC/ImageSets/Segmentation/train.txt"
+    train_ids = set((workdir / "data/VOC/ImageSets/Segmentation/train_aug.txt").read_text().split())
+    # An image of the dataset that is in no list yet: generate one more and leave it out of train_aug.
+    from irnet_core.data.demo import generate_demo_dataset
+
+    extra = tmp_path / "extra"
+    generate_demo_dataset(extra, n_images=17, n_labelled=1, seed=0, min_size=64, max_size=96)
+    new_id = "2026_000017"
+    assert new_id not in train_ids
+    for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "xml"), ("SegmentationClass", "png"), ("SegmentationObject", "png")):
+        shutil.copy2(extra / sub / f"{new_id}.{ext}", workdir / "data/VOC" / sub / f"{new_id}.{ext}")
+    infer_list.write_text(infer_list.read_text() + new_id + "\n")
+    plan = planned_jobs(workdir)
+    assert plan.get("infer_cam") == 1, plan
+    assert "train_cam" not in plan and "prepare_dataset" not in plan
