@@ -113,7 +113,8 @@ def load_image(path: str | Path) -> np.ndarray:
         raise InputError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from None
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise InputError(path, f"decoded to an unusable array of shape {rgb.shape}")
-    return np.ascontiguousarray(rgb)
+    # A fresh, writable array: np.asarray over PIL memory is read-only, which C extensions (the CRF) refuse.
+    return np.array(rgb, dtype=np.uint8, order="C", copy=True)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -35,7 +35,7 @@ from ..training import (
     set_lr,
     write_history,
 )
-from .common import read_labels_file, write_json
+from .common import progress, read_labels_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,8 @@ def infer_cam_shard(
     model, state = load_cam_model(model_path, device)
     classes = state["classes"]
     with ShardWriter(out_store, stage="cam", image_ids=image_ids, attrs={"classes": classes, "scales": list(scales)}) as writer:
-        for image_id, image_path, label_path in zip(image_ids, image_paths, label_paths, strict=True):
+        jobs = zip(image_ids, image_paths, label_paths, strict=True)
+        for image_id, image_path, label_path in progress(jobs, len(image_ids), "CAMs", log):
             keys = load_image_labels(Path(label_path).parent.parent, image_id, classes)
             image = load_image(image_path)
             cam, high_res = compute_cams(model, image, keys, scales=scales, device=device)

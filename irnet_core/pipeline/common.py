@@ -76,3 +76,12 @@ def prepare_labels(
     }
     write_json(out_path, data)
     return data
+
+
+def progress(items, total: int, what: str, logger):
+    """Yield ``items`` and log progress about ten times (every item when there are fewer than ten)."""
+    step = max(1, total // 10)
+    for done, item in enumerate(items, start=1):
+        yield item
+        if done % step == 0 or done == total:
+            logger.info("%s: %d/%d", what, done, total)

@@ -34,7 +34,7 @@ from ..training import (
     set_lr,
     write_history,
 )
-from .common import write_json
+from .common import progress, write_json
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def mine_relations_shard(
     crf = CRFParams.from_dict(relations["crf"])
     cams = ShardReader(cam_store, expected_ids=image_ids)
     with ShardWriter(out_store, stage="relations", image_ids=image_ids, attrs={"relations": relations}) as writer:
-        for image_id, image_path in zip(image_ids, image_paths, strict=True):
+        for image_id, image_path in progress(zip(image_ids, image_paths, strict=True), len(image_ids), "relations", log):
             arrays, attrs = cams.read(image_id, ["high_res"])
             image = load_image(image_path)
             labels = mine_relation_labels(
@@ -271,7 +271,7 @@ def infer_irnet_shard(
         mu = json.load(handle)["mean_displacement"]
     net.mean_displacement.copy_(torch.tensor(mu, dtype=net.mean_displacement.dtype))
     with ShardWriter(out_store, stage="irnet", image_ids=image_ids, attrs={"mean_displacement": mu}) as writer:
-        for image_id, image_path in zip(image_ids, image_paths, strict=True):
+        for image_id, image_path in progress(zip(image_ids, image_paths, strict=True), len(image_ids), "IRNet maps", log):
             image = load_image(image_path)
             boundary, displacement = infer_boundary_displacement(net, image, pad_size=pad_size, device=device)
             writer.write(

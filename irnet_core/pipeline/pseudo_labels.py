@@ -17,7 +17,7 @@ from ..instances import Instances, cam_component_instances, extract_instances, i
 from ..metrics import ConfusionMatrix, instance_report, semantic_report
 from ..palette import read_label_png
 from ..store import ShardReader, ShardWriter, open_shards
-from .common import write_json
+from .common import progress, write_json
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def propagate_semantic_shard(
     cams = ShardReader(cam_store, expected_ids=image_ids)
     maps = ShardReader(irnet_store, expected_ids=image_ids)
     with ShardWriter(out_store, stage="semantic", image_ids=image_ids, attrs={"random_walk": random_walk}) as writer:
-        for image_id in image_ids:
+        for image_id in progress(image_ids, len(image_ids), "semantic labels", log):
             cam, keys, size, boundary, _ = _read_inputs(cams, maps, image_id, device)
             labels = semantic_labels(
                 cam,
@@ -71,7 +71,7 @@ def extract_instances_shard(
     cams = ShardReader(cam_store, expected_ids=image_ids)
     maps = ShardReader(irnet_store, expected_ids=image_ids)
     with ShardWriter(out_store, stage="instances", image_ids=image_ids, attrs={"random_walk": random_walk, "instances": instances}) as writer:
-        for image_id in image_ids:
+        for image_id in progress(image_ids, len(image_ids), "instances", log):
             cam, keys, size, boundary, displacement = _read_inputs(cams, maps, image_id, device)
             found = extract_instances(
                 cam,

@@ -15,7 +15,8 @@
 #                       ports 6817/6818, one munge socket), so the default lives outside any checkout:
 #                       two worktrees then share one cluster instead of fighting over the ports.
 #   IRNET_SLURM_GPUS    fake GPUs to declare as GRES (default 1), so rules with `resources: gpu=1`
-#                       are schedulable here; they are files, nothing runs on them. 0 disables GRES.
+#                       are schedulable here; they are copies of /dev/null, nothing runs on them.
+#                       0 declares no GPUs.
 #   IRNET_SLURM_WAIT_S  seconds to wait for the node to become usable (default 60).
 #
 # Facts behind the choices are in /work/shared/docs/snakemake-notes.md (Part 1).
@@ -69,10 +70,16 @@ our_pid() {
 }
 
 # PIDs of a daemon with that exact name that we did not start (a site's own, or another harness copy).
+# A process started with our slurm.conf is ours even without a pid record: right after a start, the
+# daemon's short-lived pre-fork parent still exists for a moment.
 foreign_pids() {
-    local name=$1 ours
+    local name=$1 ours pid
     ours=$(our_pid "$name")
-    pgrep -x "$name" 2>/dev/null | grep -vx "${ours:-none}" || true
+    for pid in $(pgrep -x "$name" 2>/dev/null || true); do
+        [[ $pid == "$ours" ]] && continue
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-f $CONF" && continue
+        echo "$pid"
+    done
 }
 
 # The whole configuration as text, derived from the machine every time, so that a changed core count or
@@ -133,8 +140,8 @@ node_state() {
     SLURM_CONF=$CONF timeout 10 sinfo -h -N -n localhost -o '%t' 2>/dev/null | head -n1 || true
 }
 
-# idle/mix/alloc (with or without a trailing flag char such as '*') means slurmctld answers and the node
-# accepts jobs; down/drain/inval do not.
+# idle/mix/alloc means slurmctld answers and the node accepts jobs. Anything else is not usable (yet):
+# down/drain/inval, unk while slurmd has not registered, or a flag suffix such as '*' (not responding).
 node_usable() {
     local st
     st=$(node_state)
@@ -317,6 +324,14 @@ cmd_start() {
         return 0
     fi
     command -v dpkg-query >/dev/null || die $EX_SKIP "not a Debian-like system (no dpkg-query)"
+    # Checked before anything is started, so that a refusal leaves nothing behind.
+    local d
+    for d in slurmctld slurmd; do
+        if [[ -n $(foreign_pids "$d") ]]; then
+            die $EX_FAIL "a $d that this script did not start is running (pid $(foreign_pids "$d" | xargs));" \
+                "stop it or use that cluster directly"
+        fi
+    done
     log "start: bringing the cluster up in $STATE"
     install_packages
     local restart=0
@@ -325,13 +340,6 @@ cmd_start() {
         log "configuration in $STATE changed: (re)starting slurmctld and slurmd"
     fi
     ensure_munge
-    local d
-    for d in slurmctld slurmd; do
-        if [[ -n $(foreign_pids "$d") ]]; then
-            die $EX_FAIL "a $d that this script did not start is running (pid $(foreign_pids "$d" | xargs));" \
-                "stop it or use that cluster directly"
-        fi
-    done
     if ((restart)); then
         # Daemons started with the old file would keep its node/partition definitions.
         stop_one slurmd
@@ -359,7 +367,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local d pid up=0
+    local d pid absent=0
     for d in "${DAEMONS[@]}"; do
         pid=$(our_pid "$d")
         if [[ -n $pid ]]; then
@@ -368,10 +376,10 @@ cmd_status() {
             echo "$d: running (pid $(foreign_pids "$d" | xargs), NOT started by this harness)"
         else
             echo "$d: not running"
-            up=1
+            absent=1
         fi
     done
-    if ((up == 0)) && node_usable; then
+    if ((absent == 0)) && node_usable; then
         echo "node localhost: $(node_state); SLURM is up (SLURM_CONF=$CONF)"
         return 0
     fi
@@ -399,11 +407,12 @@ main() {
     if ((EUID != 0)); then
         # Without root we can neither take the lock nor start anything, but a cluster that is already
         # up (started by root) is usable: report that as success.
-        if [[ $cmd == start ]] && up_and_current; then
+        if [[ $cmd == stop ]]; then die $EX_FAIL "stop needs root (uid $EUID)"; fi
+        if up_and_current; then
             echo "start: already up (node $(node_state))" >&2
             return 0
         fi
-        die $EX_SKIP "$cmd needs root (uid $EUID) and SLURM is not up"
+        die $EX_SKIP "SLURM is not up and starting it needs root (uid $EUID)"
     fi
     mkdir -p "$STATE" 2>/dev/null || die $EX_SKIP "cannot create $STATE"
     # One start/stop at a time: two test sessions starting together must not both launch slurmctld.

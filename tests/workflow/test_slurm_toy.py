@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.cluster.fixtures import (  # noqa: E402
+from tests.cluster.fixtures import (
     run_snakemake_on_slurm,
     slurm_cluster,  # noqa: F401  (fixture, used by name)
     slurm_job_record,
