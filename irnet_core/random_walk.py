@@ -7,14 +7,17 @@ The graph joins every cell ``j`` of the ``h × w`` grid to itself (affinity 1) a
 ``x = scores ⊙ (1 − B)``.
 
 :func:`propagate` computes this over the sparse graph (``2·n_dirs + 1`` neighbours per cell, 69 for radius 5)
-with one sparse-matrix product per step, ``2^exp_times`` steps: O(69·n) memory and ~10⁸ flops per map, on the
-device of its inputs. :func:`propagate_dense` is the spec's dense formulation (an ``n × n`` matrix squared
-``exp_times`` times, O(n²) memory, O(n³) time); it is kept only as the reference for tests and the benchmark.
-Both give the same result up to float rounding.
+with one sparse-matrix product per step, ``2^exp_times`` steps: O(69·n) memory and ~4·10⁸ flops per map at
+94×125, on the device of its inputs. :func:`propagate_dense` is the spec's dense formulation (the
+:func:`dense_transition` matrix squared ``exp_times`` times: O(n²) memory, O(n³) time); it is kept only as the
+reference for tests and ``bench/random_walk.py``. Both give the same result up to float rounding (float64 runs
+agree to ~1e-14, border pairs included).
 
 Why a CSR matrix product: on CPU it measured as fast as or faster than the alternatives (69 shifted
 multiply-adds per step, an ``(n, 69)`` gather table, unfold/as_strided stencils), much faster for many maps,
-and on CUDA it is one cuSPARSE call per step instead of 69 kernel launches.
+and on CUDA it is one cuSPARSE call per step instead of 69 kernel launches. Each step is small (~0.3 ms on CPU
+at VOC size), so an oversubscribed CPU (more torch threads than free cores) slows it down badly; give each job
+as many threads as cores it holds (Snakemake does, through ``OMP_NUM_THREADS``).
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def _transition_csr(boundary: torch.Tensor, beta: float, radius: int) -> torch.T
     offsets, weights = _pair_weights(boundary, beta, radius)
     weights = weights / weights.sum(dim=0, keepdim=True)  # column normalisation; the self-loop keeps it > 0
 
-    # Everything in (h, w, n_offsets) layout, contiguous, so that the boolean selection below reads row by row.
+    # Everything indexed (h, w, n_offsets): a boolean selection then lists the entries cell by cell (= CSR row).
     device = boundary.device
     off = torch.tensor(offsets, dtype=torch.int64, device=device)  # (n_offsets, 2)
     ys = torch.arange(h, device=device).view(h, 1, 1) + off[:, 0]  # (h, 1, n_offsets)
@@ -118,8 +121,10 @@ def _transition_csr(boundary: torch.Tensor, beta: float, radius: int) -> torch.T
     with warnings.catch_warnings():
         # torch flags sparse CSR as "beta" once per process; the ops used here (construction, @ dense) are stable.
         warnings.filterwarnings("ignore", message=r"Sparse CSR tensor support is in beta state")
-        # Checking the invariants (sorted, in-range columns) costs ~2 ms and turns an indexing bug into an error
-        # instead of a memory fault.
+        # Some torch versions (2.11) warn about the *global* invariant-check default even when the call enables
+        # the checks itself, as here: checking (sorted, in-range columns) costs ~2 ms and turns an indexing bug
+        # into an error instead of a memory fault.
+        warnings.filterwarnings("ignore", message=r"Sparse invariant checks are implicitly disabled")
         return torch.sparse_csr_tensor(crow, col[mask], values[mask], (n, n), check_invariants=True)
 
 

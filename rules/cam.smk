@@ -18,7 +18,7 @@ rule train_cam:
         "logs/train_cam/train_cam.log",
     benchmark:
         "benchmarks/train_cam/train_cam.tsv"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=8000,
         runtime=24 * 60,
@@ -73,7 +73,7 @@ rule evaluate_cam_untrained:
         "logs/evaluate_cam_untrained/evaluate_cam_untrained.log",
     benchmark:
         "benchmarks/evaluate_cam_untrained/evaluate_cam_untrained.tsv"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=4000,
         runtime=12 * 60,

@@ -43,7 +43,7 @@ rule prepare_dataset:
         "logs/prepare_dataset/prepare_dataset.log",
     benchmark:
         "benchmarks/prepare_dataset/prepare_dataset.tsv"
-    threads: 2
+    threads: 4
     resources:
         mem_mb=2000,
         runtime=60,

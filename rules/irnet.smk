@@ -20,7 +20,7 @@ rule train_irnet:
         "logs/train_irnet/train_irnet.log",
     benchmark:
         "benchmarks/train_irnet/train_irnet.tsv"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=12000,
         runtime=24 * 60,
@@ -46,7 +46,7 @@ rule calibrate_displacement:
         "logs/calibrate_displacement/calibrate_displacement.log",
     benchmark:
         "benchmarks/calibrate_displacement/calibrate_displacement.tsv"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=4000,
         runtime=60,

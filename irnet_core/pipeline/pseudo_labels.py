@@ -53,7 +53,7 @@ def propagate_semantic_shard(
                 radius=random_walk["radius"],
                 bg_threshold=random_walk["sem_bg_threshold"],
             )
-            writer.write(image_id, {"labels": np.asarray(labels, dtype=np.uint8)}, {"keys": keys, "size": list(size)})
+            writer.write(image_id, {"labels": labels.cpu().numpy().astype(np.uint8)}, {"keys": keys, "size": list(size)})
     return len(image_ids)
 
 

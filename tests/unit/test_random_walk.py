@@ -31,7 +31,7 @@ def _labels(y: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("h", "w", "radius", "exp_times"),
-    [(9, 11, 5, 4), (9, 11, 5, 8), (12, 7, 3, 4), (12, 7, 3, 8), (12, 7, 5, 8), (4, 3, 5, 6), (1, 1, 5, 3)],
+    [(9, 11, 5, 4), (9, 11, 5, 8), (12, 7, 3, 4), (12, 7, 3, 8), (12, 7, 5, 5), (4, 3, 5, 6), (1, 1, 5, 3)],
 )
 def test_sparse_equals_dense(h: int, w: int, radius: int, exp_times: int) -> None:
     scores, boundary = _random_case(h, w, 3, seed=h * 100 + w + radius + exp_times)
@@ -69,33 +69,33 @@ def test_beta_sharpens_the_transition() -> None:
 
 def test_constant_field_without_boundaries_stays_constant() -> None:
     # Columns of T sum to 1, so y_j ← Σ_i y_i T[i, j] keeps a constant field constant.
-    out = propagate(torch.full((2, 10, 13), 0.7), torch.zeros(10, 13), exp_times=8)
+    out = propagate(torch.full((2, 10, 13), 0.7), torch.zeros(10, 13), exp_times=6)
     torch.testing.assert_close(out, torch.full((2, 10, 13), 0.7))
 
 
 def test_mass_does_not_cross_a_closed_wall() -> None:
     # A closed one-cell ring of B = 1 (rows/cols 4..11 of a 16×16 grid): every path from inside to outside meets
-    # the ring, so the affinity is exactly 0 and nothing leaks, not even after 256 steps.
+    # the ring, so the affinity is exactly 0 and nothing leaks, however many steps (64 here) the walk takes.
     boundary = torch.zeros(16, 16)
     boundary[4, 4:12] = boundary[11, 4:12] = boundary[4:12, 4] = boundary[4:12, 11] = 1.0
     inside = torch.zeros(16, 16, dtype=torch.bool)
     inside[5:11, 5:11] = True
     scores = torch.zeros(1, 16, 16)
     scores[0, 6, 7] = 1.0
-    out = propagate(scores, boundary, exp_times=8, radius=5)[0]
+    out = propagate(scores, boundary, exp_times=6, radius=5)[0]
     assert torch.all(out[~inside] == 0)
     assert float(out[inside].min()) > 0  # the inside is connected and the walk spreads over it
     # Seeds on the outside stay outside as well.
     scores = torch.zeros(1, 16, 16)
     scores[0, 1, 1] = 1.0
-    out = propagate(scores, boundary, exp_times=8, radius=5)[0]
+    out = propagate(scores, boundary, exp_times=6, radius=5)[0]
     assert torch.all(out[inside] == 0) and float(out[0, 15]) > 0
 
 
 def test_large_grid_never_builds_a_dense_matrix() -> None:
-    # n = 60,000: a dense n×n float32 matrix would need 14 GB; the sparse walk needs a few MB.
-    out = propagate(torch.rand(1, 200, 300), torch.rand(200, 300) * 0.5, exp_times=1)
-    assert out.shape == (1, 200, 300) and bool(torch.isfinite(out).all())
+    # n = 38,400: a dense n×n float32 matrix would need 5.5 GiB; the sparse walk needs a few MiB.
+    out = propagate(torch.rand(1, 160, 240), torch.rand(160, 240) * 0.5, exp_times=1)
+    assert out.shape == (1, 160, 240) and bool(torch.isfinite(out).all())
 
 
 def test_empty_inputs_and_validation() -> None:
@@ -136,14 +136,14 @@ def test_semantic_labels_by_hand() -> None:
     cam = torch.zeros(2, 6, 7)
     cam[0, :, :3] = 1.0
     cam[1, :, 4:] = 0.6
-    labels = semantic_labels(cam, [3, 7], boundary, (24, 26), beta=10.0, exp_times=8, radius=5)
+    labels = semantic_labels(cam, [3, 7], boundary, (24, 26), beta=10.0, exp_times=5, radius=5)
     assert labels.dtype == torch.uint8 and labels.shape == (24, 26)
     assert bool((labels[:, :8] == 4).all())
     assert bool((labels[:, 20:] == 8).all())
     assert set(labels.unique().tolist()) <= {0, 4, 8}
     # A weak right-hand CAM (0.2 < 0.25 after normalisation) loses to the background.
     cam[1, :, 4:] = 0.2
-    labels = semantic_labels(cam, torch.tensor([3, 7]), boundary, (24, 26), beta=10.0, exp_times=8, radius=5)
+    labels = semantic_labels(cam, torch.tensor([3, 7]), boundary, (24, 26), beta=10.0, exp_times=5, radius=5)
     assert bool((labels[:, 20:] == 0).all()) and bool((labels[:, :8] == 4).all())
 
 

@@ -1,0 +1,208 @@
+"""Report stage entry points: per-image figures of every stage, training curves, metric and benchmark tables.
+
+Each function reads the workflow's files (stores only through :mod:`irnet_core.store`) and writes the PNG or
+HTML files that ``rules/report.smk`` marks for Snakemake's report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..data.voc import load_image
+from ..errors import InputError
+from ..instances import find_centroids
+from ..palette import read_label_png
+from ..report import figures, tables
+from ..store import ShardReader
+from .pseudo_labels import read_instances
+
+log = logging.getLogger(__name__)
+
+
+def detect_centroids(
+    displacement: np.ndarray, foreground: np.ndarray, iterations: int, weak_threshold: float, min_share: float = 0.02
+) -> np.ndarray:
+    """Centroids to draw: float (N, 3) rows ``(y, x, pixels)`` on the stride-4 grid.
+
+    Every grid pixel walks ``iterations`` steps along the displacement field, exactly as instance extraction
+    does (:func:`~irnet_core.instances.find_centroids`). Only ``foreground`` pixels whose walk ends in a
+    weak-displacement region (``|D| < weak_threshold``, the regions :func:`~irnet_core.instances.cluster_centroids`
+    groups by) count: background displacement is ~0, so background pixels stay where they are and would each
+    be a "centroid". The end points are grouped into 8-connected groups of grid cells; a group that collects at
+    least ``min_share`` of the foreground pixels (and 2) is one centroid, drawn at its pixel-weighted mean.
+    Grouping by end point rather than by weak region keeps two objects apart in the figure even where their
+    weak regions touch through the background.
+    """
+    displacement = np.asarray(displacement, dtype=np.float64)
+    foreground = np.asarray(foreground, dtype=bool)
+    if foreground.shape != displacement.shape[1:]:
+        raise InputError("detect_centroids", f"foreground {foreground.shape} does not match displacement {displacement.shape}")
+    ends = find_centroids(displacement, iterations)
+    weak = np.hypot(displacement[0], displacement[1]) < weak_threshold
+    usable = foreground & weak[ends[0], ends[1]]
+    counts = np.zeros(foreground.shape, dtype=np.int64)
+    np.add.at(counts, (ends[0][usable], ends[1][usable]), 1)
+    groups, n_groups = ndimage.label(counts > 0, structure=np.ones((3, 3), dtype=bool))
+    minimum = max(2, int(math.ceil(min_share * np.count_nonzero(foreground))))
+    rows = []
+    ys, xs = np.mgrid[0 : counts.shape[0], 0 : counts.shape[1]]
+    for group in range(1, n_groups + 1):
+        weights = np.where(groups == group, counts, 0)
+        total = int(weights.sum())
+        if total >= minimum:
+            rows.append((float((ys * weights).sum() / total), float((xs * weights).sum() / total), float(total)))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def gt_instances(class_map: np.ndarray, object_map: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth instances of VOC's PNGs: masks bool (G, H, W) and 0-based classes (G,).
+
+    Object ids 1..254 of ``SegmentationObject`` are the instances; an instance's class is the most frequent
+    ``SegmentationClass`` value under it (the convention of the evaluation). Objects on void only are skipped.
+    """
+    if class_map.shape != object_map.shape:
+        raise InputError("gt_instances", f"class map {class_map.shape} and object map {object_map.shape} differ")
+    masks, labels = [], []
+    for object_id in np.unique(object_map):
+        if object_id == 0 or object_id == 255:
+            continue
+        mask = object_map == object_id
+        values = class_map[mask]
+        values = values[(values > 0) & (values <= n_classes)]
+        if values.size:
+            masks.append(mask)
+            labels.append(int(np.bincount(values).argmax()) - 1)
+    if not masks:
+        return np.zeros((0, *class_map.shape), dtype=bool), np.zeros(0, dtype=np.int64)
+    return np.stack(masks), np.asarray(labels, dtype=np.int64)
+
+
+def _read(store: str, image_id: str, names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
+    reader = ShardReader(store)
+    if image_id not in reader:
+        raise InputError(store, f"image {image_id!r} is not in this store")
+    return reader.read(image_id, names)
+
+
+def report_figures(
+    *,
+    image_id: str,
+    image_path: str,
+    cam_store: str,
+    relations_store: str,
+    irnet_store: str,
+    semantic_store: str,
+    instance_store: str,
+    class_gt_path: str,
+    object_gt_path: str,
+    classes: Sequence[str],
+    instances: Mapping[str, float],
+    out_cam: str,
+    out_relations: str,
+    out_irnet: str,
+    out_pseudo_labels: str,
+) -> None:
+    """The four per-stage strips of one image: CAMs, relation labels, IRNet maps, pseudo-labels vs ground truth."""
+    image = load_image(image_path)
+    cam_arrays, cam_attrs = _read(cam_store, image_id, ["high_res"])
+    size = tuple(int(v) for v in cam_attrs["size"])
+    if image.shape[:2] != size:
+        raise InputError(image_path, f"image is {image.shape[:2]} but its CAMs are {size}")
+    keys = [int(k) for k in cam_attrs["keys"]]
+    figures.save_png(figures.cam_figure(image, cam_arrays["high_res"], keys, classes, f"{image_id} · CAMs"), out_cam)
+
+    relations = ShardReader(relations_store)
+    labels = relations.read(image_id, ["labels"])[0]["labels"] if image_id in relations else None
+    figures.save_png(figures.relations_figure(image, labels, classes, f"{image_id} · relation labels"), out_relations)
+
+    maps, _ = _read(irnet_store, image_id, ["boundary", "displacement"])
+    semantic = _read(semantic_store, image_id, ["labels"])[0]["labels"]
+    # The semantic pseudo-label on the grid (pixel 4i of row i) tells which pixels are objects.
+    foreground = (semantic[::4, ::4] > 0) & (semantic[::4, ::4] < 255)
+    displacement = maps["displacement"].astype(np.float32)
+    centroids = detect_centroids(displacement, foreground, int(instances["centroid_iterations"]), float(instances["weak_threshold"]))
+    log.info("%s: %d centroid(s)", image_id, len(centroids))
+    figures.save_png(
+        figures.irnet_figure(image, maps["boundary"], displacement, centroids, f"{image_id} · IRNet: boundaries and displacements"),
+        out_irnet,
+    )
+
+    found = read_instances(ShardReader(instance_store), image_id)
+    gt_class = read_label_png(class_gt_path)
+    gt_masks, gt_classes = gt_instances(gt_class, read_label_png(object_gt_path), len(classes))
+    figures.save_png(
+        figures.pseudo_label_figure(
+            image, semantic, gt_class, found.masks, found.classes, found.scores, gt_masks, gt_classes, classes,
+            f"{image_id} · pseudo-labels vs ground truth",
+        ),
+        out_pseudo_labels,
+    )
+
+
+def read_history(path: str | Path) -> list[dict[str, float]]:
+    """A ``train_log.csv`` as rows of floats (empty cells become NaN)."""
+    with open(path, newline="") as handle:
+        records = list(csv.DictReader(handle))
+    rows = []
+    for line, record in enumerate(records, start=2):
+        row = {}
+        for key, text in record.items():
+            try:
+                row[key] = float(text) if text not in ("", None) else math.nan
+            except ValueError:
+                raise InputError(f"{path}:{line}", f"column {key!r} holds {text!r}, not a number") from None
+        rows.append(row)
+    return rows
+
+
+def report_curves(*, cam_history: str, irnet_history: str, out_cam: str, out_irnet: str) -> None:
+    """Training curves of the CAM classifier and of IRNet from their ``train_log.csv``."""
+    for history, out, title in (
+        (cam_history, out_cam, "train_cam: CAM classifier"),
+        (irnet_history, out_irnet, "train_irnet: IRNet (boundary and displacement branches)"),
+    ):
+        figures.save_png(figures.training_curves_figure(read_history(history), title), out)
+
+
+def _load_json(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def report_tables(
+    *,
+    cam_metrics: str,
+    semantic_metrics: str,
+    instance_metrics: str,
+    benchmark_files: Sequence[str],
+    out_cam: str,
+    out_semantic: str,
+    out_instances: str,
+    out_benchmarks: str,
+) -> None:
+    """HTML tables of the three evaluation JSONs (per class) and of every job's benchmark."""
+    pages = (
+        (cam_metrics, out_cam, "CAM evaluation", "IoU", "CAMs turned into label maps with a background threshold, "
+         "against ground truth; the sweep gives the mIoU at each threshold."),
+        (semantic_metrics, out_semantic, "Semantic pseudo-label evaluation", "IoU",
+         "Random-walk semantic pseudo-labels against ground truth."),
+        (instance_metrics, out_instances, "Instance pseudo-label evaluation", "AP",
+         "PASCAL VOC instance AP at IoU 0.25 / 0.5 / 0.75 of IRNet's instances, and of the CAM-components "
+         "baseline (every connected CAM region is one instance)."),
+    )
+    for source, out, title, value_name, note in pages:
+        page = tables.metrics_page(_load_json(source), title, note=f"{note} Source: {source}.", value_name=value_name)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(page, encoding="utf-8")
+    rows = tables.read_benchmarks(benchmark_files)
+    log.info("%d of %d benchmark files found", len(rows), len(benchmark_files))
+    Path(out_benchmarks).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_benchmarks).write_text(tables.benchmarks_page(rows), encoding="utf-8")

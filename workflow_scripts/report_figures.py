@@ -1,0 +1,28 @@
+"""Rule report_figures: the per-stage figure strips of one sampled image."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.report import report_figures
+
+    report_figures(
+        image_id=snakemake.wildcards.image_id,
+        image_path=snakemake.input.image,
+        cam_store=snakemake.input.cams,
+        relations_store=snakemake.input.relations,
+        irnet_store=snakemake.input.maps,
+        semantic_store=snakemake.input.semantic,
+        instance_store=snakemake.input.instances,
+        class_gt_path=snakemake.input.class_gt,
+        object_gt_path=snakemake.input.object_gt,
+        classes=snakemake.params.classes,
+        instances=snakemake.params.instances,
+        out_cam=snakemake.output.cam,
+        out_relations=snakemake.output.relations,
+        out_irnet=snakemake.output.irnet,
+        out_pseudo_labels=snakemake.output.pseudo_labels,
+    )
+
+
+run_job(snakemake, main)

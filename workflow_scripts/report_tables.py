@@ -1,0 +1,21 @@
+"""Rule report_tables: per-class tables of the evaluation JSONs and the wall time / peak memory of every job."""
+
+from irnet_core.runner import run_job
+
+
+def main():
+    from irnet_core.pipeline.report import report_tables
+
+    report_tables(
+        cam_metrics=snakemake.input.cam,
+        semantic_metrics=snakemake.input.semantic,
+        instance_metrics=snakemake.input.instances,
+        benchmark_files=snakemake.params.benchmarks,
+        out_cam=snakemake.output.cam,
+        out_semantic=snakemake.output.semantic,
+        out_instances=snakemake.output.instances,
+        out_benchmarks=snakemake.output.benchmarks,
+    )
+
+
+run_job(snakemake, main)
