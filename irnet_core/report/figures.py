@@ -254,7 +254,7 @@ def irnet_figure(
     ax = axes[3]
     _image_panel(ax, 0.35 + 0.5 * _gray(image), "")
     grid_h, grid_w = length.shape
-    step = max(1, round(max(grid_h, grid_w) / 16))
+    step = max(1, round(max(grid_h, grid_w) / 22))
     ys, xs = np.mgrid[step // 2 : grid_h : step, step // 2 : grid_w : step]
     dy, dx = displacement[0][ys, xs], displacement[1][ys, xs]
     moving = np.hypot(dy, dx) > 0.5  # background vectors are ~0; drawing them only adds dots
@@ -265,26 +265,49 @@ def irnet_figure(
     )
     centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 3)
     if len(centroids):
-        marker_size = 60 + 240 * np.sqrt(centroids[:, 2] / centroids[:, 2].max())
+        marker_size = 30 + 120 * np.sqrt(centroids[:, 2] / centroids[:, 2].max())
         ax.scatter(4 * centroids[:, 1] + 1.5, 4 * centroids[:, 0] + 1.5, s=marker_size, marker="X",
-                   c="#e8112d", edgecolors="white", linewidths=1.2, zorder=3)
+                   c="#e8112d", edgecolors="white", linewidths=0.8, zorder=3)
     ax.set_xlim(-0.5, size[1] - 0.5)
     ax.set_ylim(size[0] - 0.5, -0.5)
     ax.set_title(f"D as arrows · {len(centroids)} centroid(s)", fontsize=10)
     return fig
 
 
-def _instance_overlay(ax: Axes, image: np.ndarray, masks: np.ndarray, texts: Sequence[str | None], title: str) -> None:
-    """Each mask filled with its own colour over the grey image, outlined, and labelled at its deepest point.
+def match_instances(masks: np.ndarray, gt_masks: np.ndarray, min_iou: float = 0.5) -> list[int | None]:
+    """For each predicted mask, the ground-truth instance it matches (IoU >= ``min_iou``), or None.
 
-    ``texts[i]`` is the label of mask i; "" draws the mask in colour without a label, None draws it grey.
+    Greedy by IoU, each ground-truth instance matched at most once: the matching of AP at that IoU, minus the
+    score order. Used to give a matched pair one colour in the figure.
+    """
+    masks = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
+    gt_masks = np.asarray(gt_masks, dtype=bool).reshape(len(gt_masks), -1)
+    matches: list[int | None] = [None] * len(masks)
+    if not len(masks) or not len(gt_masks):
+        return matches
+    inter = masks.astype(np.float32) @ gt_masks.T.astype(np.float32)
+    union = masks.sum(axis=1)[:, None] + gt_masks.sum(axis=1)[None, :] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        pred, gt = np.unravel_index(int(flat), iou.shape)
+        if iou[pred, gt] < min_iou:
+            break
+        if matches[pred] is None and gt not in matches:
+            matches[pred] = int(gt)
+    return matches
+
+
+def _instance_overlay(
+    ax: Axes, image: np.ndarray, masks: np.ndarray, colour_ids: Sequence[int | None], texts: Sequence[str], title: str
+) -> None:
+    """Each mask filled with a colour over the grey image, outlined, and labelled at its deepest point.
+
+    ``colour_ids[i]`` picks mask i's colour from a fixed cycle (None: grey); ``texts[i]`` is its label ("" for none).
     """
     palette = colormaps["tab10"].colors
     rgb = 0.25 + 0.6 * _gray(image)
-    colours = []
-    for index, (mask, text) in enumerate(zip(masks, texts, strict=True)):
-        colour = np.asarray(palette[index % len(palette)]) if text is not None else np.full(3, 0.55)
-        colours.append(colour)
+    colours = [np.asarray(palette[c % len(palette)]) if c is not None else np.full(3, 0.55) for c in colour_ids]
+    for mask, colour in zip(masks, colours, strict=True):
         rgb[mask] = 0.35 * rgb[mask] + 0.65 * colour
     _image_panel(ax, rgb, title)
     for mask, colour, text in zip(masks, colours, texts, strict=True):
@@ -328,7 +351,8 @@ def pseudo_label_figure(
 
     ``masks`` bool (M, H, W) with 0-based ``classes`` and ``scores``; ``gt_masks`` bool (G, H, W) with
     ``gt_classes``. Instances are labelled "class score" (the best :data:`MAX_INSTANCE_LABELS` by score);
-    fragments with score 0 (too small to count, see the instances config) are drawn grey and unlabelled.
+    fragments with score 0 (too small to count, see the instances config) are drawn grey and unlabelled. An
+    instance that matches a ground-truth instance at IoU >= 0.5 has that instance's colour.
     """
     n = len(class_names)
     fig, axes = _strip(4, image.shape, title, legend=True)
@@ -338,16 +362,22 @@ def pseudo_label_figure(
     _image_panel(axes[1], label_rgb(gt_semantic, n), "ground truth")
 
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    masks = np.asarray(masks, dtype=bool)
+    gt_masks = np.asarray(gt_masks, dtype=bool)
     labelled = set(np.argsort(-scores, kind="stable")[:MAX_INSTANCE_LABELS].tolist())
-    # None: a score-0 fragment (grey, unlabelled); "": coloured but beyond the label budget.
-    texts: list[str | None] = [
-        None if s <= 0 else (f"{class_names[int(c)]} {s:.2f}" if i in labelled else "")
+    texts = [
+        f"{class_names[int(c)]} {s:.2f}" if s > 0 and i in labelled else ""
         for i, (c, s) in enumerate(zip(classes, scores, strict=True))
     ]
+    # A prediction that matches a ground-truth instance takes its colour; others get colours no GT uses.
+    matches = match_instances(masks, gt_masks)
+    spare = iter(range(len(gt_masks), len(gt_masks) + len(masks)))
+    colour_ids = [None if s <= 0 else (m if m is not None else next(spare)) for m, s in zip(matches, scores, strict=True)]
     positive = int(np.count_nonzero(scores > 0))
-    _instance_overlay(axes[2], image, np.asarray(masks, dtype=bool), texts,
-                      f"instances: {positive} scored, {len(scores) - positive} fragment(s)")
-    _instance_overlay(axes[3], image, np.asarray(gt_masks, dtype=bool), [class_names[int(c)] for c in gt_classes],
+    matched = sum(m is not None for m in matches)
+    _instance_overlay(axes[2], image, masks, colour_ids, texts,
+                      f"instances: {positive} scored ({matched} match GT), {len(scores) - positive} fragments")
+    _instance_overlay(axes[3], image, gt_masks, list(range(len(gt_masks))), [class_names[int(c)] for c in gt_classes],
                       f"ground-truth instances: {len(gt_classes)}")
     present = _present_classes(semantic, gt_semantic, n_classes=n)
     present += [int(c) for c in classes] + [int(c) for c in gt_classes]

@@ -1,0 +1,280 @@
+"""Planning cost of the workflow at scale: dry runs of a synthetic 10,000- and 100,000-image configuration.
+
+No real images are needed. The script builds a PASCAL-VOC-layout folder whose images and annotations are empty
+files (the DAG is built from the id lists and only stat()s the files), copies the workflow next to it with
+configs/voc12.yaml pointed at that folder, and times three Snakemake invocations per size:
+
+  parse    `snakemake --list-rules`: Snakefile + rules/common.smk (config validation, lists, existence checks)
+  plan     `snakemake -n` with no outputs yet: parse + the whole DAG (every job to run)
+  no-op    `snakemake -n` after every output exists: what a user waits for when nothing is left to do. The
+           outputs are empty files and folders, then `snakemake --touch` gives them mtimes in DAG order; the
+           touch runs with a small patch that also records each job's metadata (code, params, input list,
+           checksums), which plain `--touch` does not, so the no-op run checks provenance as after a real run
+
+Each figure is the wall time of a fresh `python -m snakemake` process (interpreter and Snakemake start-up
+included, as a user sees it), the best of --repeat runs. Job counts per rule come from the dry run.
+
+    python bench/plan_scale.py                      # 10,000 and 100,000 images, default shard counts
+    python bench/plan_scale.py --images 10000 --shards 32 --repeat 3
+    python bench/plan_scale.py --images 2000 --keep /tmp/plan   # keep the folder, e.g. to profile a dry run
+
+The goal is a no-op dry run of the 10,000-image configuration in at most 5 s. Shard guidance: docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "report", "environment.yml"]
+GOAL_NOOP_S = 5.0
+GOAL_IMAGES = 10_000
+
+
+def default_shards(n_images: int) -> int:
+    """The docs/scaling.md rule of thumb: about 500 images per shard, at least 4 shards."""
+    return max(4, round(n_images / 500))
+
+
+# ---- the synthetic dataset and workflow copy ---------------------------------------------------------------
+
+
+def synthesize_voc(root: Path, n_images: int, eval_every: int) -> dict[str, int]:
+    """Empty files in VOC 2012 layout: every id in train_aug (train + infer), every `eval_every`-th in train.
+
+    The infer list is the whole training list (pseudo-labels for every training image, as for training a
+    segmentation network on them); the eval list (with ground-truth PNGs) is a subset, as VOC's `train`.
+    """
+    ids = [f"2026_{i:06d}" for i in range(1, n_images + 1)]
+    eval_ids = ids[::eval_every]
+    folders = {name: root / name for name in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    lists = root / "ImageSets" / "Segmentation"
+    lists.mkdir(parents=True, exist_ok=True)
+    for image_id in ids:
+        (folders["JPEGImages"] / f"{image_id}.jpg").touch()
+        (folders["Annotations"] / f"{image_id}.xml").touch()
+    for image_id in eval_ids:
+        (folders["SegmentationClass"] / f"{image_id}.png").touch()
+        (folders["SegmentationObject"] / f"{image_id}.png").touch()
+    (lists / "train_aug.txt").write_text("\n".join(ids) + "\n")
+    (lists / "train.txt").write_text("\n".join(eval_ids) + "\n")
+    return {"train": len(ids), "infer": len(ids), "eval": len(eval_ids)}
+
+
+def make_workdir(workdir: Path, n_images: int, shards: int, eval_every: int) -> dict[str, int]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, workdir / name, dirs_exist_ok=True)
+        elif source.exists():
+            shutil.copy2(source, workdir / name)
+    sizes = synthesize_voc(workdir / "data" / "VOC", n_images, eval_every)
+    config = yaml.safe_load((REPO / "configs" / "voc12.yaml").read_text())
+    config["dataset"].update(
+        {
+            "root": "data/VOC",
+            "train_list": "ImageSets/Segmentation/train_aug.txt",
+            "infer_list": "ImageSets/Segmentation/train_aug.txt",
+            "eval_list": "ImageSets/Segmentation/train.txt",
+        }
+    )
+    # device cpu: `auto` would import torch at parse time to look for CUDA (about a second, and not what is
+    # measured here); the figure for `auto` is printed separately by --device-auto.
+    config["compute"].update({"shards": shards, "device": "cpu"})
+    (workdir / "bench.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return sizes
+
+
+# ---- running Snakemake ---------------------------------------------------------------------------------------
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 1800) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "bench.yaml", "--cores", "2", *args]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+    seconds = time.perf_counter() - start
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{text[-4000:]}")
+    return seconds, text
+
+
+def best_of(repeat: int, workdir: Path, *args: str) -> tuple[float, str]:
+    runs = [snakemake(workdir, *args) for _ in range(repeat)]
+    return min(r[0] for r in runs), runs[-1][1]
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """{rule: jobs} from the 'job count' table of a dry run; {} when there is nothing to be done."""
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in text.splitlines():
+        if re.match(r"^job\s+count", line):
+            in_table = True
+            continue
+        if in_table:
+            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if match and match.group(1) != "total":
+                counts[match.group(1)] = int(match.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
+
+
+def planned_outputs(text: str) -> list[str]:
+    """Output paths of every job of a (non-quiet) dry run, in the order the jobs are listed."""
+    outputs: list[str] = []
+    for line in text.splitlines():
+        match = re.match(r"^\s+output:\s+(.*)$", line)
+        if match:
+            outputs += [p.strip() for p in match.group(1).split(",") if p.strip()]
+    return outputs
+
+
+def is_directory_output(path: str) -> bool:
+    # The workflow's directory() outputs: the Zarr stores and the exported PNG folder (no suffix).
+    return path.endswith(".zarr") or not Path(path).suffix
+
+
+def mark_done_here(args: list[str]) -> None:
+    """`snakemake --touch` in this process, recording each touched job's metadata as a finished real job would.
+
+    Snakemake 9's touch executor only updates mtimes; without metadata records a later dry run skips the
+    params / code / input / software-env checks it does after a real run, and would look cheaper than it is.
+    """
+    import snakemake.executors.touch as touch_executor
+    from snakemake.cli import main as snakemake_main
+
+    run_job = touch_executor.Executor.run_job
+
+    def run_job_and_record(self, job):
+        run_job(self, job)
+        self.workflow.async_run(self.workflow.persistence.finished(job))
+
+    touch_executor.Executor.run_job = run_job_and_record
+    sys.argv = ["snakemake", *args]
+    snakemake_main()
+
+
+def mark_done(workdir: Path) -> tuple[float, str]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--mark-done-here",
+           "--configfile", "bench.yaml", "--cores", "1", "--touch", "--quiet", "rules"]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=3600, env=env)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake --touch failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+    return seconds, proc.stdout + proc.stderr
+
+
+def create_outputs(workdir: Path, outputs: list[str]) -> None:
+    for output in outputs:
+        path = workdir / output
+        if is_directory_output(output):
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+
+
+# ---- one size ------------------------------------------------------------------------------------------------
+
+
+def bench_size(n_images: int, shards: int, repeat: int, eval_every: int, keep: Path | None, device_auto: bool) -> dict:
+    base = keep or Path(tempfile.mkdtemp(prefix=f"plan_scale_{n_images}_"))
+    workdir = base / f"n{n_images}"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    try:
+        start = time.perf_counter()
+        sizes = make_workdir(workdir, n_images, shards, eval_every)
+        setup_s = time.perf_counter() - start
+        print(f"\n== {n_images:,} images ({sizes['eval']:,} with ground truth), {shards} shards "
+              f"(dataset of empty files made in {setup_s:.1f} s) ==", flush=True)
+
+        parse_s, _ = best_of(repeat, workdir, "--list-rules")
+        plan_s, _ = best_of(repeat, workdir, "-n", "--quiet", "rules")
+        _, listing = snakemake(workdir, "-n")  # full job listing, for the output paths
+        counts = job_counts(listing)
+        outputs = planned_outputs(listing)
+
+        create_outputs(workdir, outputs)
+        touch_s, _ = mark_done(workdir)
+        records = sum(1 for _ in (workdir / ".snakemake" / "metadata").iterdir())
+        noop_s, noop_text = best_of(repeat, workdir, "-n", "--quiet", "rules")
+        left = job_counts(noop_text)
+        auto_s = None
+        if device_auto:
+            auto_s, _ = best_of(repeat, workdir, "-n", "--quiet", "rules", "--config", "compute={device: auto}")
+        version_s, _ = best_of(repeat, workdir, "--version")
+    finally:
+        if keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+    total = sum(counts.values())
+    print(f"{'rule':<26}{'jobs':>8}")
+    for rule, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"{rule:<26}{count:>8}")
+    print(f"{'total':<26}{total:>8}   ({len(outputs):,} output paths)")
+    print(f"snakemake --version (start-up only)  {version_s:7.2f} s")
+    print(f"parse (--list-rules)                 {parse_s:7.2f} s")
+    print(f"plan from scratch (-n)               {plan_s:7.2f} s")
+    print(f"mark all done (--touch + metadata)   {touch_s:7.2f} s   ({records} metadata records)")
+    print(f"no-op dry run (-n, all outputs)      {noop_s:7.2f} s   jobs left: {sum(left.values())}"
+          + (f" {left}" if left else ""))
+    if auto_s is not None:
+        print(f"no-op dry run, compute.device auto   {auto_s:7.2f} s")
+    return {"images": n_images, "shards": shards, "jobs": total, "counts": counts, "parse_s": parse_s, "plan_s": plan_s,
+            "noop_s": noop_s, "left": left, "auto_s": auto_s, "version_s": version_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--mark-done-here"]:  # internal: the patched --touch, run inside the work folder
+        mark_done_here(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, nargs="+", default=[10_000, 100_000], help="dataset sizes (default 10000 100000)")
+    parser.add_argument("--shards", type=int, default=None, help="compute.shards (default: about 500 images per shard)")
+    parser.add_argument("--eval-every", type=int, default=7, help="every N-th image has ground truth (default 7, like VOC)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per timing; the best is printed (default 1)")
+    parser.add_argument("--keep", type=Path, default=None, help="build the folders here and keep them")
+    parser.add_argument("--device-auto", action="store_true", help="also time a no-op dry run with compute.device auto")
+    args = parser.parse_args(argv)
+
+    results = []
+    for n in args.images:
+        results.append(bench_size(n, args.shards or default_shards(n), args.repeat, args.eval_every, args.keep, args.device_auto))
+
+    print("\nsummary")
+    print(f"{'images':>9} {'shards':>6} {'jobs':>6} {'parse s':>8} {'plan s':>8} {'no-op s':>8}")
+    for r in results:
+        print(f"{r['images']:>9,} {r['shards']:>6} {r['jobs']:>6} {r['parse_s']:>8.2f} {r['plan_s']:>8.2f} {r['noop_s']:>8.2f}")
+    failed = [r for r in results if r["left"]]
+    goal = [r for r in results if r["images"] == GOAL_IMAGES]
+    for r in goal:
+        verdict = "met" if r["noop_s"] <= GOAL_NOOP_S else "MISSED"
+        print(f"goal: no-op dry run of {GOAL_IMAGES:,} images <= {GOAL_NOOP_S:.0f} s: {verdict} ({r['noop_s']:.2f} s)")
+    if failed:
+        print("error: the no-op dry run still planned jobs for " + ", ".join(f"{r['images']:,} images" for r in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
