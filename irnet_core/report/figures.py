@@ -374,9 +374,10 @@ def pseudo_label_figure(
     spare = iter(range(len(gt_masks), len(gt_masks) + len(masks)))
     colour_ids = [None if s <= 0 else (m if m is not None else next(spare)) for m, s in zip(matches, scores, strict=True)]
     positive = int(np.count_nonzero(scores > 0))
-    matched = sum(m is not None for m in matches)
-    _instance_overlay(axes[2], image, masks, colour_ids, texts,
-                      f"instances: {positive} scored ({matched} match GT), {len(scores) - positive} fragments")
+    matched = sum(m is not None and s > 0 for m, s in zip(matches, scores, strict=True))
+    fragments = len(scores) - positive
+    title = f"instances: {positive}, {matched} match GT" + (f" (+{fragments} grey)" if fragments else "")
+    _instance_overlay(axes[2], image, masks, colour_ids, texts, title)
     _instance_overlay(axes[3], image, gt_masks, list(range(len(gt_masks))), [class_names[int(c)] for c in gt_classes],
                       f"ground-truth instances: {len(gt_classes)}")
     present = _present_classes(semantic, gt_semantic, n_classes=n)
@@ -413,7 +414,9 @@ def training_curves_figure(rows: Sequence[Mapping[str, float]], title: str) -> F
     if "lr" in columns:
         panels.append(("learning rate (end of epoch)", ["lr"], False))
 
-    fig = Figure(figsize=(3.9 * max(1, len(panels)), 3.3), dpi=DPI, layout="constrained")
+    # Legends go below the panels (five loss terms inside a panel would cover their own curves).
+    tallest_legend = max((len(names) for _, names, _ in panels if names != ["lr"]), default=0)
+    fig = Figure(figsize=(3.9 * max(1, len(panels)), 3.3 + 0.2 * tallest_legend), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     fig.suptitle(title, fontsize=12, fontweight="bold")
     if not panels:
@@ -432,16 +435,16 @@ def training_curves_figure(rows: Sequence[Mapping[str, float]], title: str) -> F
         if log_scale and positive:
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-            ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(FormatStrFormatter(""))  # minor labels crowd the axis
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if names == ["lr"]:
-            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))  # no "1e-3" offset text over the title
         else:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return fig
 
 
