@@ -24,13 +24,13 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, hsv_to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator
 from scipy import ndimage
 
 from ..palette import voc_palette
 
 PANEL_INCHES = 2.8  # width of one image panel; legible at 100 % zoom in the report's result view
-DPI = 100
+DPI = 120  # a 4-panel strip is about 1350 px wide: one screen width in the report
 UNSURE_RGB = (0.78, 0.78, 0.78)  # relation label 255: neither confident foreground nor background
 VOID_RGB = (224 / 255, 224 / 255, 192 / 255)  # ground-truth 255: VOC's own "void" colour
 MAX_INSTANCE_LABELS = 12  # score labels beyond this many would hide the masks they describe
@@ -434,6 +434,7 @@ def training_curves_figure(rows: Sequence[Mapping[str, float]], title: str) -> F
         positive = all(np.nanmin(_column(rows, c), initial=math.inf) > 0 for c in names)
         if log_scale and positive:
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # labels at 0.2, 0.5, 1, 2, ...
             ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.yaxis.set_minor_formatter(FormatStrFormatter(""))  # minor labels crowd the axis
         ax.set_title(name, fontsize=10)

@@ -173,6 +173,20 @@ def test_stage_figures_are_real_pngs(tmp_path):
     assert _png_stats(paths["cam"])[0][0] > _png_stats(no_class)[0][0]
 
 
+def test_match_instances_pairs_each_ground_truth_once_at_iou_half():
+    gt = np.zeros((2, 10, 10), bool)
+    gt[0, :5, :5] = True
+    gt[1, 5:, 5:] = True
+    pred = np.zeros((4, 10, 10), bool)
+    pred[0, 5:, 5:] = True  # = gt 1
+    pred[1, :5, :4] = True  # IoU 0.8 with gt 0
+    pred[2, :5, :5] = True  # IoU 1.0 with gt 0: wins it
+    pred[3, :2, :2] = True  # IoU 0.16: no match
+    assert figures.match_instances(pred, gt) == [1, None, 0, None]
+    assert figures.match_instances(pred[:0], gt) == []
+    assert figures.match_instances(pred, gt[:0]) == [None] * 4
+
+
 def test_detect_centroids_finds_one_centroid_per_object():
     objects = np.zeros((18, 24), np.uint8)
     objects[1:9, 1:9] = 1

@@ -1,0 +1,88 @@
+"""Config schema: the shipped configs validate, defaults are filled, bad values fail with one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from irnet_core.config import coerce_types, fingerprint, load_schema, validate_config
+from irnet_core.errors import InputError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "configs/voc12.yaml", "tests/configs/tiny.yaml"])
+def test_shipped_configs_validate(name):
+    config = validate_config(load(name))
+    assert config["random_walk"]["exp_times"] >= 0 and config["compute"]["shards"] >= 1
+
+
+def test_defaults_are_filled_for_missing_sections():
+    minimal = {k: v for k, v in load("config.yaml").items() if k in ("dataset", "backbone", "cam")}
+    config = validate_config(minimal)
+    assert config["random_walk"] == {"beta": 10, "exp_times": 8, "radius": 5, "sem_bg_threshold": 0.25}
+    assert config["irnet"]["train"]["crop_size"] == 512 and config["compute"]["device"] == "auto"
+    assert config["relations"]["crf"]["bilateral_srgb"] == 5
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("cam", "train", "epochs"), "x", "config key cam.train.epochs: 'x' is not of type 'integer'"),
+        (("relations", "conf_fg"), 1.5, "config key relations.conf_fg: 1.5 is greater than the maximum of 1"),
+        (("backbone", "arch"), "vgg16", "config key backbone.arch: 'vgg16' is not one of"),
+        (("compute", "device"), "tpu", "config key compute.device: 'tpu' does not match"),
+        (("random_walk", "beta"), 0, "config key random_walk.beta: 0 is less than or equal to the minimum of 0"),
+        (("irnet", "train", "crop_size"), 100, "config key irnet.train.crop_size: 100 is not a multiple of 16"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key(path, value, message):
+    config = load("config.yaml")
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(InputError) as info:
+        validate_config(config)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_keys_are_rejected():
+    config = load("config.yaml")
+    config["relations"]["conf_fgg"] = 0.3
+    with pytest.raises(InputError, match=r"config key relations: .*'conf_fgg' was unexpected"):
+        validate_config(config)
+
+
+def test_cross_key_rules():
+    config = load("config.yaml")
+    config["relations"].update(conf_fg=0.2, conf_bg=0.3)
+    with pytest.raises(InputError, match="relations.conf_bg"):
+        validate_config(config)
+
+
+def test_command_line_strings_are_coerced_to_schema_types():
+    schema = load_schema()
+    config = load("config.yaml")
+    # What Snakemake's --config makes of random_walk='{beta: 8}' and cam='{infer: {scales: [1, 0.5]}}'.
+    config["random_walk"] = copy.deepcopy(config["random_walk"]) | {"beta": "8", "sem_bg_threshold": "0.3"}
+    config["cam"]["infer"]["scales"] = ["1", "0.5"]
+    coerced = coerce_types(config, schema)
+    assert coerced["random_walk"]["beta"] == 8 and isinstance(coerced["random_walk"]["beta"], int)
+    assert coerced["random_walk"]["sem_bg_threshold"] == 0.3
+    assert coerced["cam"]["infer"]["scales"] == [1, 0.5]
+    whole = validate_config({**load("config.yaml"), "random_walk": "{beta: 8}"})
+    assert whole["random_walk"]["beta"] == 8 and whole["random_walk"]["exp_times"] == 8
+
+
+def test_fingerprint_ignores_key_order_but_not_values():
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    assert fingerprint({"a": 1, "b": 2}) != fingerprint({"a": 2, "b": 1})
