@@ -1,8 +1,11 @@
 """Rule make_demo_dataset: generate the synthetic VOC-layout demo dataset."""
 
+import sys
 from pathlib import Path
 
-from irnet_core.runner import run_job
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+
+from irnet_core.runner import run_job  # noqa: E402
 
 
 def main():

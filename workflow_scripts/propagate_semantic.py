@@ -1,6 +1,11 @@
 """Rule propagate_semantic: random-walk semantic pseudo-labels of one shard."""
 
-from irnet_core.runner import run_job
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+
+from irnet_core.runner import run_job  # noqa: E402
 
 
 def main():

@@ -280,11 +280,11 @@ def match_instances(masks: np.ndarray, gt_masks: np.ndarray, min_iou: float = 0.
     Greedy by IoU, each ground-truth instance matched at most once: the matching of AP at that IoU, minus the
     score order. Used to give a matched pair one colour in the figure.
     """
-    masks = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
-    gt_masks = np.asarray(gt_masks, dtype=bool).reshape(len(gt_masks), -1)
     matches: list[int | None] = [None] * len(masks)
     if not len(masks) or not len(gt_masks):
         return matches
+    masks = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
+    gt_masks = np.asarray(gt_masks, dtype=bool).reshape(len(gt_masks), -1)
     inter = masks.astype(np.float32) @ gt_masks.T.astype(np.float32)
     union = masks.sum(axis=1)[:, None] + gt_masks.sum(axis=1)[None, :] - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
