@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --quiet rules
+	$(BIN)/snakemake --report results/report.html --quiet all
 	@cat results/summary.txt
+	@echo "Report: $(CURDIR)/results/report.html"
+
+report: $(STAMP)
+	$(BIN)/snakemake --report results/report.html --quiet all
+	@echo "Report: $(CURDIR)/results/report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -4,7 +4,9 @@
 rule train_cam:
     input:
         labels=rules.prepare_dataset.output.labels,
-        images=train_images(),
+        # A function, not its list: next to a rules.X reference, a named list input costs Snakemake
+        # O(n^2) per DAG build (docs/scaling.md), minutes at 100,000 images.
+        images=train_images,
     output:
         model="results/cam/model.pt",
         history="results/cam/train_log.csv",

@@ -106,25 +106,26 @@ def _strip(n_panels: int, image_shape: tuple[int, ...], title: str, legend: bool
     for ax in axes:
         ax.set_axis_off()
     fig.suptitle(title, fontsize=12, fontweight="bold")
-    fig._irnet_fit_height = True  # see save_png
     return fig, axes
 
 
-def _fit_height(fig: Figure) -> None:
-    """Remove the empty band that equal-aspect image panels leave above and below themselves.
+def _fit_height(fig: Figure) -> Figure:
+    """Remove the empty band that equal-aspect image panels leave above and below themselves; returns ``fig``.
 
     Panels are as wide as the figure allows; their height follows from the image's aspect ratio, so the
     height reserved in advance is only a guess. After one layout pass the unused height is known exactly.
     """
     fig.canvas.draw()
     height = fig.get_figheight()
-    slack = min(
+    unused = [
         (ax.get_position(original=True).height - ax.get_position().height) * height
         for ax in fig.axes
-        if ax.get_aspect() == 1.0
-    ) if any(ax.get_aspect() == 1.0 for ax in fig.axes) else 0.0
+        if ax.get_aspect() == 1.0  # image panels; colour bars and message panels have "auto" aspect
+    ]
+    slack = min(unused, default=0.0)
     if slack > 0.05:
         fig.set_figheight(height - slack + 0.02)
+    return fig
 
 
 def _image_panel(ax: Axes, rgb: np.ndarray, title: str) -> None:
@@ -186,14 +187,14 @@ def cam_figure(image: np.ndarray, cams: np.ndarray, keys: Sequence[int], class_n
     _image_panel(axes[0], image, "image")
     if not len(keys):
         _message_panel(axes[1], "CAM", "no class present")
-        return fig
+        return _fit_height(fig)
     jet = colormaps["jet"]
     grey = _gray(image)
     for ax, cam, key in zip(axes[1:], cams, keys, strict=True):
         heat = jet(np.clip(cam, 0.0, 1.0))[..., :3]
         _image_panel(ax, 0.45 * grey + 0.55 * heat, f"CAM: {class_names[int(key)]}")
     fig.colorbar(ScalarMappable(Normalize(0, 1), jet), ax=axes[-1], fraction=0.05, pad=0.02, label="CAM score")
-    return fig
+    return _fit_height(fig)
 
 
 def relations_figure(image: np.ndarray, labels: np.ndarray | None, class_names: Sequence[str], title: str) -> Figure:
@@ -206,7 +207,7 @@ def relations_figure(image: np.ndarray, labels: np.ndarray | None, class_names: 
     if labels is None:
         _message_panel(axes[1], "relation labels", "not a training image:\nno relations mined")
         _message_panel(axes[2], "labels over image", "not a training image")
-        return fig
+        return _fit_height(fig)
     labels = np.asarray(labels)
     n = len(class_names)
     total = max(labels.size, 1)
@@ -223,7 +224,7 @@ def relations_figure(image: np.ndarray, labels: np.ndarray | None, class_names: 
         axes[2].contour(fg_mask.astype(np.float32), levels=[0.5], colors=["white"], linewidths=1.2)
     specials = [("background", (0, 0, 0))] * bool(bg) + [("unsure", UNSURE_RGB)] * bool(unsure)
     _class_legend(fig, _present_classes(labels, n_classes=n), class_names, specials)
-    return fig
+    return _fit_height(fig)
 
 
 def irnet_figure(
@@ -271,7 +272,7 @@ def irnet_figure(
     ax.set_xlim(-0.5, size[1] - 0.5)
     ax.set_ylim(size[0] - 0.5, -0.5)
     ax.set_title(f"D as arrows · {len(centroids)} centroid(s)", fontsize=10)
-    return fig
+    return _fit_height(fig)
 
 
 def match_instances(masks: np.ndarray, gt_masks: np.ndarray, min_iou: float = 0.5) -> list[int | None]:
@@ -384,7 +385,7 @@ def pseudo_label_figure(
     present += [int(c) for c in classes] + [int(c) for c in gt_classes]
     void = bool(np.any(np.asarray(gt_semantic) == 255))
     _class_legend(fig, present, class_names, [("background", (0, 0, 0))] + [("void", VOID_RGB)] * void)
-    return fig
+    return _fit_height(fig)
 
 
 # ---- training curves --------------------------------------------------------------------------------------
@@ -456,7 +457,5 @@ def save_png(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG on a white background (report viewers may use a dark theme)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if getattr(fig, "_irnet_fit_height", False):
-        _fit_height(fig)
     fig.savefig(path, format="png", dpi=DPI, facecolor="white")
     return path

@@ -166,6 +166,11 @@ def test_stage_figures_are_real_pngs(tmp_path):
             tmp_path / "pseudo.png",
         ),
     }
+    paths["no_instances"] = figures.save_png(
+        figures.pseudo_label_figure(image, np.zeros((H, W), np.uint8), scene["class_gt"], masks[:0], [], [], masks[:0], [],
+                                    CLASSES, "x"),
+        tmp_path / "empty.png",
+    )
     for path in paths.values():
         _assert_real_figure(path)
     # A strip has one panel per present class plus the image: two classes give a wider figure than none.
