@@ -363,7 +363,9 @@ def test_half_written_store_is_never_taken_as_complete(faulty):
     # Snakemake refuses it too: without --rerun-incomplete it will not go on from an incomplete output.
     dry = faulty.dry_run_without_flag
     assert dry.returncode != 0
-    assert "IncompleteFilesException" in dry.stderr and f"results/cam/shard-{faulty.killed_shard}.zarr" in dry.stderr
+    text = dry.stdout + dry.stderr
+    assert "IncompleteFilesException" in text and "--rerun-incomplete" in text, text[-3000:]
+    assert text.split("Incomplete files:")[-1].split() == [f"results/cam/shard-{faulty.killed_shard}.zarr"], text[-3000:]
 
 
 def test_rerun_redoes_the_killed_shard_only(faulty):
