@@ -96,6 +96,27 @@ def load_checkpoint(path: str | Path, fingerprint: str) -> dict | None:
     return state
 
 
+def resume(path: str | Path, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[list[dict], int]:
+    """Restore model and optimizer from a matching checkpoint; returns (history so far, first epoch to run)."""
+    state = load_checkpoint(path, fingerprint)
+    if state is None:
+        return [], 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    log.info("resuming from %s after epoch %d", path, int(state["epoch"]))
+    return list(state["history"]), int(state["epoch"]) + 1
+
+
+def save_epoch(
+    path: str | Path, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, epoch: int, history: list[dict]
+) -> None:
+    """The end-of-epoch checkpoint that :func:`resume` restores."""
+    save_checkpoint(
+        path,
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history, "fingerprint": fingerprint},
+    )
+
+
 def write_history(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     rows = list(rows)
     fields: list[str] = []

@@ -27,10 +27,10 @@ from ..training import (
     build_optimizer,
     epoch_order,
     file_signature,
-    load_checkpoint,
     lr_factor,
+    resume,
     sample_rng,
-    save_checkpoint,
+    save_epoch,
     seed_everything,
     set_lr,
     write_history,
@@ -151,14 +151,7 @@ def train_cam(
     digest = fingerprint(train, recipe, backbone, list(classes), image_ids, file_signature(image_paths), __version__)
     checkpoint_path = Path(checkpoint_dir) / "last.pt"
 
-    history: list[dict] = []
-    start_epoch = 0
-    state = load_checkpoint(checkpoint_path, digest)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, start_epoch = list(state["history"]), int(state["epoch"]) + 1
-        log.info("resuming from %s after epoch %d", checkpoint_path, start_epoch - 1)
+    history, start_epoch = resume(checkpoint_path, digest, model, optimizer)
 
     log.info(
         "training %s (%s recipe, %s) on %d images (%d held out), %d steps",
@@ -191,10 +184,7 @@ def train_cam(
         }
         history.append(row)
         log.info("epoch %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-        save_checkpoint(
-            checkpoint_path,
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history, "fingerprint": digest},
-        )
+        save_epoch(checkpoint_path, digest, model, optimizer, epoch, history)
 
     Path(out_model).parent.mkdir(parents=True, exist_ok=True)
     torch.save(

@@ -26,10 +26,10 @@ from ..training import (
     build_optimizer,
     epoch_order,
     file_signature,
-    load_checkpoint,
     lr_factor,
+    resume,
     sample_rng,
-    save_checkpoint,
+    save_epoch,
     seed_everything,
     set_lr,
     write_history,
@@ -174,14 +174,7 @@ def train_irnet(
     digest = fingerprint(train, backbone, backbone_source, list(image_ids), file_signature(relation_stores_files(relation_stores)), cam_sig, __version__)
     checkpoint_path = Path(checkpoint_dir) / "last.pt"
 
-    history: list[dict] = []
-    start_epoch = 0
-    state = load_checkpoint(checkpoint_path, digest)
-    if state is not None:
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, start_epoch = list(state["history"]), int(state["epoch"]) + 1
-        log.info("resuming from %s after epoch %d", checkpoint_path, start_epoch - 1)
+    history, start_epoch = resume(checkpoint_path, digest, net, optimizer)
 
     log.info("training IRNet (%s backbone, %s) on %d images, %d steps", backbone["arch"], backbone_source, len(dataset), max_step)
     net.train()
@@ -214,10 +207,7 @@ def train_irnet(
         }
         history.append(row)
         log.info("epoch %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-        save_checkpoint(
-            checkpoint_path,
-            {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history, "fingerprint": digest},
-        )
+        save_epoch(checkpoint_path, digest, net, optimizer, epoch, history)
 
     save_irnet(
         out_model,
