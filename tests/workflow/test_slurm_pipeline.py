@@ -172,6 +172,9 @@ def _json(path: Path) -> dict:
 
 def test_results_equal_a_local_run(runs):
     on_slurm, local, *_ = runs
+    for workdir in (on_slurm, local):  # the precondition of bitwise equality on CPU: the same torch threads per job
+        for rule in ("train_cam", "train_irnet"):
+            assert f"rule {rule}, {CPUS} thread(s)" in (workdir / f"logs/{rule}/{rule}.log").read_text().splitlines()[0]
     for name in ("cam/model.pt", "irnet/model.pt"):
         a = torch.load(on_slurm / "results" / name, map_location="cpu", weights_only=True)["model"]
         b = torch.load(local / "results" / name, map_location="cpu", weights_only=True)["model"]
