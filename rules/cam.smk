@@ -3,10 +3,9 @@
 
 rule train_cam:
     input:
+        # Image paths come from labels.json: the images are inputs of prepare_dataset, so an edited image still
+        # reruns training, and a 10,000-file input list here would make DAG building quadratic.
         labels=rules.prepare_dataset.output.labels,
-        # A function, not its list: next to a rules.X reference, a named list input costs Snakemake
-        # O(n^2) per DAG build (docs/scaling.md), minutes at 100,000 images.
-        images=train_images,
     output:
         model="results/cam/model.pt",
         history="results/cam/train_log.csv",
@@ -61,7 +60,7 @@ rule evaluate_cam_untrained:
     input:
         images=eval_images(),
         labels=eval_label_files(),
-        class_gt=eval_class_gt(),
+        class_gt=eval_class_gt,
     output:
         metrics="results/eval/cam_untrained.json",
     params:
@@ -89,7 +88,7 @@ rule evaluate_cam:
     input:
         cams=cam_shards(),
         untrained=rules.evaluate_cam_untrained.output.metrics,
-        class_gt=eval_class_gt(),
+        class_gt=eval_class_gt,
     output:
         metrics=report(
             "results/eval/cam.json",

@@ -2,6 +2,7 @@
 # Everything here runs when the DAG is built, so it must stay cheap: lists are read once, files are only
 # stat()-ed, and the demo's ids are computed from its settings without the files existing yet.
 
+import functools
 import os
 import sys
 
@@ -83,6 +84,7 @@ _INFER_SET = set(INFER_IDS)
 SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET, N_SHARDS)
 
 
+@functools.cache
 def image_file(image_id):
     if IS_DEMO:
         return f"{ROOT}/JPEGImages/{image_id}.jpg"
@@ -91,6 +93,7 @@ def image_file(image_id):
     return str(image_path(ROOT, image_id))
 
 
+@functools.cache
 def label_file(image_id):
     """The file that holds an image's image-level labels: its XML annotation, else its class PNG."""
     xml = f"{ROOT}/Annotations/{image_id}.xml"
@@ -216,9 +219,10 @@ def gpu_jobs():
         return 0
     if device.startswith("cuda"):
         return 1
-    import torch
+    # Importing torch here would cost seconds on every DAG build; the driver's presence is enough.
+    from irnet_core.hardware import nvidia_gpu_present
 
-    return 1 if torch.cuda.is_available() else 0
+    return 1 if nvidia_gpu_present() else 0
 
 
 GPU_JOBS = gpu_jobs()
@@ -232,6 +236,11 @@ def shard_mem_mb(wildcards, attempt):
 def report_targets():
     """The report's figures and tables (rules/report.smk); rule all builds them so `--report` finds them all."""
     return REPORT_FILES
+
+
+def export_file_names():
+    """Image file names for the COCO export (the images themselves are inputs upstream already)."""
+    return [os.path.basename(image_file(i)) for i in INFER_IDS]
 
 
 def shard_train_images(wildcards):

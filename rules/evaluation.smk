@@ -4,7 +4,7 @@
 rule evaluate_semantic:
     input:
         semantic=rules.export_labels.output.semantic,
-        class_gt=eval_class_gt(),
+        class_gt=eval_class_gt,
     output:
         metrics=report(
             "results/eval/semantic.json",
@@ -33,7 +33,7 @@ rule evaluate_instances:
     input:
         instances=stage_shards("instances"),
         cams=cam_shards(),
-        class_gt=eval_class_gt(),
+        class_gt=eval_class_gt,
         object_gt=eval_object_gt(),
     output:
         metrics=report(
@@ -74,6 +74,9 @@ rule summarize:
     log:
         "logs/summarize/summarize.log",
     threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     conda:
         "../environment.yml"
     script:

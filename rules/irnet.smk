@@ -5,7 +5,7 @@
 rule train_irnet:
     input:
         relations=stage_shards("relations"),
-        images=train_images(),
+        labels=rules.prepare_dataset.output.labels,  # image paths (see train_cam)
         cam_model=irnet_cam_model(),
     output:
         model="results/irnet/model.pt",
@@ -35,7 +35,7 @@ rule calibrate_displacement:
     # The mean displacement (the paper's MeanShift value) over training images, as an explicit step.
     input:
         model=rules.train_irnet.output.model,
-        images=calibration_images(),
+        images=calibration_images,
     output:
         calibration="results/irnet/calibration.json",
     params:

@@ -55,13 +55,13 @@ rule export_labels:
     input:
         semantic=stage_shards("semantic"),
         instances=stage_shards("instances"),
-        images=[image_file(i) for i in INFER_IDS],
     output:
         semantic=directory("results/pseudo_labels/SegmentationClass"),
         coco="results/pseudo_labels/instances.json",
     params:
         classes=config["dataset"]["classes"],
         image_ids=INFER_IDS,
+        file_names=export_file_names(),
     log:
         "logs/export_labels/export_labels.log",
     benchmark:

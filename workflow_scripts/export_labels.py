@@ -15,7 +15,7 @@ def main():
         semantic_stores=snakemake.input.semantic,
         instance_stores=snakemake.input.instances,
         image_ids=snakemake.params.image_ids,
-        image_paths=snakemake.input.images,
+        image_paths=snakemake.params.file_names,  # only the file names are used
         classes=snakemake.params.classes,
         out_dir=snakemake.output.semantic,
         out_coco=snakemake.output.coco,

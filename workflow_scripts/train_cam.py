@@ -15,7 +15,6 @@ def main():
     compute = snakemake.config["compute"]  # run settings only; result settings arrive as params
     train_cam(
         labels_path=snakemake.input.labels,
-        image_paths=snakemake.input.images,
         classes=snakemake.params.classes,
         train=snakemake.params.train,
         recipe=snakemake.params.recipe,

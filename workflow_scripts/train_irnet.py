@@ -16,7 +16,7 @@ def main():
     train_irnet(
         relation_stores=snakemake.input.relations,
         image_ids=snakemake.params.image_ids,
-        image_paths=snakemake.input.images,
+        labels_path=snakemake.input.labels,
         cam_model_path=snakemake.input.cam_model[0] if snakemake.input.cam_model else None,
         train=snakemake.params.train,
         backbone=snakemake.params.backbone,

@@ -113,7 +113,7 @@ def evaluate_classifier(model, paths: Sequence[str], targets: np.ndarray, device
 def train_cam(
     *,
     labels_path: str,
-    image_paths: Sequence[str],
+    image_paths: Sequence[str] | None = None,
     classes: Sequence[str],
     train: dict,
     recipe: dict,
@@ -124,9 +124,14 @@ def train_cam(
     device: torch.device,
     num_workers: int = 0,
 ) -> dict:
-    """Train the CAM classifier; resumable from the last epoch's checkpoint. Returns the final metrics row."""
+    """Train the CAM classifier; resumable from the last epoch's checkpoint. Returns the final metrics row.
+
+    ``image_paths`` (aligned with the labels file's ids) defaults to the paths recorded in the labels file.
+    """
     labels = read_labels_file(labels_path)
     image_ids = labels["image_ids"]
+    if image_paths is None:  # the paths prepare_dataset validated
+        image_paths = [labels["paths"][i] for i in image_ids]
     if len(image_ids) != len(image_paths):
         raise InputError(labels_path, f"lists {len(image_ids)} images but the rule gave {len(image_paths)} image files")
     targets = np.zeros((len(image_ids), len(classes)), dtype=np.float32)

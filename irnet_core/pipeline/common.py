@@ -73,6 +73,8 @@ def prepare_labels(
         "image_ids": [r[0] for r in results],
         "labels": {r[0]: r[1] for r in results},
         "sizes": {r[0]: r[2] for r in results},
+        # Training rules read the image paths from here instead of listing every image as an input.
+        "paths": {image_id: str(path) for image_id, path, _ in jobs},
     }
     write_json(out_path, data)
     return data

@@ -132,7 +132,8 @@ def train_irnet(
     *,
     relation_stores: Sequence[str],
     image_ids: Sequence[str],
-    image_paths: Sequence[str],
+    image_paths: Sequence[str] | None = None,
+    labels_path: str | None = None,
     cam_model_path: str | None,
     train: dict,
     backbone: dict,
@@ -143,7 +144,16 @@ def train_irnet(
     device: torch.device,
     num_workers: int = 0,
 ) -> dict:
-    """Train IRNet's boundary and displacement branches on relation labels; resumable per epoch."""
+    """Train IRNet's boundary and displacement branches on relation labels; resumable per epoch.
+
+    ``image_paths`` (aligned with ``image_ids``) may instead come from ``labels_path`` (prepare_dataset's file).
+    """
+    if image_paths is None:
+        if labels_path is None:
+            raise ValueError("train_irnet needs image_paths or labels_path")
+        with open(labels_path) as handle:
+            recorded = json.load(handle)["paths"]
+        image_paths = [recorded[i] for i in image_ids]
     relations = open_shards(relation_stores)
     missing = [i for i in image_ids if i not in relations]
     if missing:

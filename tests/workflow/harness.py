@@ -67,7 +67,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Dry run; returns {rule: job count} of what Snakemake would run (empty when nothing is to be done)."""
-    result = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    result = snakemake(workdir, *args, "-n", "--quiet", "rules")
     text = result.stdout + result.stderr
     counts: dict[str, int] = {}
     in_table = False
