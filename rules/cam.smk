@@ -47,7 +47,7 @@ rule infer_cam:
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
-        runtime=12 * 60,
+        runtime=shard_runtime(8),
         gpu=GPU_JOBS,
     conda:
         "../environment.yml"

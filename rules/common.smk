@@ -228,6 +228,20 @@ def gpu_jobs():
 GPU_JOBS = gpu_jobs()
 
 
+def shard_runtime(seconds_per_image):
+    """Runtime (minutes) of a shard job: a start-up allowance plus a per-image budget, doubled per retry.
+
+    The per-image figures are generous CPU timings of VOC-sized images (a GPU is much faster), so that a
+    scheduler's time limit scales with the shard instead of one fixed worst case.
+    """
+
+    def runtime(wildcards, attempt):
+        images = len(SHARD_IDS[int(wildcards.shard)])
+        return attempt * (10 + -(-images * seconds_per_image // 60))
+
+    return runtime
+
+
 def shard_mem_mb(wildcards, attempt):
     """Peak memory of a shard job grows with the image size, not with the shard: a fixed base plus retries."""
     return 4000 * attempt

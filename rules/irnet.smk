@@ -74,7 +74,7 @@ rule infer_irnet:
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
-        runtime=12 * 60,
+        runtime=shard_runtime(4),
         gpu=GPU_JOBS,
     conda:
         "../environment.yml"

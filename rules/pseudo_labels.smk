@@ -18,7 +18,7 @@ rule propagate_semantic:
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
-        runtime=12 * 60,
+        runtime=shard_runtime(4),
         gpu=GPU_JOBS,
     conda:
         "../environment.yml"
@@ -43,7 +43,7 @@ rule extract_instances:
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
-        runtime=12 * 60,
+        runtime=shard_runtime(8),
         gpu=GPU_JOBS,
     conda:
         "../environment.yml"

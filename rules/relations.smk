@@ -18,7 +18,7 @@ rule mine_relations:
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
-        runtime=12 * 60,
+        runtime=shard_runtime(6),
     conda:
         "../environment.yml"
     script:
