@@ -46,6 +46,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # irnet_core of this checkout
+
+from irnet_core.workflow_tools import job_counts  # noqa: E402
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "report", "environment.yml"]
 GOAL_NOOP_S = 5.0
 GOAL_IMAGES = 10_000
@@ -150,21 +153,6 @@ def best_of(repeat: int, workdir: Path, *args: str) -> tuple[Timing, str]:
     return min(r[0] for r in runs), runs[-1][1]
 
 
-def job_counts(text: str) -> dict[str, int]:
-    """{rule: jobs} from the 'job count' table of a dry run; {} when there is nothing to be done."""
-    counts: dict[str, int] = {}
-    in_table = False
-    for line in text.splitlines():
-        if re.match(r"^job\s+count", line):
-            in_table = True
-            continue
-        if in_table:
-            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if match and match.group(1) != "total":
-                counts[match.group(1)] = int(match.group(2))
-            elif line.strip().startswith("total"):
-                break
-    return counts
 
 
 def planned_outputs(text: str) -> list[str]:

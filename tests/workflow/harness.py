@@ -7,13 +7,14 @@ mode). A tiny VOC-layout dataset is generated on disk, so the tests can edit its
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from irnet_core.workflow_tools import job_counts
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "report", "environment.yml", "profiles"]
@@ -68,17 +69,4 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Dry run; returns {rule: job count} of what Snakemake would run (empty when nothing is to be done)."""
     result = snakemake(workdir, *args, "-n", "--quiet", "rules")
-    text = result.stdout + result.stderr
-    counts: dict[str, int] = {}
-    in_table = False
-    for line in text.splitlines():
-        if re.match(r"^job\s+count", line):
-            in_table = True
-            continue
-        if in_table:
-            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if match and match.group(1) != "total":
-                counts[match.group(1)] = int(match.group(2))
-            elif line.strip().startswith("total"):
-                break
-    return counts
+    return job_counts(result.stdout + result.stderr)

@@ -1,0 +1,22 @@
+"""Helpers for tools that drive the workflow from outside (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import re
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """{rule: jobs} from the 'job count' table of `snakemake -n`; {} when there is nothing to be done."""
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in dry_run_output.splitlines():
+        if re.match(r"^job\s+count", line):
+            in_table = True
+            continue
+        if in_table:
+            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if match and match.group(1) != "total":
+                counts[match.group(1)] = int(match.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
