@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
@@ -20,3 +22,14 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
             elif line.strip().startswith("total"):
                 break
     return counts
+
+
+def copy_workflow(source: Path, destination: Path, names: list[str]) -> None:
+    """Copy the named workflow files and folders of a checkout into ``destination`` (missing names are skipped)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        item = source / name
+        if item.is_dir():
+            shutil.copytree(item, destination / name, dirs_exist_ok=True)
+        elif item.exists():
+            shutil.copy2(item, destination / name)

@@ -7,14 +7,13 @@ mode). A tiny VOC-layout dataset is generated on disk, so the tests can edit its
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from irnet_core.workflow_tools import job_counts
+from irnet_core.workflow_tools import copy_workflow, job_counts
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "report", "environment.yml", "profiles"]
@@ -25,13 +24,7 @@ def make_workdir(path: Path, config_overrides: dict | None = None, *, n_images: 
     """Copy the workflow into ``path``, generate the tiny dataset and write ``tiny.yaml``."""
     from irnet_core.data.demo import generate_demo_dataset
 
-    path.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, path / name, dirs_exist_ok=True)
-        elif source.exists():
-            shutil.copy2(source, path / name)
+    copy_workflow(REPO, path, WORKFLOW_FILES)
     config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     deep_update(config, config_overrides or {})
     demo = config["demo"]
