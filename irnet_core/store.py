@@ -10,12 +10,19 @@ Every array is compressed with Zstandard and chunked one plane per chunk (leadin
 one image or one class plane touches only its own chunks. A store counts as complete only when its root
 attribute ``complete`` is true *and* every expected image id has a group: missing chunks would otherwise
 silently read as fill values. Metadata is consolidated once, when the writer closes the store.
+
+The writer also records ``content_digest``: a SHA-256 over what it wrote (per image, in the order of the
+expected ids: id, attributes, and every array's name, dtype, shape and bytes). Consumers that must know
+whether their input changed (a training deciding whether a checkpoint is its own) compare digests, never file
+names or sizes.
 """
 
 from __future__ import annotations
 
-import re
 import contextlib
+import hashlib
+import json
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -83,7 +90,7 @@ class ShardWriter:
     def __init__(self, path: str | Path, *, stage: str, image_ids: Iterable[str], attrs: Mapping | None = None):
         self.path = Path(path)
         self.image_ids = [check_image_id(i, self.path) for i in image_ids]
-        self._written: set[str] = set()
+        self._written: dict[str, str] = {}
         self.root = zarr.open_group(str(self.path), mode="w", zarr_format=3)
         self.root.attrs.update(
             _plain({"stage": stage, "image_ids": self.image_ids, "complete": False, "irnet_core": __version__, **(attrs or {})})
@@ -93,7 +100,10 @@ class ShardWriter:
         if image_id not in self.image_ids:
             raise InputError(self.path, f"image id {image_id!r} is not one of this shard's images")
         group = self.root.create_group(image_id, overwrite=True)
-        group.attrs.update(_plain(dict(attrs or {})))
+        plain_attrs = _plain(dict(attrs or {}))
+        group.attrs.update(plain_attrs)
+        digest = hashlib.sha256(image_id.encode())
+        digest.update(json.dumps(plain_attrs, sort_keys=True).encode())
         for name, data in arrays.items():
             data = np.ascontiguousarray(data)
             arr = group.create_array(
@@ -101,13 +111,18 @@ class ShardWriter:
             )
             if data.size:
                 arr[...] = data
-        self._written.add(image_id)
+            digest.update(f"{name}:{data.dtype.str}:{data.shape}".encode())
+            digest.update(data.tobytes())
+        self._written[image_id] = digest.hexdigest()
 
     def close(self) -> None:
         missing = [i for i in self.image_ids if i not in self._written]
         if missing:
             raise RuntimeError(f"{self.path}: {len(missing)} image(s) never written, e.g. {missing[0]!r}")
-        self.root.attrs["complete"] = True
+        combined = hashlib.sha256()
+        for image_id in self.image_ids:
+            combined.update(self._written[image_id].encode())
+        self.root.attrs.update({"content_digest": combined.hexdigest(), "complete": True})
         with _quiet_zarr():
             zarr.consolidate_metadata(str(self.path))
 
@@ -148,6 +163,14 @@ class ShardReader:
 
     def __contains__(self, image_id: str) -> bool:
         return image_id in self.image_ids
+
+    @property
+    def content_digest(self) -> str:
+        """SHA-256 of everything the writer stored (see the module docstring)."""
+        digest = self.attrs.get("content_digest")
+        if not digest:
+            raise InputError(self.path, "store has no content digest (written by an older version); rerun its job")
+        return digest
 
     def attrs_of(self, image_id: str) -> dict:
         return self.root[image_id].attrs.asdict()

@@ -1,9 +1,10 @@
 """Pieces shared by both trainings: optimiser recipes, LR schedules, seeding, resumable checkpoints, history.
 
 Checkpoints live outside the rule's declared output (Snakemake deletes the outputs of a failed job), are
-written atomically each epoch, and carry a fingerprint of everything that determines the result (settings,
-image ids, input files). A rerun resumes only from a checkpoint whose fingerprint matches, so a stale one left
-by a different configuration is never picked up. Data order and augmentation are drawn from generators seeded
+written atomically each epoch, and carry a fingerprint of everything that determines the result: settings,
+image ids, the content of images, labels and upstream models, and the code (irnet_core.provenance). A rerun
+resumes only from a checkpoint whose fingerprint matches, and a finished training deletes its checkpoint, so a
+state of other inputs is never picked up. Data order and augmentation are drawn from generators seeded
 by (seed, epoch, index), so a resumed run sees exactly the batches an uninterrupted run would have seen.
 """
 
@@ -129,6 +130,7 @@ def write_history(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def file_signature(paths: Iterable[str | Path]) -> list:
-    """Names and sizes of input files: cheap, and enough to tell a checkpoint of other data from this one."""
-    return [(os.path.basename(str(p)), os.path.getsize(p)) for p in paths]
+def finish(checkpoint_path: str | Path) -> None:
+    """Remove the resumable state once the final model is written: a finished training leaves nothing that a
+    later run could take as its own (that run starts from scratch unless it was interrupted itself)."""
+    Path(checkpoint_path).unlink(missing_ok=True)

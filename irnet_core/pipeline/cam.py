@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..config import fingerprint
+from ..provenance import code_digest, file_digest
 from ..data import transforms as T
 from ..data.voc import load_image
 from ..errors import InputError
@@ -26,7 +27,7 @@ from ..store import ShardWriter, open_shards
 from ..training import (
     build_optimizer,
     epoch_order,
-    file_signature,
+    finish,
     lr_factor,
     resume,
     sample_rng,
@@ -153,7 +154,13 @@ def train_cam(
     )
     steps_per_epoch = len(dataset) // train["batch_size"]
     max_step = steps_per_epoch * train["epochs"]
-    digest = fingerprint(train, recipe, backbone, list(classes), image_ids, file_signature(image_paths), __version__)
+    # Content, not names: the image-level labels and image bytes of every training image (digests recorded by
+    # prepare_dataset; computed here for paths given directly), every result setting, and the code.
+    image_digests = labels.get("image_digests") or {}
+    digest = fingerprint(
+        train, recipe, backbone, list(classes), image_ids, [labels["labels"][i] for i in image_ids],
+        [image_digests.get(i) or file_digest(p) for i, p in zip(image_ids, image_paths, strict=True)], code_digest(),
+    )
     checkpoint_path = Path(checkpoint_dir) / "last.pt"
 
     history, start_epoch = resume(checkpoint_path, digest, model, optimizer)
@@ -205,6 +212,7 @@ def train_cam(
         out_model,
     )
     write_history(out_history, history)
+    finish(checkpoint_path)
     return history[-1] if history else {}
 
 

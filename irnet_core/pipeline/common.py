@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..data.voc import image_size, load_image, load_image_labels
 from ..errors import InputError
+from ..provenance import file_digest
 
 
 def _json_safe(value):
@@ -50,10 +51,11 @@ def prepare_labels(
     out_path: str,
     threads: int = 1,
 ) -> dict:
-    """Validate the training images and write their image-level labels and sizes to ``out_path``.
+    """Validate the training images and write their image-level labels, sizes and content digests.
 
     Every image is fully decoded once here, so a corrupt file stops the workflow before training starts; a
-    training image without any label is an error (it would teach the classifier "no class present").
+    training image without any label is an error (it would teach the classifier "no class present"). The
+    SHA-256 of each image file lets the trainings tell a checkpoint of these exact images from one of others.
     """
 
     def check(args):
@@ -63,7 +65,7 @@ def prepare_labels(
             raise InputError(label_path, f"training image {image_id!r} has no image-level label")
         height, width = image_size(image_path)
         load_image(image_path)  # full decode: truncated or corrupt files fail here
-        return image_id, keys, [height, width]
+        return image_id, keys, [height, width], file_digest(image_path)
 
     jobs = list(zip(image_ids, image_paths, label_paths, strict=True))
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -73,6 +75,7 @@ def prepare_labels(
         "image_ids": [r[0] for r in results],
         "labels": {r[0]: r[1] for r in results},
         "sizes": {r[0]: r[2] for r in results},
+        "image_digests": {r[0]: r[3] for r in results},
         # Training rules read the image paths from here instead of listing every image as an input.
         "paths": {image_id: str(path) for image_id, path, _ in jobs},
     }

@@ -13,6 +13,7 @@ import torch
 
 from .. import __version__
 from ..config import fingerprint
+from ..provenance import code_digest, file_digest
 from ..data import transforms as T
 from ..data.voc import load_image
 from ..errors import InputError
@@ -25,7 +26,7 @@ from ..store import ShardReader, ShardWriter, open_shards
 from ..training import (
     build_optimizer,
     epoch_order,
-    file_signature,
+    finish,
     lr_factor,
     resume,
     sample_rng,
@@ -148,12 +149,14 @@ def train_irnet(
 
     ``image_paths`` (aligned with ``image_ids``) may instead come from ``labels_path`` (prepare_dataset's file).
     """
+    image_digests: dict = {}
     if image_paths is None:
         if labels_path is None:
             raise ValueError("train_irnet needs image_paths or labels_path")
         with open(labels_path) as handle:
-            recorded = json.load(handle)["paths"]
-        image_paths = [recorded[i] for i in image_ids]
+            recorded = json.load(handle)
+        image_paths = [recorded["paths"][i] for i in image_ids]
+        image_digests = recorded.get("image_digests") or {}
     relations = open_shards(relation_stores)
     missing = [i for i in image_ids if i not in relations]
     if missing:
@@ -180,8 +183,14 @@ def train_irnet(
     index = get_path_index(train["radius"], grid, grid).to(device)
     steps_per_epoch = len(dataset) // train["batch_size"]
     max_step = steps_per_epoch * train["epochs"]
-    cam_sig = file_signature([cam_model_path]) if cam_model_path else []
-    digest = fingerprint(train, backbone, backbone_source, list(image_ids), file_signature(relation_stores_files(relation_stores)), cam_sig, __version__)
+    # Content, not names: the relation labels (digests their writer recorded), the CAM network's bytes, the
+    # image bytes, every result setting, and the code.
+    relation_digests = [ShardReader(store).content_digest for store in relation_stores]
+    cam_digest = file_digest(cam_model_path) if cam_model_path else None
+    images = [image_digests.get(i) or file_digest(p) for i, p in zip(image_ids, image_paths, strict=True)]
+    digest = fingerprint(
+        train, backbone, backbone_source, list(image_ids), relation_digests, cam_digest, images, code_digest()
+    )
     checkpoint_path = Path(checkpoint_dir) / "last.pt"
 
     history, start_epoch = resume(checkpoint_path, digest, net, optimizer)
@@ -232,12 +241,8 @@ def train_irnet(
         },
     )
     write_history(out_history, history)
+    finish(checkpoint_path)
     return history[-1] if history else {}
-
-
-def relation_stores_files(stores: Sequence[str]) -> list[str]:
-    """The metadata files of the relation stores (their sizes change with their content)."""
-    return [str(Path(s) / "zarr.json") for s in stores]
 
 
 # ---- calibration and inference ----------------------------------------------------------------------------
