@@ -207,11 +207,11 @@ def mean_displacement(
 
     Each image is normalised and top-left cropped / zero-padded to ``pad_size x pad_size`` (here
     large images *are* cropped, as in the reference, because μ is a statistic over training-like
-    inputs); batches of ``batch_size`` go through an eval-mode forward; each batch contributes the mean
-    of the raw displacement over its images and all positions (padding included); μ is the mean of
-    these batch means. Unlike the reference (``drop_last``) every image is used: the last, smaller
-    batch counts as one batch like the others. Dropping it would make μ undefined for fewer than
-    ``batch_size`` images, and the weighting difference is negligible.
+    inputs); batches of ``batch_size`` go through an eval-mode forward; μ is the mean of the raw
+    displacement over all images and all positions (padding included), every image weighted equally.
+    The reference averaged per-batch means and dropped the last, smaller batch (``drop_last``); here
+    every image counts once, so μ does not depend on ``batch_size`` (a run setting must not change a
+    result: per-image outputs are the same for any batch size, and so is their mean).
 
     The model is not modified: assign the result to ``model.mean_displacement`` yourself. μ is
     computed from the raw output, so the model's current ``mean_displacement`` does not matter.
@@ -227,13 +227,13 @@ def mean_displacement(
     if batch_size < 1:
         raise InputError("batch_size", f"expected a positive batch size, got {batch_size}")
     device = _resolve_device(model, device)
-    batch_means: list[torch.Tensor] = []
+    image_means: list[torch.Tensor] = []
     batch: list[np.ndarray] = []
 
     def flush() -> None:
         x = torch.from_numpy(np.stack(batch).transpose(0, 3, 1, 2).copy()).to(device)
         _, displacement = model(x)
-        batch_means.append(displacement.double().mean(dim=(0, 2, 3)).cpu())
+        image_means.extend(displacement.double().mean(dim=(2, 3)).cpu())
         batch.clear()
 
     with _eval_mode(model), torch.inference_mode():
@@ -244,6 +244,7 @@ def mean_displacement(
                 flush()
         if batch:
             flush()
-    if not batch_means:
+    if not image_means:
         raise InputError("images", "no images to compute the mean displacement from")
-    return torch.stack(batch_means).mean(dim=0).numpy().astype(np.float64)
+    # Summed in image order: the same additions whatever the batching.
+    return torch.stack(image_means).mean(dim=0).numpy().astype(np.float64)

@@ -19,7 +19,7 @@ def main():
         pad_size=snakemake.params.pad_size,
         out_path=snakemake.output.calibration,
         device=resolve_device(compute["device"]),
-        batch_size=compute["infer_batch_size"],
+        batch_size=snakemake.params.calibration["batch_size"],
     )
 
 
