@@ -2,9 +2,13 @@
 # relations -> IRNet (class boundaries + displacement field) -> random walk -> semantic and instance
 # pseudo-labels -> exports and evaluation. Stages, files and rerun semantics: docs/architecture.md.
 #
-#   snakemake --cores all                                  # demo: synthetic data, from-scratch ResNet-18
-#   snakemake --cores all --configfile configs/voc12.yaml  # the paper's setting on PASCAL VOC 2012
+#   snakemake --cores all --configfile configs/demo.yaml   # demo: synthetic data, from-scratch ResNet-18
+#   snakemake --cores all                                  # documented defaults: the paper's setting on VOC 2012
+#   snakemake --cores all --configfile configs/voc12.yaml  # the same, every paper setting spelled out
 #   snakemake --profile profiles/slurm                     # every job submitted to SLURM
+#
+# Config layers: schemas/config.schema.yaml defaults < config.yaml < --configfile < --config; a dry run writes
+# the effective configuration to results/config.effective.yaml.
 
 from snakemake.utils import min_version
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,21 +28,20 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
         return yaml.safe_load(handle)
 
 
-def _with_default_filling(validator_class):
-    """A validator that writes each property's `default` into the instance before descending into it."""
-    validate_properties = validator_class.VALIDATORS["properties"]
+def _filling_validator(root: dict):
+    """A validator of ``root`` that writes each property's `default` into the instance before descending into it
+    (a default may also sit on the target of a property's `$ref`)."""
+    validate_properties = Draft202012Validator.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, subschema in properties.items():
+                subschema = _resolve(root, subschema)
                 if "default" in subschema and name not in instance:
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return validators.extend(validator_class, {"properties": set_defaults})
-
-
-_FillingValidator = _with_default_filling(Draft202012Validator)
+    return validators.extend(Draft202012Validator, {"properties": set_defaults})(root)
 
 
 def _resolve(schema: dict, node: dict) -> dict:
@@ -109,7 +109,7 @@ def validate_config(config: Mapping, schema: dict | None = None) -> dict:
     """
     schema = load_schema() if schema is None else schema
     result = coerce_types(copy.deepcopy(dict(config)), schema)
-    validator = _FillingValidator(schema)
+    validator = _filling_validator(schema)
     errors = sorted(validator.iter_errors(result), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         error = errors[0]
@@ -137,6 +137,29 @@ def _check_consistency(config: dict) -> None:
         lo, hi = config[section][sub][leaf]
         if lo > hi:
             raise InputError(f"config key {key}", f"lower bound {lo} exceeds upper bound {hi}")
+
+
+EFFECTIVE_CONFIG_HEADER = (
+    "# The validated configuration of the last Snakemake invocation (dry runs included): every layer applied,\n"
+    "# every default filled. Written for reading; editing it changes nothing.\n"
+)
+
+
+def effective_config_text(config: Mapping) -> str:
+    return EFFECTIVE_CONFIG_HEADER + yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=None)
+
+
+def write_effective_config(config: Mapping, path: str | Path) -> None:
+    """Write the effective configuration as YAML, atomically and only when it differs from what is there
+    (cluster jobs re-read the Snakefile and would otherwise all rewrite it)."""
+    path = Path(path)
+    text = effective_config_text(config)
+    if path.is_file() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def fingerprint(*parts: Any) -> str:

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # irnet_core from this checkout, even when it is not pip-installed
 
-from irnet_core.config import validate_config
+from irnet_core.config import validate_config, write_effective_config
 from irnet_core.errors import InputError
 from irnet_core.shards import split_into_shards
 
@@ -24,6 +24,8 @@ except InputError as exc:
     stop(exc)
 config.clear()
 config.update(_validated)
+# What this run uses, before anything runs: `snakemake -n` is enough to see it.
+write_effective_config(config, "results/config.effective.yaml")
 
 DEMO_ROOT = "results/demo/VOC2012"
 ROOT = os.path.normpath(config["dataset"]["root"])
@@ -58,7 +60,10 @@ def _disk_lists():
     from irnet_core.data.voc import read_id_list
 
     if not os.path.isdir(ROOT):
-        stop(f"config key dataset.root: folder {ROOT} does not exist")
+        stop(
+            f"config key dataset.root: folder {ROOT} does not exist "
+            "(the demo runs with `make demo` or `--configfile configs/demo.yaml`)"
+        )
     try:
         return {key: read_id_list(list_path(key)) for key in ("train_list", "infer_list", "eval_list")}
     except InputError as exc:

@@ -18,18 +18,38 @@ def load(name: str) -> dict:
     return yaml.safe_load((REPO / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "configs/voc12.yaml", "tests/configs/tiny.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "configs/demo.yaml", "configs/voc12.yaml", "tests/configs/tiny.yaml"])
 def test_shipped_configs_validate(name):
     config = validate_config(load(name))
     assert config["random_walk"]["exp_times"] >= 0 and config["compute"]["shards"] >= 1
 
 
-def test_defaults_are_filled_for_missing_sections():
-    minimal = {k: v for k, v in load("config.yaml").items() if k in ("dataset", "backbone", "cam")}
-    config = validate_config(minimal)
+def test_the_top_level_config_sets_nothing():
+    # Snakemake always loads config.yaml under every other layer: anything in it would leak into every run.
+    assert load("config.yaml") == {}
+
+
+def test_every_key_has_a_documented_default_the_papers():
+    config = validate_config({})
+    assert config["dataset"]["root"] == "data/VOCdevkit/VOC2012" and len(config["dataset"]["classes"]) == 20
+    assert config["backbone"] == {"arch": "resnet50", "weights": "imagenet"}
+    assert config["cam"]["train"]["epochs"] == 5 and config["cam"]["train"]["crop_size"] == 512
+    assert config["cam"]["paper_recipe"]["optimizer"] == "sgd" and config["cam"]["scratch_recipe"]["optimizer"] == "adamw"
+    assert (config["relations"]["conf_fg"], config["relations"]["conf_bg"]) == (0.30, 0.05)
     assert config["random_walk"] == {"beta": 10, "exp_times": 8, "radius": 5, "sem_bg_threshold": 0.25}
     assert config["irnet"]["train"]["crop_size"] == 512 and config["compute"]["device"] == "auto"
     assert config["relations"]["crf"]["bilateral_srgb"] == 5
+
+
+def test_a_partial_recipe_keeps_its_own_recipes_defaults():
+    config = validate_config({"cam": {"scratch_recipe": {"lr": 0.01}}})
+    assert config["cam"]["scratch_recipe"] == validate_config({})["cam"]["scratch_recipe"] | {"lr": 0.01}
+
+
+def test_the_demo_layer_only_adds_to_the_defaults():
+    demo = validate_config(load("configs/demo.yaml"))
+    assert demo["relations"]["conf_fg"] == 0.7 and demo["backbone"]["arch"] == "resnet18"
+    assert validate_config({"dataset": load("configs/demo.yaml")["dataset"]})["relations"]["conf_fg"] == 0.30
 
 
 @pytest.mark.parametrize(
@@ -44,7 +64,7 @@ def test_defaults_are_filled_for_missing_sections():
     ],
 )
 def test_bad_values_are_rejected_with_the_key(path, value, message):
-    config = load("config.yaml")
+    config = load("configs/demo.yaml")
     node = config
     for key in path[:-1]:
         node = node[key]
@@ -56,14 +76,14 @@ def test_bad_values_are_rejected_with_the_key(path, value, message):
 
 
 def test_unknown_keys_are_rejected():
-    config = load("config.yaml")
+    config = load("configs/demo.yaml")
     config["relations"]["conf_fgg"] = 0.3
     with pytest.raises(InputError, match=r"config key relations: .*'conf_fgg' was unexpected"):
         validate_config(config)
 
 
 def test_cross_key_rules():
-    config = load("config.yaml")
+    config = load("configs/demo.yaml")
     config["relations"].update(conf_fg=0.2, conf_bg=0.3)
     with pytest.raises(InputError, match="relations.conf_bg"):
         validate_config(config)
@@ -71,7 +91,7 @@ def test_cross_key_rules():
 
 def test_command_line_strings_are_coerced_to_schema_types():
     schema = load_schema()
-    config = load("config.yaml")
+    config = load("configs/demo.yaml")
     # What Snakemake's --config makes of random_walk='{beta: 8}' and cam='{infer: {scales: [1, 0.5]}}'.
     config["random_walk"] = copy.deepcopy(config["random_walk"]) | {"beta": "8", "sem_bg_threshold": "0.3"}
     config["cam"]["infer"]["scales"] = ["1", "0.5"]
@@ -79,7 +99,7 @@ def test_command_line_strings_are_coerced_to_schema_types():
     assert coerced["random_walk"]["beta"] == 8 and isinstance(coerced["random_walk"]["beta"], int)
     assert coerced["random_walk"]["sem_bg_threshold"] == 0.3
     assert coerced["cam"]["infer"]["scales"] == [1, 0.5]
-    whole = validate_config({**load("config.yaml"), "random_walk": "{beta: 8}"})
+    whole = validate_config({**load("configs/demo.yaml"), "random_walk": "{beta: 8}"})
     assert whole["random_walk"]["beta"] == 8 and whole["random_walk"]["exp_times"] == 8
 
 

@@ -16,7 +16,9 @@ import yaml
 from irnet_core.workflow_tools import copy_workflow, job_counts
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "report", "environment.yml", "profiles"]
+WORKFLOW_FILES = [
+    "Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "configs", "report", "environment.yml", "profiles",
+]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 

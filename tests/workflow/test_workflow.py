@@ -7,18 +7,14 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 import zarr
+
+from irnet_core.config import validate_config
 
 from tests.workflow.harness import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("tiny"))
-    snakemake(workdir)
-    return workdir
 
 
 # ---- plans without running anything -----------------------------------------------------------------------
@@ -26,8 +22,7 @@ def tiny_run(tmp_path_factory):
 
 def test_demo_config_plans_every_stage(tmp_path):
     workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
-    (workdir / "tiny.yaml").unlink()
-    (workdir / "tiny.yaml").write_text("{}\n")  # the demo defaults of config.yaml
+    (workdir / "tiny.yaml").write_text((workdir / "configs/demo.yaml").read_text())  # what `make demo` selects
     plan = planned_jobs(workdir)
     shards = 4
     expected = {
@@ -38,6 +33,20 @@ def test_demo_config_plans_every_stage(tmp_path):
     }
     for rule, count in expected.items():
         assert plan.get(rule) == count, (rule, plan)
+
+
+def test_a_config_of_dataset_keys_only_gets_the_documented_defaults(tmp_path):
+    workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
+    dataset = yaml.safe_load((workdir / "tiny.yaml").read_text())["dataset"]
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump({"dataset": dataset}))
+    planned_jobs(workdir)  # a dry run: no job runs
+    effective = yaml.safe_load((workdir / "results/config.effective.yaml").read_text())
+    assert effective == validate_config({"dataset": dataset})
+    # The schema's documented values, not the demo's tuning (configs/demo.yaml).
+    assert effective["backbone"] == {"arch": "resnet50", "weights": "imagenet"}
+    assert effective["relations"]["conf_fg"] == 0.30 and effective["cam"]["eval"]["threshold"] == 0.15
+    assert effective["irnet"]["train"]["crop_size"] == 512 and effective["compute"]["shards"] == 8
+    assert not (workdir / "results/cam").exists()
 
 
 def test_bad_config_value_stops_with_one_line(tmp_path):
