@@ -34,9 +34,9 @@ def _offline_prefix() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_report(tmp_path_factory):
-    workdir = make_workdir(tmp_path_factory.mktemp("report"))
-    snakemake(workdir)
+def tiny_report(tiny_run, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("report") / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
     for target in ("report.zip", "report.html"):
         command = [*_offline_prefix(), *SNAKEMAKE, "--configfile", "tiny.yaml", "--cores", "1", "--report", target]
         result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)

@@ -1,0 +1,100 @@
+"""Reruns recompute: after a change of one result setting (or of one annotation), every product of the stages
+that depend on it holds new content and every other product is byte-for-byte what it was.
+
+One tiny run, then a chain of edits a user would make, from the last stage to the first so that each rerun is
+as short as possible: instance extraction, random walk, IRNet training, relation mining, CAM inference, CAM
+training, and an annotation whose object changes class. After each edit the whole pipeline is rerun to the end
+and the products are compared by content (tests/workflow/outputs.py), not by plan: a stage that reruns but
+returns its old result (a training that resumes a checkpoint of other inputs) fails here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+import yaml
+
+from tests.workflow.harness import planned_jobs, snakemake
+from tests.workflow.outputs import AFFECTED, PRODUCTS, changed_products, snapshot
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+TARGET = "results/pseudo_labels/instances.json"  # the exports: the last products compared (evaluation is not)
+
+# One edit per group of result settings: (section path, new value). The tiny run trains for a few steps only, so
+# a small learning-rate change can leave the labels downstream unchanged; seeds change every weight. conf_fg
+# 0.30 -> 0.40 keeps the written length of the value, the case that a size-based checkpoint fingerprint missed.
+EDITS = [
+    ("instances", ("instances", "bg_threshold"), 0.7),
+    ("random_walk", ("random_walk", "beta"), 3),
+    ("irnet.train", ("irnet", "train", "seed"), 1),
+    ("relations", ("relations", "conf_fg"), 0.40),
+    ("cam.infer", ("cam", "infer", "scales"), [1.0, 0.75]),
+    ("cam.train", ("cam", "train", "seed"), 1),
+]
+
+
+def set_config(workdir, path, value):
+    config_file = workdir / "tiny.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    node = config
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def relabel_one_object(workdir) -> str:
+    """Give the only object of a one-object training image another class; returns the image id."""
+    voc = workdir / "data/VOC"
+    classes = yaml.safe_load((workdir / "tiny.yaml").read_text())["dataset"]["classes"]
+    for image_id in (voc / "ImageSets/Segmentation/train_aug.txt").read_text().split():
+        path = voc / "Annotations" / f"{image_id}.xml"
+        tree = ET.parse(path)
+        names = [obj.find("name") for obj in tree.getroot().iter("object")]
+        if len(names) == 1:
+            names[0].text = next(c for c in classes if c != names[0].text)
+            tree.write(path)
+            return image_id
+    raise AssertionError("the tiny dataset has no one-object training image")
+
+
+@pytest.fixture(scope="module")
+def rerun_chain(tiny_run, tmp_path_factory):
+    """Run the chain of edits on a copy of the tiny run; returns {edit: (changed products, plan of the rerun)}."""
+    workdir = tmp_path_factory.mktemp("rerun") / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    results = {}
+    before = snapshot(workdir)
+    for name, path, value in EDITS:
+        set_config(workdir, path, value)
+        plan = planned_jobs(workdir, TARGET)
+        snakemake(workdir, TARGET)
+        after = snapshot(workdir)
+        results[name] = (changed_products(before, after), plan)
+        before = after
+    relabel_one_object(workdir)
+    plan = planned_jobs(workdir, TARGET)
+    snakemake(workdir, TARGET)
+    after = snapshot(workdir)
+    results["annotation"] = (changed_products(before, after), plan)
+    results["unchanged"] = planned_jobs(workdir, TARGET)
+    return results
+
+
+@pytest.mark.parametrize("edit", [name for name, _, _ in EDITS])
+def test_a_setting_change_recomputes_its_stage_and_what_follows_only(rerun_chain, edit):
+    changed, plan = rerun_chain[edit]
+    assert changed == AFFECTED[edit], f"plan was {plan}"
+
+
+def test_an_annotation_edit_retrains_the_cam_network_and_everything_after(rerun_chain):
+    changed, plan = rerun_chain["annotation"]
+    assert plan.get("prepare_dataset") == 1 and plan.get("train_cam") == 1, plan
+    assert changed == list(PRODUCTS)
+
+
+def test_a_rerun_with_nothing_changed_runs_nothing(rerun_chain):
+    assert rerun_chain["unchanged"] == {}
