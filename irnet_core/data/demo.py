@@ -1,18 +1,28 @@
-"""A deterministic synthetic dataset in the exact PASCAL VOC 2012 layout, for demos and end-to-end tests.
+"""A deterministic synthetic dataset in the exact PASCAL VOC 2012 layout, for demos, tests and quality measurements.
 
-Each image shows 1-4 solid, compact objects on a cluttered, low-saturation background. Classes differ by
-shape, by texture and by a class-correlated hue (jittered, with no overlap between classes): from-scratch
-networks learn shape+texture alone too slowly for a demo budget, the colour cue makes the classes learnable.
-Objects often repeat a class, sometimes touch or overlap (later objects are drawn on top and the masks
-follow the same order). Ground truth follows VOC: palette PNGs with a void (255) band about 2 px wide along
-every object boundary, instance ids 1..M in ``SegmentationObject``, XML with filename, size, object names
-and boxes, and ``ImageSets/Segmentation/{train_aug,train}.txt``.
+Classes differ by shape, by texture and by a class-correlated hue (jittered, with no overlap between classes):
+from-scratch networks learn shape+texture alone too slowly for a demo budget, the colour cue makes the classes
+learnable. Objects are solid and compact, often repeat a class, and may touch or overlap (later objects are drawn
+on top and the masks follow the same order). Ground truth follows VOC: palette PNGs with a void (255) band about
+2 px wide along every object boundary, instance ids 1..M in ``SegmentationObject``, XML with filename, size,
+object names and boxes (the visible extent of each instance), and ``ImageSets/Segmentation/{train_aug,train}.txt``.
 
-Determinism contract: image ``i`` (0-based position in ``train_aug``) is drawn from its own generator
-seeded with ``(seed, i)``, so the files are byte-identical across runs and do not depend on ``workers``.
+Presets (:data:`DEMO_PRESETS`, one frozen :class:`DemoPreset` each) choose what a scene holds:
+
+``standard`` (default; the pipeline's demo thresholds were tuned on it, and its output is pinned byte for byte):
+    1-4 objects of 1-3 classes, diameters uniform in 12%-45% of the short side, placed free (55%), touching a
+    neighbour (25%) or overlapping one (20%), large ones first so that occluders are smaller; every instance keeps
+    60% of its area visible. The background is low-saturation clutter (faint blobs and lines) without class hues.
+
+Every object is at least 20 px across (so the void band does not eat small objects or rings) and keeps at least
+20 non-void pixels; layouts that fail this are redrawn. Objects never touch the image border.
+
+Determinism contract: image ``i`` (0-based position in ``train_aug``) is drawn from its own generator seeded with
+``(seed, i)``, so the files are byte-identical across runs and do not depend on ``workers``.
 :func:`demo_split_ids` computes the split lists without generating anything; the written lists equal it.
 
-CLI: ``python -m irnet_core.data.demo ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B``.
+CLI: ``python -m irnet_core.data.demo ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B
+[--preset standard] [--workers W]``.
 """
 
 from __future__ import annotations
@@ -65,6 +75,35 @@ _STYLES: dict[str, _Style] = {
     "ring": _Style("ring", "gradient", 5.0 / 6),  # magenta
 }
 _HUE_JITTER = 0.03
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """What one preset draws. Diameters are fractions of the image's short side; ``p`` tuples are probabilities."""
+
+    n_objects: tuple[int, ...]  # objects per image, drawn with n_objects_p; one that finds no valid place is dropped
+    n_objects_p: tuple[float, ...]
+    n_classes: tuple[int, ...]  # distinct classes per image; the instances are shared among them
+    n_classes_p: tuple[float, ...]
+    diameter: tuple[float, float]  # object diameter range (uniform), never below 2 * _MIN_RADIUS pixels
+    placement_p: tuple[float, float, float]  # free / touching a neighbour / overlapping one, per later object
+    overlap_depth: tuple[float, float]  # centre distance when overlapping, as a fraction of the sum of radii
+    min_visible: float  # fraction of its own area that every instance keeps visible
+
+
+DEMO_PRESETS: dict[str, DemoPreset] = {
+    # The demo the pipeline's thresholds were tuned on; its output must never change (tests pin its digests).
+    "standard": DemoPreset(
+        n_objects=(1, 2, 3, 4),
+        n_objects_p=(0.3, 0.3, 0.25, 0.15),
+        n_classes=(1, 2, 3),
+        n_classes_p=(0.5, 0.35, 0.15),
+        diameter=(0.12, 0.45),
+        placement_p=(0.55, 0.25, 0.2),
+        overlap_depth=(0.55, 0.9),
+        min_visible=0.6,
+    ),
+}
 
 
 # --------------------------------------------------------------------------------------------------- splits
@@ -200,9 +239,11 @@ class _Object:
         return self.coverage >= 0.5
 
 
-def _make_object(class_index: int, style: _Style, short_side: int, rng: np.random.Generator) -> _Object:
-    # Diameter 12%..45% of the short side, but at least 20 px so that a ring keeps pixels beside its void band.
-    radius = max(0.5 * rng.uniform(0.12, 0.45) * short_side, _MIN_RADIUS)
+def _make_object(
+    class_index: int, style: _Style, short_side: int, preset: DemoPreset, rng: np.random.Generator
+) -> _Object:
+    # At least 20 px across so that a ring keeps pixels beside its void band.
+    radius = max(0.5 * rng.uniform(*preset.diameter) * short_side, _MIN_RADIUS)
     angle = rng.uniform(0, 2 * np.pi)
     coverage = _rasterise(style.shape, radius, angle, rng)
     side = coverage.shape[0]
@@ -250,10 +291,10 @@ def _fits(obj: _Object, cy: int, cx: int, h: int, w: int) -> bool:
 
 
 def _try_place(
-    obj: _Object, cy: int, cx: int, inst: np.ndarray, placed: list[_Object], allow_overlap: bool
+    obj: _Object, cy: int, cx: int, inst: np.ndarray, placed: list[_Object], allow_overlap: bool, min_visible: float
 ) -> bool:
     """Whether ``obj`` drawn on top at (cy, cx) keeps the layout valid: inside the image, and either no overlap
-    or every earlier object still shows at least 60% of its area (so each stays a recognisable instance)."""
+    or every earlier object still shows ``min_visible`` of its area (so each stays a recognisable instance)."""
     h, w = inst.shape
     if not _fits(obj, cy, cx, h, w):
         return False
@@ -266,20 +307,22 @@ def _try_place(
     hidden = np.bincount(under, minlength=len(placed) + 1)
     for k, other in enumerate(placed, start=1):
         visible = int(np.count_nonzero(inst == k)) - int(hidden[k])
-        if visible < 0.6 * other.area:
+        if visible < min_visible * other.area:
             return False
     return True
 
 
-def _place(obj: _Object, inst: np.ndarray, placed: list[_Object], rng: np.random.Generator) -> bool:
+def _place(
+    obj: _Object, inst: np.ndarray, placed: list[_Object], preset: DemoPreset, rng: np.random.Generator
+) -> bool:
     """Find a position for ``obj`` (free, touching a neighbour, or overlapping one) and paint its id."""
     h, w = inst.shape
-    mode = "free" if not placed else str(rng.choice(["free", "touch", "overlap"], p=[0.55, 0.25, 0.2]))
+    mode = "free" if not placed else str(rng.choice(["free", "touch", "overlap"], p=list(preset.placement_p)))
     for _ in range(40):
         if mode == "free":
             cy = int(rng.integers(obj.half + 1, max(obj.half + 2, h - obj.half - 1)))
             cx = int(rng.integers(obj.half + 1, max(obj.half + 2, w - obj.half - 1)))
-            ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=False)
+            ok = _try_place(obj, cy, cx, inst, placed, False, preset.min_visible)
         else:
             anchor = placed[int(rng.integers(len(placed)))]
             angle = rng.uniform(0, 2 * np.pi)
@@ -287,16 +330,16 @@ def _place(obj: _Object, inst: np.ndarray, placed: list[_Object], rng: np.random
             reach = anchor.radius + obj.radius
             ok = False
             if mode == "overlap":
-                dist = rng.uniform(0.55, 0.9) * reach
+                dist = rng.uniform(*preset.overlap_depth) * reach
                 cy, cx = round(anchor.cy + dy * dist), round(anchor.cx + dx * dist)
-                ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=True)
+                ok = _try_place(obj, cy, cx, inst, placed, True, preset.min_visible)
             else:  # slide outwards from the anchor until the first free position: the objects touch
                 dist = 0.6 * reach
                 while dist < 2.0 * reach and not ok:
                     cy, cx = round(anchor.cy + dy * dist), round(anchor.cx + dx * dist)
                     if not _fits(obj, cy, cx, h, w):
                         break
-                    ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=False)
+                    ok = _try_place(obj, cy, cx, inst, placed, False, preset.min_visible)
                     dist += 1.0
         if ok:
             obj.cy, obj.cx = cy, cx
@@ -317,24 +360,31 @@ class _Sample:
     objects: list[tuple[int, tuple[int, int, int, int]]]  # (class index, (xmin, ymin, xmax, ymax) 1-based)
 
 
-def _render(index: int, seed: int, min_size: int, max_size: int, styles: Sequence[_Style]) -> _Sample:
+def _render(
+    index: int,
+    seed: int,
+    min_size: int,
+    max_size: int,
+    styles: Sequence[_Style],
+    preset: DemoPreset = DEMO_PRESETS["standard"],
+) -> _Sample:
     """Draw image ``index`` from its own generator seeded with ``(seed, index)``."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     h = int(rng.integers(min_size, max_size, endpoint=True))
     w = int(rng.integers(min_size, max_size, endpoint=True))
     short = min(h, w)
-    n_objects = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.3, 0.25, 0.15]))
-    # Several instances of one class are common: draw 1..3 distinct classes and share the objects among them.
-    n_kinds = min(n_objects, len(styles), int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15])))
+    n_objects = int(rng.choice(list(preset.n_objects), p=list(preset.n_objects_p)))
+    # Several instances of one class are common: draw a few distinct classes and share the objects among them.
+    n_kinds = min(n_objects, len(styles), int(rng.choice(list(preset.n_classes), p=list(preset.n_classes_p))))
     kinds = rng.choice(len(styles), size=n_kinds, replace=False)
     assignment = list(kinds) + list(rng.choice(kinds, size=n_objects - n_kinds))
     for _ in range(50):  # redraw the layout in the (rare) case an instance would be all void band
-        objects = [_make_object(int(c), styles[int(c)], short, rng) for c in assignment]
+        objects = [_make_object(int(c), styles[int(c)], short, preset, rng) for c in assignment]
         objects.sort(key=lambda o: -o.radius)  # large first: smaller objects in front keep occlusions partial
         inst = np.zeros((h, w), dtype=np.uint8)
         placed: list[_Object] = []
         for obj in objects:
-            _place(obj, inst, placed, rng)  # the first object always fits; a later one may be dropped
+            _place(obj, inst, placed, preset, rng)  # the first object always fits; a later one may be dropped
         # VOC marks a void band along object outlines: here every pixel whose 3x3 neighbourhood spans two
         # different regions, i.e. about one pixel on each side of each boundary.
         band = ndimage.maximum_filter(inst, size=3) != ndimage.minimum_filter(inst, size=3)
@@ -394,21 +444,21 @@ def _annotation_xml(image_id: str, sample: _Sample, classes: Sequence[str]) -> b
 
 
 def _write_images(
-    root: str, indices: Sequence[int], seed: int, min_size: int, max_size: int, classes: tuple[str, ...]
+    root: str, indices: Sequence[int], seed: int, min_size: int, max_size: int, classes: tuple[str, ...], preset: str
 ) -> None:
     """Render and write the files of the images at ``indices`` (one process of the pool runs this)."""
     base = Path(root)
     styles = [_STYLES[name] for name in classes]
     for index in indices:
         image_id = _image_id(index)
-        sample = _render(index, seed, min_size, max_size, styles)
+        sample = _render(index, seed, min_size, max_size, styles, DEMO_PRESETS[preset])
         Image.fromarray(sample.image).save(base / "JPEGImages" / f"{image_id}.jpg", "JPEG", quality=_JPEG_QUALITY)
         write_palette_png(base / "SegmentationClass" / f"{image_id}.png", sample.class_map)
         write_palette_png(base / "SegmentationObject" / f"{image_id}.png", sample.object_map)
         (base / "Annotations" / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, sample, classes))
 
 
-def _check_params(seed: int, min_size: int, max_size: int, classes: Sequence[str], workers: int) -> None:
+def _check_params(seed: int, min_size: int, max_size: int, classes: Sequence[str], workers: int, preset: str) -> None:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError("seed", f"must be a non-negative integer, got {seed!r}")
     if not isinstance(min_size, (int, np.integer)) or min_size < _MIN_SIDE:
@@ -422,6 +472,8 @@ def _check_params(seed: int, min_size: int, max_size: int, classes: Sequence[str
         raise InputError("classes", f"unknown demo class {unknown[0]!r} (known: {', '.join(DEMO_CLASSES)})")
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError("workers", f"must be a positive integer, got {workers!r}")
+    if not isinstance(preset, str) or preset not in DEMO_PRESETS:
+        raise InputError("preset", f"must be one of {', '.join(DEMO_PRESETS)}, got {preset!r}")
 
 
 def generate_demo_dataset(
@@ -434,23 +486,25 @@ def generate_demo_dataset(
     max_size: int,
     classes: Sequence[str] = DEMO_CLASSES,
     workers: int = 1,
+    preset: str = "standard",
 ) -> None:
     """Write the demo dataset under ``root`` in the VOC 2012 layout (see the module docstring).
 
     Image sides are drawn uniformly in ``[min_size, max_size]``. ``classes`` must be distinct names from
     :data:`DEMO_CLASSES` (a subset keeps each class's look); class indices follow the order given. Existing
     files with the same names are overwritten, others are left alone. ``workers > 1`` renders in a pool of
-    spawned processes; the output is identical to ``workers=1``.
+    spawned processes; the output is identical to ``workers=1``. ``preset`` names an entry of
+    :data:`DEMO_PRESETS` (see the module docstring).
     """
     classes = tuple(classes)
     _check_counts(n_images, n_labelled)
-    _check_params(seed, min_size, max_size, classes, workers)
+    _check_params(seed, min_size, max_size, classes, workers, preset)
     splits = demo_split_ids(n_images, n_labelled)
     base = Path(root)
     for sub in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
         (base / sub).mkdir(parents=True, exist_ok=True)
 
-    args = (str(base), int(seed), int(min_size), int(max_size), classes)
+    args = (str(base), int(seed), int(min_size), int(max_size), classes, preset)
     if workers == 1 or n_images == 1:
         _write_images(args[0], range(n_images), *args[1:])
     else:
@@ -481,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-size", type=int, required=True, help="smallest image side in pixels")
     parser.add_argument("--max-size", type=int, required=True, help="largest image side in pixels")
     parser.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
+    parser.add_argument("--preset", default="standard", help=f"scene design, one of: {', '.join(DEMO_PRESETS)}")
     args = parser.parse_args(argv)
     try:
         generate_demo_dataset(
@@ -491,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_size=args.min_size,
             max_size=args.max_size,
             workers=args.workers,
+            preset=args.preset,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import colorsys
+import dataclasses
+import hashlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.colors import rgb_to_hsv
-from PIL import Image
+from PIL import Image, features
+from PIL import __version__ as pillow_version
 from scipy import ndimage
 
 from irnet_core.data import demo, voc
@@ -19,9 +22,16 @@ N_IMAGES, N_LABELLED, SEED, MIN_SIZE, MAX_SIZE = 12, 5, 7, 100, 150
 SUBDIRS = ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation")
 
 
-def _generate(root: Path, workers: int = 1, seed: int = SEED) -> Path:
+def _generate(root: Path, workers: int = 1, seed: int = SEED, preset: str = "standard") -> Path:
     demo.generate_demo_dataset(
-        root, n_images=N_IMAGES, n_labelled=N_LABELLED, seed=seed, min_size=MIN_SIZE, max_size=MAX_SIZE, workers=workers
+        root,
+        n_images=N_IMAGES,
+        n_labelled=N_LABELLED,
+        seed=seed,
+        min_size=MIN_SIZE,
+        max_size=MAX_SIZE,
+        workers=workers,
+        preset=preset,
     )
     return root
 
@@ -30,9 +40,15 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.fixture(scope="module", params=list(demo.DEMO_PRESETS))
+def preset(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return _generate(tmp_path_factory.mktemp("demo") / "voc")
+def dataset(preset, tmp_path_factory) -> Path:
+    """The small test dataset of each preset: every layout, determinism and ground-truth test runs on each."""
+    return _generate(tmp_path_factory.mktemp(f"demo-{preset}") / "voc", preset=preset)
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +102,81 @@ def test_layout_has_exactly_the_vo_files(dataset, ids):
 # ------------------------------------------------------------------------------------------- determinism
 
 
-def test_byte_identical_across_runs_and_workers(dataset, tmp_path):
+def test_byte_identical_across_runs_and_workers(dataset, preset, tmp_path):
     reference = _files(dataset)
     assert len(reference) == 4 * N_IMAGES + 2
-    assert _files(_generate(tmp_path / "again")) == reference
-    assert _files(_generate(tmp_path / "pool", workers=2)) == reference
+    assert _files(_generate(tmp_path / "again", preset=preset)) == reference
+    assert _files(_generate(tmp_path / "pool", workers=2, preset=preset)) == reference
 
 
-def test_other_seed_gives_other_images(dataset, tmp_path):
-    other = _generate(tmp_path / "other", seed=SEED + 1)
-    same = [i for i in demo.demo_split_ids(N_IMAGES, N_LABELLED)["train_aug"]
-            if (other / "JPEGImages" / f"{i}.jpg").read_bytes() == (dataset / "JPEGImages" / f"{i}.jpg").read_bytes()]
-    assert same == []
+def _same_images(a: Path, b: Path) -> list[str]:
+    return [i for i in demo.demo_split_ids(N_IMAGES, N_LABELLED)["train_aug"]
+            if (a / "JPEGImages" / f"{i}.jpg").read_bytes() == (b / "JPEGImages" / f"{i}.jpg").read_bytes()]
+
+
+def test_other_seed_gives_other_images(dataset, preset, tmp_path):
+    assert _same_images(_generate(tmp_path / "other", seed=SEED + 1, preset=preset), dataset) == []
+
+
+# The standard preset is what the pipeline's thresholds were tuned on, so its output must never change. These
+# digests were computed once with the generator as it was before presets existed (commit f41d386), for four
+# configurations: (n_images, n_labelled, seed, min_size, max_size, classes) -> (pixel digest, file digest).
+# The pixel digest covers the rendered arrays and boxes before encoding; the file digest covers every written
+# byte, which also depends on the JPEG and PNG encoders, hence the encoder versions it was recorded with.
+STANDARD_GOLDEN = {
+    (5, 2, 0, 180, 320, demo.DEMO_CLASSES): (
+        "1eeedda0669a6acf3ba3fdf4ac14f9f67037f9ff37016af6d79b0de35724f90e",
+        "4a98d1b6024e445ff0e339a0bf11631ee4fc77432da85bff351bf1bead393d9e",
+    ),
+    (4, 1, 7, 64, 96, ("ring", "star")): (
+        "aff99b3cf086849274e6bacd9e4fda2d3dd297ff08c3564996e299a1e00c0a61",
+        "0c7e06b142ebd95048567116fbf29fc36644cfc3380a146a9683d51fa2163043",
+    ),
+    (3, 3, 123456, 100, 150, demo.DEMO_CLASSES): (
+        "ef352de67a2cb171ebfbc4314878cfa8ed70ca9920878483f3cb3d87e6302fae",
+        "4d05de86535cc2b0e83580294b7fbe08455346c1f849e9722edac9340a6ca23c",
+    ),
+    (40, 10, 2, 64, 128, demo.DEMO_CLASSES): (  # many small images: most placement branches are taken
+        "2a5634a32a89c924d819f6c9d3e0989f971d39b2af133c3b97470b41d771f25a",
+        "8e93928c6eb676518ab27d25270edf2465be5cd8925dfa2c9ea44bfdb9e5fa20",
+    ),
+}
+GOLDEN_ENCODERS = {"pillow": "13.0.0", "libjpeg_turbo": "3.2.0", "zlib": "1.2.13"}
+
+
+def _pixel_digest(n_images, seed, min_size, max_size, classes) -> str:
+    digest = hashlib.sha256()
+    styles = [demo._STYLES[name] for name in classes]
+    for index in range(n_images):
+        sample = demo._render(index, seed, min_size, max_size, styles, demo.DEMO_PRESETS["standard"])
+        for array in (sample.image, sample.class_map, sample.object_map):
+            digest.update(repr((array.shape, array.dtype.str)).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(repr(sample.objects).encode())
+    return digest.hexdigest()
+
+
+def _file_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("config", list(STANDARD_GOLDEN), ids=lambda c: f"seed{c[2]}-{c[3]}to{c[4]}px")
+def test_standard_preset_is_unchanged(config, tmp_path):
+    n_images, n_labelled, seed, min_size, max_size, classes = config
+    pixels, files = STANDARD_GOLDEN[config]
+    assert _pixel_digest(n_images, seed, min_size, max_size, classes) == pixels
+    demo.generate_demo_dataset(
+        tmp_path, n_images=n_images, n_labelled=n_labelled, seed=seed, min_size=min_size, max_size=max_size,
+        classes=classes, preset="standard",
+    )
+    encoders = {"pillow": pillow_version, **{lib: features.version(lib) for lib in ("libjpeg_turbo", "zlib")}}
+    if encoders != GOLDEN_ENCODERS:
+        pytest.skip(f"pixels unchanged; file bytes not comparable: encoders {encoders} != {GOLDEN_ENCODERS}")
+    assert _file_digest(tmp_path) == files
 
 
 # --------------------------------------------------------------------------------------------- annotations
@@ -112,14 +191,14 @@ def _xml_objects(path: Path) -> tuple[ET.Element, list[tuple[str, tuple[int, ...
     return root, objects
 
 
-def test_xml_agrees_with_image_and_masks(dataset, ids):
+def test_xml_agrees_with_image_and_masks(dataset, preset, ids):
     for image_id in ids:
         root, objects = _xml_objects(dataset / "Annotations" / f"{image_id}.xml")
         h, w = voc.image_size(dataset / "JPEGImages" / f"{image_id}.jpg")
         assert root.findtext("filename") == f"{image_id}.jpg"
         assert (int(root.findtext("size/height")), int(root.findtext("size/width"))) == (h, w)
         assert MIN_SIZE <= h <= MAX_SIZE and MIN_SIZE <= w <= MAX_SIZE
-        assert 1 <= len(objects) <= 4
+        assert 1 <= len(objects) <= max(demo.DEMO_PRESETS[preset].n_objects)
 
         masks, labels = voc.load_instance_gt(dataset, image_id)
         # one XML object per instance, in instance-id order, with the same class
@@ -149,7 +228,7 @@ def test_labels_from_png_alone_match_xml(dataset, ids, tmp_path):
         )
 
 
-def test_instance_ids_and_void_bands(dataset, ids):
+def test_instance_ids_and_void_bands(dataset, preset, ids):
     n_instances = []
     for image_id in ids:
         cls = voc.load_class_gt(dataset, image_id)
@@ -168,13 +247,19 @@ def test_instance_ids_and_void_bands(dataset, ids):
         for k in present:
             whole = ndimage.binary_closing(obj == k, iterations=2) | (obj == k)
             assert (obj == k).sum() > 0.5 * whole.sum()
+            assert (obj == k).sum() >= demo._MIN_VISIBLE  # every instance keeps a visible part beside the band
         assert 0 < (obj == 255).mean() < 0.2
         # objects never touch the image border, so the border is background
         assert (cls[0] == 0).all() and (cls[-1] == 0).all() and (cls[:, 0] == 0).all() and (cls[:, -1] == 0).all()
-    assert max(n_instances) >= 3 and min(n_instances) >= 1
+    assert max(n_instances) >= {"standard": 3}[preset] and min(n_instances) >= 1
 
 
-def test_content_design_colour_cue_and_sizes(dataset, ids):
+# Visible extent of an instance (its box side, with the band), as a fraction of the short side: the drawn
+# diameter range, less what an occluder may hide (40% of the area in the standard preset).
+EXTENT = {"standard": (0.08, 0.47)}
+
+
+def test_content_design_colour_cue_and_sizes(dataset, preset, ids):
     """Each instance's interior has its class hue (the colour cue) and a size in the documented range."""
     class_hue = {name: demo._STYLES[name].hue for name in demo.DEMO_CLASSES}
     for image_id in ids:
@@ -189,7 +274,7 @@ def test_content_design_colour_cue_and_sizes(dataset, ids):
             assert np.median(hsv[..., 1][interior]) > 0.35  # saturated objects...
             ys, xs = np.nonzero(mask)
             extent = max(np.ptp(ys), np.ptp(xs)) + 3  # + the void band
-            assert 0.08 * short <= extent <= 0.47 * short
+            assert EXTENT[preset][0] * short <= extent <= EXTENT[preset][1] * short
         background = hsv[..., 1][voc.load_class_gt(dataset, image_id) == 0]
         assert np.median(background) < 0.25  # ...on a grey background
     assert colorsys.rgb_to_hsv(1, 0, 0)[0] == 0.0
@@ -200,7 +285,8 @@ def test_content_design_colour_cue_and_sizes(dataset, ids):
 
 def test_rejects_bad_parameters(tmp_path):
     kwargs = dict(n_images=2, n_labelled=1, seed=0, min_size=100, max_size=120)
-    for key, value in (("seed", -1), ("min_size", 10), ("max_size", 90), ("workers", 0), ("classes", ("disc", "blob"))):
+    bad = (("seed", -1), ("min_size", 10), ("max_size", 90), ("workers", 0), ("classes", ("disc", "blob")), ("preset", "extreme"))
+    for key, value in bad:
         with pytest.raises(InputError) as err:
             demo.generate_demo_dataset(tmp_path, **{**kwargs, key: value})
         assert err.value.where == key
@@ -218,3 +304,18 @@ def test_class_subset_and_cli(tmp_path, capsys):
     assert voc.read_id_list(tmp_path / "cli" / "ImageSets" / "Segmentation" / "train.txt") == ["2026_000001"]
     assert demo.main(argv[:-1] + ["70"]) == 2
     assert capsys.readouterr().err.strip() == "error: max_size: must be an integer in min_size (80)..4096, got 70"
+
+    assert demo.main(argv + ["--preset", "standard"]) == 0
+    assert demo.main(argv + ["--preset", "extreme"]) == 2
+    assert capsys.readouterr().err.strip() == "error: preset: must be one of standard, got 'extreme'"
+
+
+def test_presets_are_frozen_and_well_formed():
+    for name, preset in demo.DEMO_PRESETS.items():
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            preset.min_visible = 0.0
+        for values, p in ((preset.n_objects, preset.n_objects_p), (preset.n_classes, preset.n_classes_p)):
+            assert len(values) == len(p) and min(values) >= 1, name
+            assert sum(p) == pytest.approx(1.0), name
+        assert sum(preset.placement_p) == pytest.approx(1.0)
+        assert 0 < preset.diameter[0] < preset.diameter[1] <= 0.6 and 0 < preset.min_visible < 1
