@@ -118,6 +118,12 @@ def test_other_seed_gives_other_images(dataset, preset, tmp_path):
     assert _same_images(_generate(tmp_path / "other", seed=SEED + 1, preset=preset), dataset) == []
 
 
+def test_presets_draw_different_scenes_from_one_seed(tmp_path):
+    # Each preset has its own random stream: the hard images are not the standard ones with extras on top.
+    standard = _generate(tmp_path / "standard", preset="standard")
+    assert _same_images(_generate(tmp_path / "hard", preset="hard"), standard) == []
+
+
 # The standard preset is what the pipeline's thresholds were tuned on, so its output must never change. These
 # digests were computed once with the generator as it was before presets existed (commit f41d386), for four
 # configurations: (n_images, n_labelled, seed, min_size, max_size, classes) -> (pixel digest, file digest).
@@ -251,12 +257,12 @@ def test_instance_ids_and_void_bands(dataset, preset, ids):
         assert 0 < (obj == 255).mean() < 0.2
         # objects never touch the image border, so the border is background
         assert (cls[0] == 0).all() and (cls[-1] == 0).all() and (cls[:, 0] == 0).all() and (cls[:, -1] == 0).all()
-    assert max(n_instances) >= {"standard": 3}[preset] and min(n_instances) >= 1
+    assert max(n_instances) >= {"standard": 3, "hard": 6}[preset] and min(n_instances) >= 1
 
 
 # Visible extent of an instance (its box side, with the band), as a fraction of the short side: the drawn
-# diameter range, less what an occluder may hide (40% of the area in the standard preset).
-EXTENT = {"standard": (0.08, 0.47)}
+# diameter range, less what an occluder may hide (40% of the area in the standard preset, 50% in the hard one).
+EXTENT = {"standard": (0.08, 0.47), "hard": (0.04, 0.62)}
 
 
 def test_content_design_colour_cue_and_sizes(dataset, preset, ids):
@@ -278,6 +284,26 @@ def test_content_design_colour_cue_and_sizes(dataset, preset, ids):
         background = hsv[..., 1][voc.load_class_gt(dataset, image_id) == 0]
         assert np.median(background) < 0.25  # ...on a grey background
     assert colorsys.rgb_to_hsv(1, 0, 0)[0] == 0.0
+
+
+def test_hard_preset_occludes_and_distracts_without_touching_ground_truth():
+    hard = demo.DEMO_PRESETS["hard"]
+    plain = dataclasses.replace(hard, n_distractors=(0, 0))
+    styles = [demo._STYLES[name] for name in demo.DEMO_CLASSES]
+    kinds, occluded = [], 0
+    for index in range(30):
+        sample = demo._render(index, SEED, MIN_SIZE, MAX_SIZE, styles, hard)
+        # Occlusion keeps each instance's documented share; the 1e-9 absorbs float division.
+        assert min(sample.visible) >= hard.min_visible - 1e-9 and len(sample.visible) == len(sample.objects)
+        occluded += min(sample.visible) < 0.9
+        assert len(sample.decoys) <= hard.n_distractors[1]  # fewer where objects leave no room for one
+        kinds += sample.decoys
+        # Distractors are painted after the layout is fixed: the same scene without them has the same ground truth.
+        bare = demo._render(index, SEED, MIN_SIZE, MAX_SIZE, styles, plain)
+        assert (bare.class_map == sample.class_map).all() and (bare.object_map == sample.object_map).all()
+        assert bare.objects == sample.objects and bare.decoys == []
+        assert not (bare.image == sample.image).all()
+    assert occluded >= 5 and len(kinds) >= 3 * 30 and {"hue", "shape", "texture"} <= set(kinds)
 
 
 # ---------------------------------------------------------------------------------------------------- misc
@@ -305,9 +331,12 @@ def test_class_subset_and_cli(tmp_path, capsys):
     assert demo.main(argv[:-1] + ["70"]) == 2
     assert capsys.readouterr().err.strip() == "error: max_size: must be an integer in min_size (80)..4096, got 70"
 
-    assert demo.main(argv + ["--preset", "standard"]) == 0
-    assert demo.main(argv + ["--preset", "extreme"]) == 2
-    assert capsys.readouterr().err.strip() == "error: preset: must be one of standard, got 'extreme'"
+    hard = [str(tmp_path / "hard"), *argv[1:], "--preset", "hard"]
+    assert demo.main(hard) == 0
+    assert demo.main(hard[:-1] + ["extreme"]) == 2
+    assert capsys.readouterr().err.strip() == "error: preset: must be one of standard, hard, got 'extreme'"
+    demo.generate_demo_dataset(tmp_path / "api", n_images=2, n_labelled=1, seed=3, min_size=80, max_size=90, preset="hard")
+    assert _files(tmp_path / "hard") == _files(tmp_path / "api")  # the CLI writes what the API writes
 
 
 def test_presets_are_frozen_and_well_formed():
@@ -317,5 +346,7 @@ def test_presets_are_frozen_and_well_formed():
         for values, p in ((preset.n_objects, preset.n_objects_p), (preset.n_classes, preset.n_classes_p)):
             assert len(values) == len(p) and min(values) >= 1, name
             assert sum(p) == pytest.approx(1.0), name
-        assert sum(preset.placement_p) == pytest.approx(1.0)
+        assert sum(preset.placement_p) == pytest.approx(1.0) and sum(preset.distractor_p) == pytest.approx(1.0)
         assert 0 < preset.diameter[0] < preset.diameter[1] <= 0.6 and 0 < preset.min_visible < 1
+    assert demo.DEMO_PRESETS["standard"].seed_tag == ()  # the standard stream is seeded as before presets existed
+    assert demo.DEMO_PRESETS["standard"].n_distractors == (0, 0)
