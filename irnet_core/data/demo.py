@@ -1,18 +1,42 @@
-"""A deterministic synthetic dataset in the exact PASCAL VOC 2012 layout, for demos and end-to-end tests.
+"""A deterministic synthetic dataset in the exact PASCAL VOC 2012 layout, for demos, tests and quality measurements.
 
-Each image shows 1-4 solid, compact objects on a cluttered, low-saturation background. Classes differ by
-shape, by texture and by a class-correlated hue (jittered, with no overlap between classes): from-scratch
-networks learn shape+texture alone too slowly for a demo budget, the colour cue makes the classes learnable.
-Objects often repeat a class, sometimes touch or overlap (later objects are drawn on top and the masks
-follow the same order). Ground truth follows VOC: palette PNGs with a void (255) band about 2 px wide along
-every object boundary, instance ids 1..M in ``SegmentationObject``, XML with filename, size, object names
-and boxes, and ``ImageSets/Segmentation/{train_aug,train}.txt``.
+Classes differ by shape, by texture and by a class-correlated hue (jittered, with no overlap between classes):
+from-scratch networks learn shape+texture alone too slowly for a demo budget, the colour cue makes the classes
+learnable. Objects are solid and compact, often repeat a class, and may touch or overlap (later objects are drawn
+on top and the masks follow the same order). Ground truth follows VOC: palette PNGs with a void (255) band about
+2 px wide along every object boundary, instance ids 1..M in ``SegmentationObject``, XML with filename, size,
+object names and boxes (the visible extent of each instance), and ``ImageSets/Segmentation/{train_aug,train}.txt``.
 
-Determinism contract: image ``i`` (0-based position in ``train_aug``) is drawn from its own generator
-seeded with ``(seed, i)``, so the files are byte-identical across runs and do not depend on ``workers``.
+Two presets (:data:`DEMO_PRESETS`, one frozen :class:`DemoPreset` each) choose what a scene holds:
+
+``standard`` (default; the pipeline's demo thresholds were tuned on it, and its output is pinned byte for byte):
+    1-4 objects of 1-3 classes, diameters uniform in 12%-45% of the short side, placed free (55%), touching a
+    neighbour (25%) or overlapping one (20%), large ones first so that occluders are smaller; every instance keeps
+    60% of its area visible. The background is low-saturation clutter (faint blobs and lines) without class hues.
+``hard`` (data the tuning never saw):
+    2-8 objects (mean about 5) of 1-3 classes, so that a class usually has several instances; diameters
+    log-uniform in 8%-60% of the short side (an 8x range of scales), painted in random order so that large
+    objects also cover small ones; each later object is placed free (25%), touching (40%) or overlapping (35%) an
+    earlier one, which is an instance of its own class 80% of the time when there is one: clusters of touching,
+    overlapping instances of one class, the case IRNet's displacement field is for. Every instance keeps 50% of
+    its area visible. On top of the standard clutter, 2-6 class-like distractors that are background in the
+    ground truth, each sharing some of a class's cues but never all: a saturated class hue on a shape no class
+    has (bar, crescent, L-shaped elbow), a class shape with its texture but desaturated, or a half-transparent,
+    desaturated patch with a class texture. The hue is that of any class, often one the image does not contain,
+    so colour alone no longer identifies a class. Distractors may be partly covered by objects or cut by the
+    image border. Meant for images of about 128 px and more: below that, the 20 px minimum object size crowds
+    the scene and the void band takes a larger share of it.
+
+In both presets every object is at least 20 px across (so the void band does not eat small objects or rings) and
+keeps at least 20 non-void pixels; layouts that fail this are redrawn. Objects never touch the image border.
+
+Determinism contract: image ``i`` (0-based position in ``train_aug``) is drawn from its own generator seeded with
+``(seed, i)`` for the standard preset and ``(seed, i, *seed_tag)`` for another, so the files are byte-identical
+across runs and do not depend on ``workers``, and the two presets draw different scenes from one seed.
 :func:`demo_split_ids` computes the split lists without generating anything; the written lists equal it.
 
-CLI: ``python -m irnet_core.data.demo ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B``.
+CLI: ``python -m irnet_core.data.demo ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B
+[--preset standard|hard] [--workers W]``.
 """
 
 from __future__ import annotations
@@ -65,6 +89,73 @@ _STYLES: dict[str, _Style] = {
     "ring": _Style("ring", "gradient", 5.0 / 6),  # magenta
 }
 _HUE_JITTER = 0.03
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """What one preset draws. Diameters are fractions of the image's short side; ``p`` tuples are probabilities."""
+
+    n_objects: tuple[int, ...]  # objects per image, drawn with n_objects_p; one that finds no valid place is dropped
+    n_objects_p: tuple[float, ...]
+    n_classes: tuple[int, ...]  # distinct classes per image; the instances are shared among them
+    n_classes_p: tuple[float, ...]
+    diameter: tuple[float, float]  # object diameter range, never below 2 * _MIN_RADIUS pixels
+    log_uniform: bool  # diameter log-uniform (as many objects per octave of size) rather than uniform
+    large_first: bool  # paint large objects first, so that occluders are the smaller ones
+    placement_p: tuple[float, float, float]  # free / touching a neighbour / overlapping one, per later object
+    same_class_anchor: float  # chance that touch/overlap picks an earlier instance of the same class
+    overlap_depth: tuple[float, float]  # centre distance when overlapping, as a fraction of the sum of radii
+    min_visible: float  # fraction of its own area that every instance keeps visible
+    n_distractors: tuple[int, int]  # class-like background distractors per image (inclusive range)
+    distractor_p: tuple[float, float, float]  # hue decoy / shape decoy / texture patch (unread if none are drawn)
+    distractor_diameter: tuple[float, float]  # drawn log-uniformly (unread if none are drawn)
+    seed_tag: tuple[int, ...]  # appended to (seed, index): each preset draws its own images from a seed
+
+
+DEMO_PRESETS: dict[str, DemoPreset] = {
+    # The demo the pipeline's thresholds were tuned on; its output must never change (tests pin its digests).
+    "standard": DemoPreset(
+        n_objects=(1, 2, 3, 4),
+        n_objects_p=(0.3, 0.3, 0.25, 0.15),
+        n_classes=(1, 2, 3),
+        n_classes_p=(0.5, 0.35, 0.15),
+        diameter=(0.12, 0.45),
+        log_uniform=False,
+        large_first=True,
+        placement_p=(0.55, 0.25, 0.2),
+        same_class_anchor=0.0,
+        overlap_depth=(0.55, 0.9),
+        min_visible=0.6,
+        n_distractors=(0, 0),
+        distractor_p=(1.0, 0.0, 0.0),
+        distractor_diameter=(0.1, 0.3),
+        seed_tag=(),
+    ),
+    # Data the tuning never saw: crowded clusters of one class, deeper occlusion, 8x range of scales, and
+    # background clutter that shares a class's hue or shape or texture, but never all of them.
+    "hard": DemoPreset(
+        n_objects=(2, 3, 4, 5, 6, 7, 8),
+        n_objects_p=(0.08, 0.12, 0.18, 0.2, 0.18, 0.14, 0.1),
+        n_classes=(1, 2, 3),
+        n_classes_p=(0.35, 0.45, 0.2),
+        diameter=(0.08, 0.6),
+        log_uniform=True,
+        large_first=False,
+        placement_p=(0.25, 0.4, 0.35),
+        same_class_anchor=0.8,
+        overlap_depth=(0.45, 0.85),
+        min_visible=0.5,
+        n_distractors=(2, 6),
+        distractor_p=(0.45, 0.3, 0.25),
+        distractor_diameter=(0.08, 0.35),
+        seed_tag=(1,),
+    ),
+}
+
+# Shapes no class has, for distractors. "blob" is disc-like, so it only appears desaturated (texture patches).
+_DECOY_SHAPES = ("bar", "crescent", "elbow")
+_PATCH_SHAPES = ("bar", "crescent", "elbow", "blob")
+_TEXTURES = ("solid", "dots", "stripes", "speckle", "checker", "gradient")
 
 
 # --------------------------------------------------------------------------------------------------- splits
@@ -123,6 +214,25 @@ def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], li
         a, b = rng.uniform(0.3, 0.38), 0.95  # arm half-width and reach: the arm corners stay inside radius 1
         pts = [(a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b), (-a, -b), (-a, -a), (-b, -a), (-b, a), (-a, a), (-a, b)]
         return [np.array(pts)], []
+    # Distractor shapes (no class has them): each stays inside the unit circle like the class shapes.
+    if shape == "bar":
+        half_width = rng.uniform(0.16, 0.28)  # aspect 3.5..6: never mistaken for a square
+        return [np.array([[-0.97, -half_width], [0.97, -half_width], [0.97, half_width], [-0.97, half_width]])], []
+    if shape == "crescent":
+        bite = _regular(96, rng.uniform(0.8, 0.9))
+        bite[:, 0] += rng.uniform(0.35, 0.5)  # an off-centre bite: thick on one side, pointed tips, no ring
+        return [_regular(96, 1.0)], [bite]
+    if shape == "elbow":
+        t = 2 * rng.uniform(0.15, 0.22)  # arm width; two arms of an L, corners on radius ~0.99
+        return [np.array([[-0.7, 0.7 - t], [0.7, 0.7 - t], [0.7, 0.7], [-0.7, 0.7]]),
+                np.array([[-0.7, -0.7], [-0.7 + t, -0.7], [-0.7 + t, 0.7], [-0.7, 0.7]])], []
+    if shape == "blob":
+        angles = 2 * np.pi * np.arange(96) / 96
+        r = np.ones(96)
+        for k in (2, 3, 4):  # a few smooth harmonics: lumpy, radius 0.5..1
+            r += rng.uniform(-0.12, 0.12) * np.cos(k * angles + rng.uniform(0, 2 * np.pi))
+        r = 0.5 + 0.5 * (r - r.min()) / max(float(np.ptp(r)), 1e-6)
+        return [np.stack([r * np.cos(angles), r * np.sin(angles)], axis=1)], []
     raise ValueError(f"unknown demo shape {shape!r}")
 
 
@@ -200,21 +310,32 @@ class _Object:
         return self.coverage >= 0.5
 
 
-def _make_object(class_index: int, style: _Style, short_side: int, rng: np.random.Generator) -> _Object:
-    # Diameter 12%..45% of the short side, but at least 20 px so that a ring keeps pixels beside its void band.
-    radius = max(0.5 * rng.uniform(0.12, 0.45) * short_side, _MIN_RADIUS)
+def _diameter(bounds: tuple[float, float], log_uniform: bool, rng: np.random.Generator) -> float:
+    lo, hi = bounds
+    return math.exp(rng.uniform(math.log(lo), math.log(hi))) if log_uniform else rng.uniform(lo, hi)
+
+
+def _shaded(coverage: np.ndarray, texture: np.ndarray, base: np.ndarray, depth: float) -> np.ndarray:
+    """Colour patch: the base colour darkened by the texture (keeps the hue, changes the value) and at the rim."""
+    shade = 1.0 - depth * texture
+    # A slightly darker rim (about 2 px) gives every object, even over a same-class neighbour, a visible edge.
+    inside = ndimage.distance_transform_edt(coverage >= 0.5)
+    shade *= 1.0 - 0.25 * np.clip(2.5 - inside, 0.0, 1.0)
+    return (base[None, None, :] * shade[:, :, None]).astype(np.float32)
+
+
+def _make_object(
+    class_index: int, style: _Style, short_side: int, preset: DemoPreset, rng: np.random.Generator
+) -> _Object:
+    # At least 20 px across so that a ring keeps pixels beside its void band.
+    radius = max(0.5 * _diameter(preset.diameter, preset.log_uniform, rng) * short_side, _MIN_RADIUS)
     angle = rng.uniform(0, 2 * np.pi)
     coverage = _rasterise(style.shape, radius, angle, rng)
     side = coverage.shape[0]
     texture = _texture(style.texture, side, radius, angle, rng)
     base = _hsv(style.hue + rng.uniform(-_HUE_JITTER, _HUE_JITTER), rng.uniform(0.55, 0.9), rng.uniform(0.62, 0.95))
-    depth = rng.uniform(0.3, 0.5)  # how much the texture darkens: keeps the hue, changes the value
-    shade = 1.0 - depth * texture
-    # A slightly darker rim (about 2 px) gives every object, even over a same-class neighbour, a visible edge.
-    inside = ndimage.distance_transform_edt(coverage >= 0.5)
-    shade *= 1.0 - 0.25 * np.clip(2.5 - inside, 0.0, 1.0)
-    colour = base[None, None, :] * shade[:, :, None]
-    return _Object(class_index, radius, coverage, colour.astype(np.float32))
+    depth = rng.uniform(0.3, 0.5)
+    return _Object(class_index, radius, coverage, _shaded(coverage, texture, base, depth))
 
 
 def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -241,6 +362,56 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img)
 
 
+def _distractors(
+    canvas: np.ndarray, inst: np.ndarray, styles: Sequence[_Style], preset: DemoPreset, rng: np.random.Generator
+) -> list[str]:
+    """Paint class-like clutter into the background ``canvas`` (float32, in place); returns the kinds drawn.
+
+    Each distractor shares some of a class's cues but never all three (shape, texture, saturated class hue), so
+    neither colour nor shape alone identifies a class. Objects are painted later, on top: distractors are
+    background in the ground truth, and one is only placed where objects leave at least half of it visible.
+    """
+    h, w = inst.shape
+    short = min(h, w)
+    kinds = []
+    for _ in range(int(rng.integers(preset.n_distractors[0], preset.n_distractors[1], endpoint=True))):
+        kind = str(rng.choice(["hue", "shape", "texture"], p=list(preset.distractor_p)))
+        radius = max(0.5 * _diameter(preset.distractor_diameter, True, rng) * short, 6.0)
+        angle = rng.uniform(0, 2 * np.pi)
+        opacity = 1.0
+        if kind == "hue":  # a class's saturated hue (any class, often one the image lacks) on a non-class shape
+            shape, texture = str(rng.choice(_DECOY_SHAPES)), str(rng.choice(_TEXTURES))
+            hue = styles[int(rng.integers(len(styles)))].hue + rng.uniform(-_HUE_JITTER, _HUE_JITTER)
+            sat, val = rng.uniform(0.55, 0.9), rng.uniform(0.62, 0.95)
+        elif kind == "shape":  # a class's shape and texture, desaturated (grey-ish, any hue)
+            style = styles[int(rng.integers(len(styles)))]
+            shape, texture = style.shape, style.texture
+            hue, sat, val = rng.uniform(0, 1), rng.uniform(0.0, 0.18), rng.uniform(0.35, 0.9)
+        else:  # a class texture on a non-class patch, desaturated and half transparent
+            # any texture but "solid": the texture is the cue this distractor shares
+            shape, texture = str(rng.choice(_PATCH_SHAPES)), str(rng.choice(_TEXTURES[1:]))
+            hue, sat, val = rng.uniform(0, 1), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.9)
+            opacity = rng.uniform(0.6, 0.9)
+        coverage = _rasterise(shape, radius, angle, rng)
+        side = coverage.shape[0]
+        pattern = _texture(texture, side, radius, angle, rng)
+        colour = _shaded(coverage, pattern, _hsv(hue, sat, val), rng.uniform(0.3, 0.5))
+        half = side // 2
+        mask = coverage >= 0.5
+        for _ in range(10):  # anywhere, even across the image border, but not mostly hidden behind objects
+            cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+            y0, x0 = cy - half, cx - half
+            ys, xs = slice(max(y0, 0), min(y0 + side, h)), slice(max(x0, 0), min(x0 + side, w))
+            py, px = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
+            inside = mask[py, px]
+            if inside.sum() >= 0.5 * mask.sum() and np.count_nonzero(inst[ys, xs][inside]) <= 0.5 * inside.sum():
+                alpha = opacity * coverage[py, px, None]
+                canvas[ys, xs] = canvas[ys, xs] * (1.0 - alpha) + colour[py, px] * alpha
+                kinds.append(kind)
+                break
+    return kinds
+
+
 def _window(obj: _Object, cy: int, cx: int) -> tuple[slice, slice]:
     return slice(cy - obj.half, cy + obj.half + 1), slice(cx - obj.half, cx + obj.half + 1)
 
@@ -250,10 +421,10 @@ def _fits(obj: _Object, cy: int, cx: int, h: int, w: int) -> bool:
 
 
 def _try_place(
-    obj: _Object, cy: int, cx: int, inst: np.ndarray, placed: list[_Object], allow_overlap: bool
+    obj: _Object, cy: int, cx: int, inst: np.ndarray, placed: list[_Object], allow_overlap: bool, min_visible: float
 ) -> bool:
     """Whether ``obj`` drawn on top at (cy, cx) keeps the layout valid: inside the image, and either no overlap
-    or every earlier object still shows at least 60% of its area (so each stays a recognisable instance)."""
+    or every earlier object still shows ``min_visible`` of its area (so each stays a recognisable instance)."""
     h, w = inst.shape
     if not _fits(obj, cy, cx, h, w):
         return False
@@ -266,37 +437,45 @@ def _try_place(
     hidden = np.bincount(under, minlength=len(placed) + 1)
     for k, other in enumerate(placed, start=1):
         visible = int(np.count_nonzero(inst == k)) - int(hidden[k])
-        if visible < 0.6 * other.area:
+        if visible < min_visible * other.area:
             return False
     return True
 
 
-def _place(obj: _Object, inst: np.ndarray, placed: list[_Object], rng: np.random.Generator) -> bool:
+def _place(
+    obj: _Object, inst: np.ndarray, placed: list[_Object], preset: DemoPreset, rng: np.random.Generator
+) -> bool:
     """Find a position for ``obj`` (free, touching a neighbour, or overlapping one) and paint its id."""
     h, w = inst.shape
-    mode = "free" if not placed else str(rng.choice(["free", "touch", "overlap"], p=[0.55, 0.25, 0.2]))
+    mode = "free" if not placed else str(rng.choice(["free", "touch", "overlap"], p=list(preset.placement_p)))
+    anchors = placed
+    # Only presets that cluster a class draw here, so the standard preset's random stream stays as it was.
+    if preset.same_class_anchor > 0 and mode != "free":
+        same = [other for other in placed if other.class_index == obj.class_index]
+        if same and rng.random() < preset.same_class_anchor:
+            anchors = same
     for _ in range(40):
         if mode == "free":
             cy = int(rng.integers(obj.half + 1, max(obj.half + 2, h - obj.half - 1)))
             cx = int(rng.integers(obj.half + 1, max(obj.half + 2, w - obj.half - 1)))
-            ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=False)
+            ok = _try_place(obj, cy, cx, inst, placed, False, preset.min_visible)
         else:
-            anchor = placed[int(rng.integers(len(placed)))]
+            anchor = anchors[int(rng.integers(len(anchors)))]
             angle = rng.uniform(0, 2 * np.pi)
             dy, dx = math.sin(angle), math.cos(angle)
             reach = anchor.radius + obj.radius
             ok = False
             if mode == "overlap":
-                dist = rng.uniform(0.55, 0.9) * reach
+                dist = rng.uniform(*preset.overlap_depth) * reach
                 cy, cx = round(anchor.cy + dy * dist), round(anchor.cx + dx * dist)
-                ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=True)
+                ok = _try_place(obj, cy, cx, inst, placed, True, preset.min_visible)
             else:  # slide outwards from the anchor until the first free position: the objects touch
                 dist = 0.6 * reach
                 while dist < 2.0 * reach and not ok:
                     cy, cx = round(anchor.cy + dy * dist), round(anchor.cx + dx * dist)
                     if not _fits(obj, cy, cx, h, w):
                         break
-                    ok = _try_place(obj, cy, cx, inst, placed, allow_overlap=False)
+                    ok = _try_place(obj, cy, cx, inst, placed, False, preset.min_visible)
                     dist += 1.0
         if ok:
             obj.cy, obj.cx = cy, cx
@@ -315,26 +494,36 @@ class _Sample:
     class_map: np.ndarray  # uint8 (H, W): 0, c+1, 255
     object_map: np.ndarray  # uint8 (H, W): 0, 1..M, 255
     objects: list[tuple[int, tuple[int, int, int, int]]]  # (class index, (xmin, ymin, xmax, ymax) 1-based)
+    visible: list[float]  # per instance: share of its full mask not covered by later instances (before the band)
+    decoys: list[str]  # the distractors drawn into the background, by kind
 
 
-def _render(index: int, seed: int, min_size: int, max_size: int, styles: Sequence[_Style]) -> _Sample:
-    """Draw image ``index`` from its own generator seeded with ``(seed, index)``."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+def _render(
+    index: int,
+    seed: int,
+    min_size: int,
+    max_size: int,
+    styles: Sequence[_Style],
+    preset: DemoPreset = DEMO_PRESETS["standard"],
+) -> _Sample:
+    """Draw image ``index`` from its own generator seeded with ``(seed, index, *preset.seed_tag)``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index, *preset.seed_tag]))
     h = int(rng.integers(min_size, max_size, endpoint=True))
     w = int(rng.integers(min_size, max_size, endpoint=True))
     short = min(h, w)
-    n_objects = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.3, 0.25, 0.15]))
-    # Several instances of one class are common: draw 1..3 distinct classes and share the objects among them.
-    n_kinds = min(n_objects, len(styles), int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15])))
+    n_objects = int(rng.choice(list(preset.n_objects), p=list(preset.n_objects_p)))
+    # Several instances of one class are common: draw a few distinct classes and share the objects among them.
+    n_kinds = min(n_objects, len(styles), int(rng.choice(list(preset.n_classes), p=list(preset.n_classes_p))))
     kinds = rng.choice(len(styles), size=n_kinds, replace=False)
     assignment = list(kinds) + list(rng.choice(kinds, size=n_objects - n_kinds))
     for _ in range(50):  # redraw the layout in the (rare) case an instance would be all void band
-        objects = [_make_object(int(c), styles[int(c)], short, rng) for c in assignment]
-        objects.sort(key=lambda o: -o.radius)  # large first: smaller objects in front keep occlusions partial
+        objects = [_make_object(int(c), styles[int(c)], short, preset, rng) for c in assignment]
+        if preset.large_first:
+            objects.sort(key=lambda o: -o.radius)  # large first: smaller objects in front keep occlusions partial
         inst = np.zeros((h, w), dtype=np.uint8)
         placed: list[_Object] = []
         for obj in objects:
-            _place(obj, inst, placed, rng)  # the first object always fits; a later one may be dropped
+            _place(obj, inst, placed, preset, rng)  # the first object always fits; a later one may be dropped
         # VOC marks a void band along object outlines: here every pixel whose 3x3 neighbourhood spans two
         # different regions, i.e. about one pixel on each side of each boundary.
         band = ndimage.maximum_filter(inst, size=3) != ndimage.minimum_filter(inst, size=3)
@@ -345,6 +534,7 @@ def _render(index: int, seed: int, min_size: int, max_size: int, styles: Sequenc
         raise RuntimeError(f"demo image {index}: no valid layout for {min_size}..{max_size} px images")
 
     canvas = _background(h, w, rng).astype(np.float32)
+    decoys = _distractors(canvas, inst, styles, preset, rng) if preset.n_distractors[1] > 0 else []
     for obj in placed:
         rows, cols = _window(obj, obj.cy, obj.cx)
         alpha = obj.coverage[:, :, None]
@@ -362,7 +552,8 @@ def _render(index: int, seed: int, min_size: int, max_size: int, styles: Sequenc
     object_map = inst.copy()
     class_map[band] = 255
     object_map[band] = 255
-    return _Sample(image, class_map, object_map, boxes)
+    visible = [float(np.count_nonzero(inst == k)) / obj.area for k, obj in enumerate(placed, start=1)]
+    return _Sample(image, class_map, object_map, boxes, visible, decoys)
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -394,21 +585,21 @@ def _annotation_xml(image_id: str, sample: _Sample, classes: Sequence[str]) -> b
 
 
 def _write_images(
-    root: str, indices: Sequence[int], seed: int, min_size: int, max_size: int, classes: tuple[str, ...]
+    root: str, indices: Sequence[int], seed: int, min_size: int, max_size: int, classes: tuple[str, ...], preset: str
 ) -> None:
     """Render and write the files of the images at ``indices`` (one process of the pool runs this)."""
     base = Path(root)
     styles = [_STYLES[name] for name in classes]
     for index in indices:
         image_id = _image_id(index)
-        sample = _render(index, seed, min_size, max_size, styles)
+        sample = _render(index, seed, min_size, max_size, styles, DEMO_PRESETS[preset])
         Image.fromarray(sample.image).save(base / "JPEGImages" / f"{image_id}.jpg", "JPEG", quality=_JPEG_QUALITY)
         write_palette_png(base / "SegmentationClass" / f"{image_id}.png", sample.class_map)
         write_palette_png(base / "SegmentationObject" / f"{image_id}.png", sample.object_map)
         (base / "Annotations" / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, sample, classes))
 
 
-def _check_params(seed: int, min_size: int, max_size: int, classes: Sequence[str], workers: int) -> None:
+def _check_params(seed: int, min_size: int, max_size: int, classes: Sequence[str], workers: int, preset: str) -> None:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError("seed", f"must be a non-negative integer, got {seed!r}")
     if not isinstance(min_size, (int, np.integer)) or min_size < _MIN_SIDE:
@@ -422,6 +613,8 @@ def _check_params(seed: int, min_size: int, max_size: int, classes: Sequence[str
         raise InputError("classes", f"unknown demo class {unknown[0]!r} (known: {', '.join(DEMO_CLASSES)})")
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError("workers", f"must be a positive integer, got {workers!r}")
+    if not isinstance(preset, str) or preset not in DEMO_PRESETS:
+        raise InputError("preset", f"must be one of {', '.join(DEMO_PRESETS)}, got {preset!r}")
 
 
 def generate_demo_dataset(
@@ -434,23 +627,25 @@ def generate_demo_dataset(
     max_size: int,
     classes: Sequence[str] = DEMO_CLASSES,
     workers: int = 1,
+    preset: str = "standard",
 ) -> None:
     """Write the demo dataset under ``root`` in the VOC 2012 layout (see the module docstring).
 
     Image sides are drawn uniformly in ``[min_size, max_size]``. ``classes`` must be distinct names from
     :data:`DEMO_CLASSES` (a subset keeps each class's look); class indices follow the order given. Existing
     files with the same names are overwritten, others are left alone. ``workers > 1`` renders in a pool of
-    spawned processes; the output is identical to ``workers=1``.
+    spawned processes; the output is identical to ``workers=1``. ``preset`` names an entry of
+    :data:`DEMO_PRESETS`: ``"standard"`` (the tuned demo) or ``"hard"`` (crowded, occluded, cluttered scenes).
     """
     classes = tuple(classes)
     _check_counts(n_images, n_labelled)
-    _check_params(seed, min_size, max_size, classes, workers)
+    _check_params(seed, min_size, max_size, classes, workers, preset)
     splits = demo_split_ids(n_images, n_labelled)
     base = Path(root)
     for sub in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
         (base / sub).mkdir(parents=True, exist_ok=True)
 
-    args = (str(base), int(seed), int(min_size), int(max_size), classes)
+    args = (str(base), int(seed), int(min_size), int(max_size), classes, preset)
     if workers == 1 or n_images == 1:
         _write_images(args[0], range(n_images), *args[1:])
     else:
@@ -481,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-size", type=int, required=True, help="smallest image side in pixels")
     parser.add_argument("--max-size", type=int, required=True, help="largest image side in pixels")
     parser.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
+    parser.add_argument("--preset", default="standard", help=f"scene design, one of: {', '.join(DEMO_PRESETS)}")
     args = parser.parse_args(argv)
     try:
         generate_demo_dataset(
@@ -491,6 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_size=args.min_size,
             max_size=args.max_size,
             workers=args.workers,
+            preset=args.preset,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
