@@ -1,0 +1,84 @@
+"""The dataset formats behind one interface: VOC, COCO 2014 and folder + CSV; image rules; conversions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from irnet_core.data import images, voc
+from irnet_core.errors import InputError
+from irnet_core.palette import voc_palette, write_palette_png
+
+
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+# ------------------------------------------------------------------------------------------- image rules
+
+
+def test_voc_module_reexports_the_shared_readers():
+    assert voc.load_image is images.load_image and voc.image_size is images.image_size
+    from irnet_core.data import id_lists
+
+    assert voc.read_id_list is id_lists.read_id_list
+
+
+@pytest.mark.parametrize("side", [11, 15])  # 121 px: Pillow would only warn; 225 px: Pillow raises
+def test_decompression_bombs_are_one_input_error(tmp_path, monkeypatch, side):
+    Image.new("RGB", (side, side)).save(tmp_path / "big.png")
+    write_palette_png(tmp_path / "big_label.png", np.zeros((side, side), np.uint8))
+    Image.new("RGB", (10, 10)).save(tmp_path / "ok.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    for read in (images.load_image, images.image_size):
+        with pytest.raises(InputError) as err:
+            read(tmp_path / "big.png")
+        assert err.value.where == str(tmp_path / "big.png") and "too large" in _one_line(err)
+    with pytest.raises(InputError, match="big_label.png: label PNG is too large"):
+        images.load_label_png(tmp_path / "big_label.png")
+    assert images.load_image(tmp_path / "ok.png").shape == (10, 10, 3)
+
+
+@pytest.mark.parametrize("size", [(1, 3000), (3000, 1), (1, 1)])
+def test_any_size_below_the_limit_loads(tmp_path, size):
+    Image.new("RGB", size, (9, 8, 7)).save(tmp_path / "x.png")
+    out = images.load_image(tmp_path / "x.png")
+    assert out.shape == (size[1], size[0], 3) and out[0, 0].tolist() == [9, 8, 7]
+
+
+def _exif_rotated(orientation: int = 6) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def _oriented_pair(root: Path) -> tuple[Path, Path]:
+    """A 4x6 photo and its 4x6 label PNG, both tagged 'rotate 90 degrees clockwise', marked at pixel (0, 0)."""
+    photo = np.zeros((4, 6, 3), np.uint8)
+    photo[0, 0] = 255
+    Image.fromarray(photo).save(root / "photo.png", exif=_exif_rotated())
+    label = np.zeros((4, 6), np.uint8)
+    label[0, 0] = 3
+    image = Image.fromarray(label, mode="P")
+    image.putpalette(voc_palette().reshape(-1).tolist())
+    image.save(root / "label.png", exif=_exif_rotated())
+    return root / "photo.png", root / "label.png"
+
+
+def test_exif_orientation_turns_photos_and_label_pngs_alike(tmp_path):
+    photo, label = _oriented_pair(tmp_path)
+    for policy, shape, mark in (("ignore", (4, 6), [[0, 0]]), ("apply", (6, 4), [[0, 3]])):
+        rgb = images.load_image(photo, exif=policy)
+        labels = images.load_label_png(label, exif=policy)
+        assert rgb.shape[:2] == labels.shape == images.image_size(photo, exif=policy) == shape
+        assert np.argwhere(rgb[..., 0] == 255).tolist() == np.argwhere(labels == 3).tolist() == mark
+    Image.new("RGB", (6, 4)).save(tmp_path / "photo.jpg", exif=_exif_rotated(8))
+    assert images.image_size(tmp_path / "photo.jpg", exif="apply") == (6, 4)
+    assert images.load_image(tmp_path / "photo.jpg", exif="apply").shape == (6, 4, 3)
+    with pytest.raises(InputError, match="exif_orientation: must be one of ignore, apply"):
+        images.load_image(photo, exif="auto")
