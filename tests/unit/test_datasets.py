@@ -11,6 +11,7 @@ from PIL import Image
 from irnet_core.data import images, voc
 from irnet_core.errors import InputError
 from irnet_core.palette import voc_palette, write_palette_png
+from irnet_core.store import check_image_id
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:
@@ -82,3 +83,18 @@ def test_exif_orientation_turns_photos_and_label_pngs_alike(tmp_path):
     assert images.load_image(tmp_path / "photo.jpg", exif="apply").shape == (6, 4, 3)
     with pytest.raises(InputError, match="exif_orientation: must be one of ignore, apply"):
         images.load_image(photo, exif="auto")
+
+
+# --------------------------------------------------------------------------------------------- store ids
+
+
+@pytest.mark.parametrize("bad", ["zarr.json", "ZARR.JSON", ".snakemake_timestamp", ".zgroup", ".", "x" * 201])
+def test_ids_that_clash_with_store_files_are_rejected(bad):
+    with pytest.raises(InputError) as err:
+        check_image_id(bad, "list.txt:3")
+    assert err.value.where == "list.txt:3" and _one_line(err)
+
+
+def test_ordinary_ids_stay_valid():
+    for good in ("zarr", "a.json", "2007_000032", "COCO_val2014_000000000042", "x" * 200, "_hidden"):
+        assert check_image_id(good) == good
