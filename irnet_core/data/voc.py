@@ -12,8 +12,9 @@ Contracts: ids are strings (never parsed as numbers) restricted to ``[A-Za-z0-9_
 0-based; every problem with a file raises :class:`~irnet_core.errors.InputError` whose one-line message
 names that file.
 
-``read_id_list``, ``load_image`` and ``image_size`` live in :mod:`.id_lists` and :mod:`.images` (shared by
-every format) and are re-exported here for existing callers.
+:class:`VOCDataset` offers this layout through the format-independent interface of
+:mod:`irnet_core.data.dataset`. ``read_id_list``, ``load_image`` and ``image_size`` live in
+:mod:`.id_lists` and :mod:`.images` (shared by every format) and are re-exported here for existing callers.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import numpy as np
 from ..errors import InputError
 from ..palette import read_label_png  # noqa: F401  (re-exported: callers read raw PNGs through this module)
 from ..store import check_image_id
+from .dataset import Dataset
 from .id_lists import read_id_list
 from .images import image_size, load_image, load_label_png
 
 __all__ = [
-    "VOC_CLASSES", "image_path", "image_size", "instances_from_label_maps", "load_class_gt",
+    "VOC_CLASSES", "VOCDataset", "image_path", "image_size", "instances_from_label_maps", "load_class_gt",
     "load_image", "load_image_labels", "load_instance_gt", "read_id_list",
 ]  # fmt: skip
 
@@ -154,3 +156,66 @@ def load_instance_gt(root: str | Path, image_id: str, *, exif: str = "ignore") -
     objects = load_label_png(obj_path, exif=exif)
     classes = load_label_png(cls_path, exif=exif)
     return instances_from_label_maps(classes, objects, cls_path, obj_path)
+
+
+class VOCDataset(Dataset):
+    """The VOC 2012 layout through the :class:`~irnet_core.data.dataset.Dataset` interface.
+
+    Config keys: the common ones only. ``classes`` defaults to :data:`VOC_CLASSES`; a list spec is an id
+    list file, relative to ``root`` or absolute. Opening reads nothing; :meth:`list_ids` reads only the list
+    file, so the workflow's DAG is cheap to build. Image-level labels come from the XML (else the class
+    PNG) when asked, so ``for_training`` filters nothing here: a training image without labels is reported
+    by the dataset check, which reads every label anyway.
+    """
+
+    format = "voc"
+    default_exif = "ignore"
+
+    def __init__(self, root: str | Path, *, classes: Sequence[str] | None = None, exif: str = "ignore") -> None:
+        super().__init__(root, exif=exif)
+        self.classes = list(classes) if classes is not None else list(VOC_CLASSES)
+        self.category_ids = list(range(1, len(self.classes) + 1))
+
+    def _gt_paths(self, image_id: str) -> tuple[Path, Path]:
+        check_image_id(image_id)
+        name = f"{image_id}.png"
+        return self.root / "SegmentationClass" / name, self.root / "SegmentationObject" / name
+
+    def list_ids(self, spec: str, *, for_training: bool = False) -> list[str]:
+        return read_id_list(self.resolve(spec))
+
+    def image_path(self, image_id: str) -> Path:
+        return image_path(self.root, image_id)
+
+    def image_labels(self, image_id: str) -> list[int]:
+        return load_image_labels(self.root, image_id, self.classes)
+
+    def has_ground_truth(self, image_id: str, kind: str = "semantic") -> bool:
+        return all(path.is_file() for path in self._gt_files(image_id, kind))
+
+    def _gt_files(self, image_id: str, kind: str) -> list[Path]:
+        class_path, object_path = self._gt_paths(image_id)
+        return [class_path] if self.check_gt_kind(kind) == "semantic" else [class_path, object_path]
+
+    def semantic_gt(self, image_id: str) -> np.ndarray:
+        class_path, _ = self._gt_paths(image_id)
+        return self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
+
+    def instance_gt(self, image_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        class_path, object_path = self._gt_paths(image_id)
+        class_map = self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
+        objects = load_label_png(object_path, exif=self.exif)
+        masks, labels = instances_from_label_maps(class_map, objects, class_path, object_path)
+        return masks, labels, class_map == 255
+
+    def annotation_files(self, image_ids: Sequence[str], kind: str = "labels") -> list[str]:
+        if self.check_annotation_kind(kind) != "labels":
+            return [str(path) for image_id in image_ids for path in self._gt_files(image_id, kind)]
+        files = []
+        for image_id in image_ids:
+            # The file load_image_labels reads; the XML is named when neither exists, as its error does.
+            check_image_id(image_id)
+            xml_path = self.root / "Annotations" / f"{image_id}.xml"
+            png_path = self.root / "SegmentationClass" / f"{image_id}.png"
+            files.append(str(png_path if not xml_path.is_file() and png_path.is_file() else xml_path))
+        return files

@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from irnet_core.data import images, voc
+from irnet_core.data.dataset import open_dataset, read_lists
+from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
 from irnet_core.errors import InputError
 from irnet_core.palette import voc_palette, write_palette_png
 from irnet_core.store import check_image_id
@@ -98,3 +100,70 @@ def test_ids_that_clash_with_store_files_are_rejected(bad):
 def test_ordinary_ids_stay_valid():
     for good in ("zarr", "a.json", "2007_000032", "COCO_val2014_000000000042", "x" * 200, "_hidden"):
         assert check_image_id(good) == good
+
+
+# --------------------------------------------------------------------------------------- factory and VOC
+
+N_IMAGES, N_LABELLED = 9, 3
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The generated demo in VOC layout: ``(folder holding voc/, its split lists)``."""
+    base = tmp_path_factory.mktemp("formats")
+    generate_demo_dataset(base / "voc", n_images=N_IMAGES, n_labelled=N_LABELLED, seed=3, min_size=64, max_size=96)
+    return base, demo_split_ids(N_IMAGES, N_LABELLED)
+
+
+def _voc_section(base: Path) -> dict:
+    return {"format": "voc", "root": str(base / "voc"), "classes": list(DEMO_CLASSES),
+            "train_list": "ImageSets/Segmentation/train_aug.txt", "eval_list": "ImageSets/Segmentation/train.txt"}
+
+
+def test_open_dataset_checks_format_keys_and_root(tmp_path):
+    with pytest.raises(InputError, match="dataset.format: unknown format 'yolo'"):
+        open_dataset({"format": "yolo", "root": str(tmp_path)})
+    with pytest.raises(InputError, match=r"dataset.labels_csv: unknown key for format voc"):
+        open_dataset({"format": "voc", "root": str(tmp_path), "labels_csv": "x.csv"})
+    with pytest.raises(InputError, match="dataset.root: folder .*nope does not exist"):
+        open_dataset({"format": "voc", "root": str(tmp_path / "nope")})
+    with pytest.raises(InputError, match="dataset.classes: class 'a' is listed twice"):
+        open_dataset({"root": str(tmp_path), "classes": ["a", "a"]})
+    with pytest.raises(InputError, match="dataset.exif_orientation: must be one of"):
+        open_dataset({"root": str(tmp_path), "exif_orientation": "sideways"})
+    dataset = open_dataset({"root": str(tmp_path)})  # format defaults to voc, classes to VOC's
+    assert dataset.format == "voc" and dataset.classes == list(voc.VOC_CLASSES) and dataset.exif == "ignore"
+    assert dataset.category_ids == list(range(1, 21))
+
+
+def test_voc_dataset_wraps_the_voc_functions(demo):
+    base, splits = demo
+    section = _voc_section(base)
+    dataset = open_dataset(section)
+    root = base / "voc"
+    lists = read_lists(dataset, {**section, "infer_list": None})
+    assert lists == {"train_list": splits["train_aug"], "eval_list": splits["train"]}
+    image_id = splits["train"][0]
+    assert dataset.image_path(image_id) == root / "JPEGImages" / f"{image_id}.jpg"
+    assert dataset.file_name(image_id) == f"{image_id}.jpg" and dataset.source_image_id(image_id) is None
+    assert dataset.image_labels(image_id) == voc.load_image_labels(root, image_id, DEMO_CLASSES)
+    np.testing.assert_array_equal(dataset.semantic_gt(image_id), voc.load_class_gt(root, image_id))
+    masks, labels, ignore = dataset.instance_gt(image_id)
+    expected_masks, expected_labels = voc.load_instance_gt(root, image_id)
+    np.testing.assert_array_equal(masks, expected_masks)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(ignore, voc.load_class_gt(root, image_id) == 255)
+    assert dataset.annotation_files([image_id]) == [str(root / "Annotations" / f"{image_id}.xml")]
+    assert dataset.annotation_files([image_id], "instance") == [
+        str(root / "SegmentationClass" / f"{image_id}.png"), str(root / "SegmentationObject" / f"{image_id}.png")]
+    assert not dataset.has_ground_truth("2026_999999")
+
+
+def test_voc_list_errors_name_the_line(tmp_path):
+    (tmp_path / "list.txt").write_text("a\nb\na\n")
+    dataset = open_dataset({"format": "voc", "root": str(tmp_path)})
+    with pytest.raises(InputError, match=r"list.txt:3: duplicate image id 'a' \(first on line 1\)"):
+        dataset.list_ids("list.txt")
+    (tmp_path / "list.txt").write_text("a\nzarr.json\n")
+    with pytest.raises(InputError, match=r"list.txt:2: image id 'zarr.json' is reserved"):
+        dataset.list_ids("list.txt")
