@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from irnet_core.data import coco as coco_module
 from irnet_core.data import images, voc
 from irnet_core.data.dataset import open_dataset, read_lists
 from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
@@ -167,3 +172,221 @@ def test_voc_list_errors_name_the_line(tmp_path):
     (tmp_path / "list.txt").write_text("a\nzarr.json\n")
     with pytest.raises(InputError, match=r"list.txt:2: image id 'zarr.json' is reserved"):
         dataset.list_ids("list.txt")
+
+
+# ------------------------------------------------------------------------------------------ COCO by hand
+
+CATEGORIES = [{"id": 18, "name": "dog"}, {"id": 1, "name": "person"}, {"id": 3, "name": "car"}]
+
+
+def _png(path: Path, height: int, width: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (width, height), (50, 60, 70)).save(path)
+
+
+def _write_coco(root: Path, data: dict, split: str = "val2014") -> Path:
+    path = root / "annotations" / f"instances_{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    for image in data.get("images", []):
+        if isinstance(image, dict) and "file_name" in image and not (root / split / image["file_name"]).exists():
+            _png(root / split / image["file_name"], image.get("height", 8), image.get("width", 10))
+    return path
+
+
+# Rows 0-1 of columns 7-9 of an 8x10 image, as COCO's uncompressed RLE: column-major runs, zeros first.
+CROWD_RLE = {"size": [8, 10], "counts": [56, 2, 6, 2, 6, 2, 6]}
+
+
+def _coco_scene() -> dict:
+    """Image 7 (8x10): a person polygon, a car RLE, a crowd of dogs (uncompressed RLE); image 9: nothing."""
+    car = np.zeros((8, 10), bool)
+    car[5:8, 6:9] = True
+    from pycocotools import mask as mask_utils
+
+    car_rle = mask_utils.encode(np.asfortranarray(car.astype(np.uint8)))
+    return {
+        "info": {}, "licenses": [],
+        "images": [{"id": 7, "file_name": "COCO_val2014_000000000007.png", "height": 8, "width": 10},
+                   {"id": 9, "file_name": "COCO_val2014_000000000009.png", "height": 8, "width": 10}],
+        "annotations": [
+            {"id": 30, "image_id": 7, "category_id": 18, "iscrowd": 1, "segmentation": CROWD_RLE},
+            {"id": 12, "image_id": 7, "category_id": 3, "iscrowd": 0,
+             "segmentation": {"size": [8, 10], "counts": car_rle["counts"].decode("ascii")}},
+            {"id": 11, "image_id": 7, "category_id": 1, "iscrowd": 0, "segmentation": [[1, 1, 4, 1, 4, 5, 1, 5]]},
+        ],
+        "categories": CATEGORIES,
+    }  # fmt: skip
+
+
+def _open_coco(root: Path, **keys) -> object:
+    return open_dataset({"format": "coco", "root": str(root), "splits": ["val2014"], **keys})
+
+
+def test_coco_classes_crowds_and_ground_truth(tmp_path):
+    _write_coco(tmp_path, _coco_scene())
+    dataset = _open_coco(tmp_path)
+    assert dataset.classes == ["person", "car", "dog"] and dataset.category_ids == [1, 3, 18]
+    image_id = "COCO_val2014_000000000007"
+    assert dataset.list_ids("val2014") == [image_id, "COCO_val2014_000000000009"]
+    assert dataset.source_image_id(image_id) == 7 and dataset.image_labels(image_id) == [0, 1, 2]  # crowd counts
+    expected = np.zeros((8, 10), np.uint8)
+    expected[1:5, 1:4] = 1  # polygon corners on pixel borders: x 1..4, y 1..5
+    expected[5:8, 6:9] = 2
+    expected[0:2, 7:10] = 255
+    np.testing.assert_array_equal(dataset.semantic_gt(image_id), expected)
+    masks, labels, ignore = dataset.instance_gt(image_id)
+    assert labels.tolist() == [0, 1] and masks.shape == (2, 8, 10)  # annotation ids 11, 12; the crowd is none
+    np.testing.assert_array_equal(masks[0], expected == 1)
+    np.testing.assert_array_equal(ignore, expected == 255)
+    assert dataset.has_ground_truth("COCO_val2014_000000000009", "instance")
+    assert dataset.instance_gt("COCO_val2014_000000000009")[0].shape == (0, 8, 10)
+    assert dataset.annotation_files([image_id], "labels") == [str(tmp_path / "annotations" / "instances_val2014.json")]
+
+    chosen = _open_coco(tmp_path, classes=["dog", "person"])  # by name, in the given order; cars are ignored
+    assert chosen.category_ids == [18, 1] and chosen.image_labels(image_id) == [0, 1]
+    assert chosen.semantic_gt(image_id)[6, 7] == 0 and chosen.instance_gt(image_id)[1].tolist() == [1]
+    with pytest.raises(InputError, match="dataset.classes: 'cat' is not a category name of"):
+        _open_coco(tmp_path, classes=["cat"])
+
+
+def test_coco_training_lists_drop_unlabelled_images_and_log_it(tmp_path, caplog):
+    _write_coco(tmp_path, _coco_scene())
+    dataset = _open_coco(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="irnet_core.data.coco"):
+        assert dataset.list_ids("val2014", for_training=True) == ["COCO_val2014_000000000007"]
+    assert "dropped 1 of 2 images without any label" in caplog.text
+    (tmp_path / "ids.txt").write_text("COCO_val2014_000000000009\n")
+    assert dataset.list_ids("ids.txt") == ["COCO_val2014_000000000009"]  # fine to infer on
+    assert read_lists(dataset, {"train_list": "val2014", "infer_list": "ids.txt"}) == {
+        "train_list": ["COCO_val2014_000000000007"], "infer_list": ["COCO_val2014_000000000009"]}
+    (tmp_path / "ids.txt").write_text("COCO_val2014_000000000009\nCOCO_val2014_000000000008\n")
+    with pytest.raises(InputError, match=r"ids.txt:2: unknown image id 'COCO_val2014_000000000008'"):
+        dataset.list_ids("ids.txt")
+    with pytest.raises(InputError, match="list spec 'test2015': not a split of dataset.splits"):
+        dataset.list_ids("test2015")
+
+
+@pytest.mark.parametrize("key", ["images", "annotations", "categories"])
+def test_coco_file_without_a_section_is_refused(tmp_path, key):
+    data = _coco_scene()
+    del data[key]
+    path = _write_coco(tmp_path, data)
+    with pytest.raises(InputError) as err:
+        _open_coco(tmp_path)
+    assert _one_line(err) == f"{path}: not a COCO instances file: lacks key {key!r}"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"image_id": 8}, "annotation 11: image_id 8 is not in 'images'"),
+        ({"category_id": 2}, "annotation 11: category_id 2 is not in 'categories'"),
+        ({"iscrowd": 2}, "annotation 11: iscrowd must be 0 or 1"),
+    ],
+)
+def test_coco_annotation_pointing_nowhere_is_refused(tmp_path, change, message):
+    data = _coco_scene()
+    data["annotations"][2].update(change)
+    path = _write_coco(tmp_path, data)
+    with pytest.raises(InputError) as err:
+        _open_coco(tmp_path)
+    assert _one_line(err).startswith(f"{path} {message}")
+
+
+def test_coco_duplicate_ids_and_unsafe_names_are_refused(tmp_path):
+    data = _coco_scene()
+    data["images"][1]["file_name"] = "coco_VAL2014_000000000007.jpg"  # the same id up to letter case
+    path = _write_coco(tmp_path, data)
+    with pytest.raises(InputError, match=rf"{path} image 9: file name stem .* also the stem of image 7"):
+        _open_coco(tmp_path)
+    data["images"][1]["file_name"] = "zarr.json.png"
+    _write_coco(tmp_path, data)
+    with pytest.raises(InputError, match=r"image 9: image id 'zarr.json' is reserved"):
+        _open_coco(tmp_path)
+    data["images"][1]["file_name"] = "../x.png"
+    _write_coco(tmp_path, data)
+    with pytest.raises(InputError, match=r"image 9: file_name '../x.png' must stay inside the image folder"):
+        _open_coco(tmp_path)
+
+
+def test_coco_ids_must_be_unique_across_splits(tmp_path):
+    _write_coco(tmp_path, _coco_scene(), "val2014")
+    _write_coco(tmp_path, _coco_scene(), "train2014")
+    dataset = open_dataset({"format": "coco", "root": str(tmp_path)})
+    (tmp_path / "ids.txt").write_text("COCO_val2014_000000000007\n")
+    with pytest.raises(InputError, match="instances_val2014.json image 7: id 'COCO_val2014_000000000007' is also"):
+        dataset.list_ids("ids.txt")
+
+
+def test_coco_sizes_must_match_the_images(tmp_path):
+    data = _coco_scene()
+    _write_coco(tmp_path, data)
+    _png(tmp_path / "val2014" / "COCO_val2014_000000000007.png", 10, 8)  # stored rotated
+    dataset = _open_coco(tmp_path)
+    image_id = "COCO_val2014_000000000007"
+    for read in (dataset.load_image, dataset.image_size, dataset.semantic_gt):
+        with pytest.raises(InputError) as err:
+            read(image_id)
+        assert "image is 10x8 (H x W, exif_orientation ignore) but its annotations record 8x10" in _one_line(err)
+
+
+def test_coco_bad_segmentation_names_the_annotation(tmp_path):
+    data = _coco_scene()
+    data["annotations"][1]["segmentation"]["size"] = [9, 10]
+    path = _write_coco(tmp_path, data)
+    with pytest.raises(InputError, match=rf"{path} annotation 12: RLE size \[9, 10\] differs"):
+        _open_coco(tmp_path).semantic_gt("COCO_val2014_000000000007")
+    data["annotations"][1]["segmentation"] = "nonsense"
+    _write_coco(tmp_path, data)
+    with pytest.raises(InputError, match="annotation 12: segmentation must be a list of polygons or an RLE"):
+        _open_coco(tmp_path).instance_gt("COCO_val2014_000000000007")
+
+
+def test_coco_index_cache_is_reused_until_the_file_changes(tmp_path, monkeypatch):
+    path = _write_coco(tmp_path, _coco_scene())
+    cache = tmp_path / "cache"
+    built = []
+    real_build = coco_module.build_split_index
+    monkeypatch.setattr(coco_module, "build_split_index", lambda *a: built.append(a) or real_build(*a))
+    first = _open_coco(tmp_path, index_cache=str(cache)).list_ids("val2014")
+    second = _open_coco(tmp_path, index_cache=str(cache)).list_ids("val2014")
+    assert first == second and len(built) == 1 and len(list(cache.iterdir())) == 1
+    data = _coco_scene()
+    data["images"] = data["images"][:1]
+    path.write_text(json.dumps(data))
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)  # a changed file, even on coarse clocks
+    assert _open_coco(tmp_path, index_cache=str(cache)).list_ids("val2014") == ["COCO_val2014_000000000007"]
+    assert len(built) == 2
+    next(cache.iterdir()).write_text("{broken")
+    assert _open_coco(tmp_path, index_cache=str(cache)).list_ids("val2014") == ["COCO_val2014_000000000007"]
+    assert len(built) == 3
+    indexed = _open_coco(tmp_path, index_cache=str(cache))
+    path.write_text(json.dumps(_coco_scene()))
+    os.utime(path, ns=(path.stat().st_mtime_ns + 2 * 10**9,) * 2)
+    with pytest.raises(InputError, match="instances_val2014.json: changed after it was indexed"):
+        indexed.semantic_gt("COCO_val2014_000000000007")
+
+
+def test_coco_index_of_80k_images_reopens_in_well_under_a_second(tmp_path):
+    n = 80_000
+    images_json = ",".join(
+        f'{{"id":{i},"file_name":"COCO_train2014_{i:012d}.jpg","height":480,"width":640}}' for i in range(1, n + 1)
+    )
+    annotations_json = ",".join(
+        f'{{"id":{i},"image_id":{i},"category_id":{1 + i % 3 * 2},"iscrowd":0,"segmentation":[[0,0,9,0,9,9]]}}'
+        for i in range(1, n, 2)  # every other image has no annotation
+    )
+    path = tmp_path / "annotations" / "instances_train2014.json"
+    path.parent.mkdir()
+    path.write_text(f'{{"images":[{images_json}],"annotations":[{annotations_json}],'
+                    f'"categories":[{{"id":1,"name":"a"}},{{"id":3,"name":"b"}},{{"id":5,"name":"c"}}]}}')
+    section = {"format": "coco", "root": str(tmp_path), "splits": ["train2014"], "index_cache": str(tmp_path / "idx")}
+    open_dataset(section)  # builds the index once
+    start = time.perf_counter()
+    dataset = open_dataset(section)
+    training = dataset.list_ids("train2014", for_training=True)
+    everything = dataset.list_ids("train2014")
+    elapsed = time.perf_counter() - start
+    assert len(training) == n // 2 and len(everything) == n
+    assert elapsed < 1.0, f"reopening took {elapsed:.2f} s"
