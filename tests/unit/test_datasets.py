@@ -16,6 +16,7 @@ from irnet_core.data import coco as coco_module
 from irnet_core.data import images, voc
 from irnet_core.data.dataset import open_dataset, read_lists
 from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
+from irnet_core.data.folder import folder_image_id
 from irnet_core.errors import InputError
 from irnet_core.palette import voc_palette, write_palette_png
 from irnet_core.store import check_image_id
@@ -390,3 +391,126 @@ def test_coco_index_of_80k_images_reopens_in_well_under_a_second(tmp_path):
     elapsed = time.perf_counter() - start
     assert len(training) == n // 2 and len(everything) == n
     assert elapsed < 1.0, f"reopening took {elapsed:.2f} s"
+
+
+# ---------------------------------------------------------------------------------------- folder by hand
+
+
+@pytest.mark.parametrize(
+    "relative, expected",
+    [
+        ("a/b c.jpg", "a__b_c"),
+        ("2026_000001.jpg", "2026_000001"),
+        ("x.tar.gz", "x.tar"),
+        ("café/zoo.png", "cafu00e9__zoo"),
+        ("猫.jpg", "u732b"),
+        (".hidden.jpg", "_hidden"),
+        ("noext", "noext"),
+    ],
+)
+def test_folder_ids_are_readable_and_safe(relative, expected):
+    assert folder_image_id(relative) == expected
+    assert check_image_id(expected) == expected
+
+
+def _folder(root: Path, rows: list[str], header: str = "image,labels", images=("a.jpg", "sub dir/b.png")) -> None:
+    for name in images:
+        _png(root / name, 6, 5)
+    (root / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+
+
+def _open_folder(root: Path, **keys):
+    return open_dataset({"format": "folder", "root": str(root), **keys})
+
+
+def test_folder_dataset_reads_rows_lists_and_classes(tmp_path, caplog):
+    _folder(tmp_path, ["a.jpg,dog;cat", '"sub dir/b.png",', "c.jpg,cat"], images=("a.jpg", "sub dir/b.png", "c.jpg"))
+    dataset = _open_folder(tmp_path)
+    assert dataset.classes == ["cat", "dog"] and dataset.category_ids == [1, 2]  # sorted names of the CSV
+    assert dataset.exif == "apply" and dataset.list_ids("all") == ["a", "sub_dir__b", "c"]
+    assert dataset.image_labels("a") == [0, 1] and dataset.image_labels("sub_dir__b") == []
+    assert dataset.image_path("sub_dir__b") == tmp_path / "sub dir" / "b.png"
+    assert dataset.file_name("sub_dir__b") == "sub dir/b.png"
+    with caplog.at_level(logging.WARNING, logger="irnet_core.data.folder"):
+        assert dataset.list_ids("all", for_training=True) == ["a", "c"]
+    assert "dropped 1 of 3 images without any label" in caplog.text
+    (tmp_path / "lists.txt").write_text("c\nsub_dir__b\n")
+    assert dataset.list_ids("lists.txt") == ["c", "sub_dir__b"]
+    (tmp_path / "lists.txt").write_text("c\nnope\n")
+    with pytest.raises(InputError, match=r"lists.txt:2: unknown image id 'nope'"):
+        dataset.list_ids("lists.txt")
+    assert dataset.annotation_files(["a", "c"]) == [str(tmp_path / "labels.csv")]
+    assert not dataset.has_ground_truth("a")
+    given = _open_folder(tmp_path, classes=["dog", "cat", "bird"])
+    assert given.image_labels("a") == [0, 1] and given.num_classes == 3
+
+
+@pytest.mark.parametrize(
+    "rows, header, message",
+    [
+        (["a.jpg,cat"], "image,label", r"labels.csv:1: missing column 'labels'"),
+        (["a.jpg,cat"], "file,labels", r"labels.csv:1: missing column 'image'"),
+        (["a.jpg,cat", ",cat"], None, r"labels.csv:3: the 'image' column is empty"),
+        (["a.jpg,unicorn"], None, r"labels.csv:2: unknown class 'unicorn' for image 'a.jpg'"),
+        (["a.jpg,cat", "missing.jpg,cat"], None, r"labels.csv:3: image file .*missing.jpg does not exist"),
+        (["a.jpg,cat", "./a.jpg,dog"], None, r"labels.csv:3: image 'a.jpg' is listed twice \(first at .*:2\)"),
+        (["sub dir/b.png,cat", "sub_dir/b.jpg,cat"], None,
+         r"labels.csv:3: image 'sub_dir/b.jpg' gets id 'sub_dir__b', which clashes with 'sub dir/b.png' at .*:2"),
+        (["a.jpg,cat", "A.jpg,cat"], None, r"labels.csv:3: image 'A.jpg' gets id 'A', which clashes with 'a.jpg'"),
+        (["../a.jpg,cat"], None, r"labels.csv:2: image path '../a.jpg' must be relative to dataset.root"),
+        (["a.jpg,cat,extra"], None, r"labels.csv:2: row has 3 fields but the header has 2"),
+        (["zarr.json.jpg,cat"], None, r"labels.csv:2: image id 'zarr.json' is reserved"),
+    ],
+)
+def test_folder_csv_problems_name_the_row(tmp_path, rows, header, message):
+    _folder(tmp_path, rows, header or "image,labels", images=("a.jpg", "A.jpg", "sub dir/b.png", "sub_dir/b.jpg",
+                                                             "zarr.json.jpg"))
+    with pytest.raises(InputError) as err:
+        _open_folder(tmp_path, classes=["cat", "dog"])
+    assert err.match(message) and _one_line(err)
+
+
+def test_folder_csv_missing_or_empty_and_classes_needed_for_ground_truth(tmp_path):
+    with pytest.raises(InputError, match="labels.csv: labels CSV does not exist"):
+        _open_folder(tmp_path)
+    (tmp_path / "labels.csv").write_text("")
+    with pytest.raises(InputError, match="labels.csv:1: missing column 'image'"):
+        _open_folder(tmp_path)
+    _folder(tmp_path, ["a.jpg,"])
+    with pytest.raises(InputError, match="no class name in any row"):
+        _open_folder(tmp_path)
+    with pytest.raises(InputError, match="dataset.classes: required when dataset.class_gt_dir is set"):
+        _open_folder(tmp_path, class_gt_dir="gt")
+
+
+def test_folder_ground_truth_checks_size_and_values(tmp_path):
+    _folder(tmp_path, ["a.jpg,cat", "sub dir/b.png,dog"])
+    classes = np.zeros((6, 5), np.uint8)
+    classes[1:3, 1:3], classes[0, :] = 1, 255
+    objects = np.where(classes == 1, 1, classes).astype(np.uint8)
+    write_palette_png(tmp_path / "gt" / "class" / "a.png", classes)
+    write_palette_png(tmp_path / "gt" / "object" / "a.png", objects)
+    write_palette_png(tmp_path / "gt" / "class" / "sub dir" / "b.png", np.full((5, 6), 2, np.uint8))
+    dataset = _open_folder(tmp_path, classes=["cat", "dog"], class_gt_dir="gt/class", instance_gt_dir="gt/object")
+    masks, labels, ignore = dataset.instance_gt("a")
+    assert labels.tolist() == [0] and masks.sum() == 4 and ignore.sum() == 5
+    assert dataset.has_ground_truth("a", "instance") and not dataset.has_ground_truth("sub_dir__b", "instance")
+    b_class_gt = tmp_path / "gt" / "class" / "sub dir" / "b.png"
+    assert dataset.annotation_files(["sub_dir__b"], "semantic") == [str(b_class_gt)]
+    with pytest.raises(InputError, match=r"b.png: ground truth is 5x6 but its image .* is 6x5"):
+        dataset.semantic_gt("sub_dir__b")
+    write_palette_png(tmp_path / "gt" / "class" / "a.png", np.where(classes == 1, 7, classes).astype(np.uint8))
+    with pytest.raises(InputError, match=r"a.png: label value 7 is out of range \(classes 1..2"):
+        dataset.semantic_gt("a")
+
+
+def test_folder_ground_truth_turns_with_its_photo(tmp_path):
+    photo, label = _oriented_pair(tmp_path)
+    (tmp_path / "gt").mkdir()
+    label.rename(tmp_path / "gt" / "photo.png")
+    (tmp_path / "labels.csv").write_text("image,labels\nphoto.png,cat\n")
+    for policy, shape in (("apply", (6, 4)), ("ignore", (4, 6))):
+        dataset = _open_folder(tmp_path, classes=["a", "b", "cat"], class_gt_dir="gt", exif_orientation=policy)
+        gt = dataset.semantic_gt("photo")
+        assert gt.shape == dataset.load_image("photo").shape[:2] == shape
+        assert np.argwhere(gt == 3).tolist() == np.argwhere(dataset.load_image("photo")[..., 0] == 255).tolist()
