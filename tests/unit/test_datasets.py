@@ -14,6 +14,13 @@ from PIL import Image
 
 from irnet_core.data import coco as coco_module
 from irnet_core.data import images, voc
+from irnet_core.data.convert import (
+    coco_like_category_ids,
+    rectangle_polygons,
+    uncompressed_rle,
+    voc_to_coco,
+    voc_to_folder,
+)
 from irnet_core.data.dataset import open_dataset, read_lists
 from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
 from irnet_core.data.folder import folder_image_id
@@ -514,3 +521,117 @@ def test_folder_ground_truth_turns_with_its_photo(tmp_path):
         gt = dataset.semantic_gt("photo")
         assert gt.shape == dataset.load_image("photo").shape[:2] == shape
         assert np.argwhere(gt == 3).tolist() == np.argwhere(dataset.load_image("photo")[..., 0] == 255).tolist()
+
+
+# ------------------------------------------------------------------------------ conversions and round trip
+
+
+@pytest.fixture(scope="module")
+def converted(demo):
+    """The demo written as COCO (RLE and polygons) and as folder + CSV: ``(base, splits, {reader: id mapping})``."""
+    base, splits = demo
+    val = splits["train"]
+    coco_splits = {"train2014": [i for i in splits["train_aug"] if i not in val], "val2014": val}
+    mappings = {
+        "coco_rle": voc_to_coco(base / "voc", base / "coco_rle", coco_splits, classes=DEMO_CLASSES),
+        "coco_polygon": voc_to_coco(base / "voc", base / "coco_polygon", coco_splits, classes=DEMO_CLASSES,
+                                    segmentation="polygon"),
+        "folder": voc_to_folder(base / "voc", base / "folder", splits, classes=DEMO_CLASSES),
+    }
+    return base, splits, mappings
+
+
+def _sections(base: Path) -> dict[str, dict]:
+    return {
+        "voc": _voc_section(base),
+        "coco_rle": {"format": "coco", "root": str(base / "coco_rle"), "index_cache": str(base / "cache")},
+        "coco_polygon": {"format": "coco", "root": str(base / "coco_polygon"), "classes": None},
+        "folder": {"format": "folder", "root": str(base / "folder"), "classes": list(DEMO_CLASSES),
+                   "class_gt_dir": "ground_truth/class", "instance_gt_dir": "ground_truth/instance",
+                   "train_list": "all", "eval_list": "lists/train.txt"},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("reader", ["coco_rle", "coco_polygon", "folder"])
+def test_round_trip_through_every_reader_gives_the_same_dataset(converted, reader):
+    base, splits, mappings = converted
+    sections = _sections(base)
+    source, other = open_dataset(sections["voc"]), open_dataset(sections[reader])
+    mapping = mappings[reader]
+    assert other.classes == source.classes == list(DEMO_CLASSES)
+    assert sorted(mapping) == sorted(splits["train_aug"]) and len(set(mapping.values())) == N_IMAGES
+    for voc_id, new_id in mapping.items():
+        # Same file contents behind both paths, and the same decoded pixels.
+        assert other.image_path(new_id).read_bytes() == source.image_path(voc_id).read_bytes()
+        assert np.array_equal(other.load_image(new_id), source.load_image(voc_id))
+        assert other.image_labels(new_id) == source.image_labels(voc_id) != []
+        assert other.has_ground_truth(new_id, "instance")
+        np.testing.assert_array_equal(other.semantic_gt(new_id), source.semantic_gt(voc_id))
+        for ours, theirs in zip(other.instance_gt(new_id), source.instance_gt(voc_id), strict=True):
+            assert ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(ours, theirs)
+    assert source.instance_gt(splits["train"][0])[2].any()  # the void band really travels as ignore
+
+
+def test_converted_ids_follow_the_documented_schemes(converted):
+    base, splits, mappings = converted
+    first, second, third = splits["train_aug"][:3]
+    assert mappings["folder"][first] == first
+    assert mappings["folder"][second] == f"group_a__{second}"
+    assert mappings["folder"][third] == f"group_a__nested-b__{third}"
+    assert (base / "folder" / "group a" / "nested-b" / f"{third}.jpg").is_file()
+    coco = open_dataset(_sections(base)["coco_rle"])
+    for voc_id, coco_id in mappings["coco_rle"].items():
+        split = "val2014" if voc_id in splits["train"] else "train2014"
+        number = coco.source_image_id(coco_id)
+        assert coco_id == f"COCO_{split}_{number:012d}" and coco.file_name(coco_id) == f"{coco_id}.jpg"
+        assert coco.image_path(coco_id) == base / "coco_rle" / split / f"{coco_id}.jpg"
+
+
+def test_converted_coco_files_look_like_coco(converted):
+    base, _, _ = converted
+    for kind in ("coco_rle", "coco_polygon"):
+        data = json.loads((base / kind / "annotations" / "instances_val2014.json").read_text())
+        assert {"info", "licenses", "images", "annotations", "categories"} <= set(data)
+        assert [c["id"] for c in data["categories"]] == sorted(coco_like_category_ids(6), reverse=True)
+        crowd = [a for a in data["annotations"] if a["iscrowd"]]
+        assert crowd and all(isinstance(a["segmentation"]["counts"], list) for a in crowd)
+        solid = [a["segmentation"] for a in data["annotations"] if not a["iscrowd"]]
+        assert all(isinstance(s, list if kind == "coco_polygon" else dict) for s in solid)
+    assert coco_like_category_ids(7) == [1, 2, 3, 5, 6, 7, 9]
+    coco = open_dataset(_sections(base)["coco_rle"])
+    assert coco.category_ids == [1, 2, 3, 5, 6, 7]
+
+
+def test_rectangle_polygons_and_uncompressed_rle_are_exact():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    masks = [rng.random((13, 17)) < 0.4, np.ones((5, 4), bool), np.zeros((3, 3), bool)]
+    ring = np.zeros((9, 9), bool)
+    ring[1:8, 1:8], ring[3:6, 3:6] = True, False  # a hole: COCO polygons cannot draw it directly
+    for mask in [*masks, ring]:
+        polygons = rectangle_polygons(mask)
+        decoded = (mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, *mask.shape)))
+                   if polygons else np.zeros(mask.shape, np.uint8))
+        np.testing.assert_array_equal(decoded.astype(bool), mask)
+        rle = uncompressed_rle(mask)
+        assert sum(rle["counts"]) == mask.size
+        np.testing.assert_array_equal(mask_utils.decode(mask_utils.frPyObjects(rle, *mask.shape)).astype(bool), mask)
+
+
+def test_conversion_refuses_to_lose_information(converted, tmp_path):
+    base, splits, _ = converted
+    image_id = splits["train"][0]
+    voc_copy = tmp_path / "voc"
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject"):
+        (voc_copy / sub).mkdir(parents=True)
+    suffix = {"JPEGImages": ".jpg"}
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject"):
+        name = f"{image_id}{suffix.get(sub, '.png')}"
+        (voc_copy / sub / name).write_bytes((base / "voc" / sub / name).read_bytes())
+    class_map = voc.load_class_gt(voc_copy, image_id)
+    class_map[0, 0] = 1  # a class pixel that no instance covers
+    write_palette_png(voc_copy / "SegmentationClass" / f"{image_id}.png", class_map)
+    with pytest.raises(InputError, match=r"pixel \(row 0, column 0\) has class value 1 but the instances give 0"):
+        voc_to_coco(voc_copy, tmp_path / "coco", {"val2014": [image_id]}, classes=DEMO_CLASSES)
