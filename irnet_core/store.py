@@ -56,10 +56,31 @@ def _quiet_zarr() -> Iterator[None]:
 _COMPRESSOR = ZstdCodec(level=3)
 
 
+# Names a shard store's root holds besides the image groups: Zarr v3 metadata (consolidated metadata lives in
+# it too). Compared case-insensitively, because on macOS and Windows file systems 'ZARR.JSON' is the same file.
+RESERVED_IDS = frozenset({"zarr.json"})
+# Longer ids would break file names such as '<id>.png.tmp' on file systems limited to 255 bytes per name.
+MAX_ID_LENGTH = 200
+
+
 def check_image_id(image_id: str, where: object = "image id") -> str:
-    """Return ``image_id`` if it is safe to use as a file and group name, else raise :class:`InputError`."""
-    if not isinstance(image_id, str) or not SAFE_ID.fullmatch(image_id) or image_id in {".", ".."}:
+    """Return ``image_id`` if it is safe to use as a file and group name, else raise :class:`InputError`.
+
+    Safe: :data:`SAFE_ID` characters, at most :data:`MAX_ID_LENGTH` long, not starting with '.' (hidden
+    files: Zarr v2's ``.zgroup``/``.zattrs``/``.zmetadata`` and Snakemake's ``.snakemake_timestamp`` sit in
+    store folders; also rules out '.' and '..') and none of :data:`RESERVED_IDS` in any letter case.
+    """
+    if not isinstance(image_id, str) or not SAFE_ID.fullmatch(image_id):
         raise InputError(where, f"unsafe image id {image_id!r} (allowed: letters, digits, '_', '.', '-')")
+    if image_id.startswith("."):
+        raise InputError(where, f"unsafe image id {image_id!r} (must not start with '.': hidden names are "
+                                "reserved for store and workflow files)")
+    if image_id.casefold() in RESERVED_IDS:
+        raise InputError(where, f"image id {image_id!r} is reserved (a Zarr store keeps its own {image_id.lower()!r} "
+                                "beside the image groups); rename the image")
+    if len(image_id) > MAX_ID_LENGTH:
+        raise InputError(where, f"image id {image_id[:40]!r}... is {len(image_id)} characters long "
+                                f"(at most {MAX_ID_LENGTH}, so that file names derived from it stay valid)")
     return image_id
 
 

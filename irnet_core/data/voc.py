@@ -11,6 +11,10 @@ Layout under ``root``::
 Contracts: ids are strings (never parsed as numbers) restricted to ``[A-Za-z0-9_.-]+``; class indices are
 0-based; every problem with a file raises :class:`~irnet_core.errors.InputError` whose one-line message
 names that file.
+
+:class:`VOCDataset` offers this layout through the format-independent interface of
+:mod:`irnet_core.data.dataset`. ``read_id_list``, ``load_image`` and ``image_size`` live in
+:mod:`.id_lists` and :mod:`.images` (shared by every format) and are re-exported here for existing callers.
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..palette import read_label_png
+from ..palette import read_label_png  # noqa: F401  (re-exported: callers read raw PNGs through this module)
 from ..store import check_image_id
+from .dataset import Dataset
+from .id_lists import read_id_list
+from .images import image_size, load_image, load_label_png
+
+__all__ = [
+    "VOC_CLASSES", "VOCDataset", "image_path", "image_size", "instances_from_label_maps", "load_class_gt",
+    "load_image", "load_image_labels", "load_instance_gt", "read_id_list",
+]  # fmt: skip
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -32,33 +43,6 @@ VOC_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def read_id_list(path: str | Path) -> list[str]:
-    """Read a split file: one id per line, blank lines skipped, order kept.
-
-    Each id is validated with :func:`check_image_id` (``where`` = ``path:lineno``); a duplicate id or a
-    missing/unreadable file raises :class:`InputError`.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "split file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read split file ({type(exc).__name__}: {exc})") from None
-    ids: list[str] = []
-    first_line: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        image_id = line.strip()
-        if not image_id:
-            continue
-        check_image_id(image_id, f"{path}:{lineno}")
-        if image_id in first_line:
-            raise InputError(f"{path}:{lineno}", f"duplicate image id {image_id!r} (first on line {first_line[image_id]})")
-        first_line[image_id] = lineno
-        ids.append(image_id)
-    return ids
 
 
 def image_path(root: str | Path, image_id: str) -> Path:
@@ -73,75 +57,6 @@ def image_path(root: str | Path, image_id: str) -> Path:
         if candidate.is_file():
             return candidate
     return folder / f"{image_id}.jpg"
-
-
-def _to_rgb(image: Image.Image) -> np.ndarray:
-    """Convert any PIL mode to uint8 RGB; alpha is dropped, high bit depths are scaled, nothing is rejected."""
-    mode = image.mode
-    if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8)
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        # PIL's own I/F -> RGB conversion clips at 255 instead of rescaling, which would turn a 16-bit
-        # photo nearly white; rescale to 8 bits here. 'I' is assumed 16-bit when it exceeds 8-bit range.
-        values = np.asarray(image).astype(np.float64)
-        if mode.startswith("I;16") or (values.size and values.max() > 255):
-            values = values / 257.0
-        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode in ("P", "PA"):
-        # Going through RGBA keeps palette transparency from triggering PIL's conversion warning.
-        image = image.convert("RGBA")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Load an image as uint8 ``(H, W, 3)`` RGB.
-
-    Grayscale, CMYK, RGBA/LA (alpha dropped), palette and 16-bit images are converted, never rejected.
-    EXIF orientation is ignored (as by the reference code), so sizes agree with the annotations.
-    A missing, empty, truncated or corrupt file raises :class:`InputError` naming it: the pixel data are
-    fully decoded here, so truncation cannot surface later.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "image file does not exist")
-    try:
-        with Image.open(path) as image:
-            image.load()  # full decode: a truncated file fails now, not in a training step
-            rgb = _to_rgb(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from None
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise InputError(path, f"decoded to an unusable array of shape {rgb.shape}")
-    # A fresh, writable array: np.asarray over PIL memory is read-only, which C extensions (the CRF) refuse.
-    return np.array(rgb, dtype=np.uint8, order="C", copy=True)
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(H, W)`` of an image, read from its header only (cheap); :class:`InputError` if missing/unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "image file does not exist")
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(path, f"cannot read image header ({type(exc).__name__}: {exc})") from None
-    return int(height), int(width)
-
-
-def _read_png_labels(path: Path) -> np.ndarray:
-    """Read a palette/grayscale label PNG as raw indices, mapping every failure to :class:`InputError`."""
-    if not path.is_file():
-        raise InputError(path, "label PNG does not exist")
-    try:
-        return read_label_png(path)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        message = str(exc)
-        # read_label_png's own ValueError already starts with the path; do not repeat it.
-        if message.startswith(f"{path}: "):
-            message = message[len(f"{path}: ") :]
-        raise InputError(path, f"cannot read label PNG ({message})") from None
 
 
 def _labels_from_xml(path: Path, classes: Sequence[str]) -> list[int]:
@@ -163,7 +78,7 @@ def _labels_from_xml(path: Path, classes: Sequence[str]) -> list[int]:
 
 
 def _labels_from_png(path: Path, n_classes: int) -> list[int]:
-    values = np.unique(_read_png_labels(path))
+    values = np.unique(load_label_png(path))
     values = values[(values != 0) & (values != 255)]
     bad = values[values > n_classes]
     if bad.size:
@@ -189,43 +104,118 @@ def load_image_labels(root: str | Path, image_id: str, classes: Sequence[str]) -
     raise InputError(xml_path, f"no annotation for image {image_id!r} (neither this XML nor {png_path} exists)")
 
 
-def load_class_gt(root: str | Path, image_id: str) -> np.ndarray:
+def load_class_gt(root: str | Path, image_id: str, *, exif: str = "ignore") -> np.ndarray:
     """Semantic ground truth ``SegmentationClass/<id>.png`` as uint8 ``(H, W)`` palette indices."""
     check_image_id(image_id)
-    return _read_png_labels(Path(root) / "SegmentationClass" / f"{image_id}.png")
+    return load_label_png(Path(root) / "SegmentationClass" / f"{image_id}.png", exif=exif)
 
 
-def load_instance_gt(root: str | Path, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+def instances_from_label_maps(
+    class_map: np.ndarray, object_map: np.ndarray, class_where: object, object_where: object
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a class map and an instance-id map (VOC semantics) into ``(masks (M, H, W), labels (M,))``.
+
+    Instances are the values 1..254 of ``object_map`` in ascending order (0 and 255 are not instances). The
+    class of an instance is the most frequent ``class_map`` value inside it, ignoring void (255), minus 1
+    (ties go to the smaller value). An instance whose majority is background, or that lies entirely on void,
+    raises :class:`InputError` naming ``class_where``; differing sizes name ``object_where``.
+    """
+    if object_map.shape != class_map.shape:
+        raise InputError(object_where, f"size {object_map.shape} differs from {class_where} {class_map.shape}")
+    object_name = Path(str(object_where)).name
+    ids = np.unique(object_map)
+    ids = ids[(ids != 0) & (ids != 255)]
+    masks = np.zeros((len(ids),) + object_map.shape, dtype=bool)
+    labels = np.zeros(len(ids), dtype=np.int64)
+    for k, inst_id in enumerate(ids):
+        mask = object_map == inst_id
+        counts = np.bincount(class_map[mask], minlength=256)
+        counts[255] = 0
+        if counts.sum() == 0:
+            raise InputError(class_where, f"instance {int(inst_id)} of {object_name} covers only void pixels")
+        majority = int(np.argmax(counts))
+        if majority == 0:
+            raise InputError(class_where, f"instance {int(inst_id)} of {object_name} is mostly background")
+        masks[k] = mask
+        labels[k] = majority - 1
+    return masks, labels
+
+
+def load_instance_gt(root: str | Path, image_id: str, *, exif: str = "ignore") -> tuple[np.ndarray, np.ndarray]:
     """Instance ground truth: ``(masks bool (M, H, W), labels int64 (M,))`` with 0-based class labels.
 
-    Instances are the values 1..254 of ``SegmentationObject/<id>.png`` in ascending order (0 and 255 are not
-    instances). The class of an instance is the most frequent ``SegmentationClass`` value inside it, ignoring
-    void (255), minus 1 (ties go to the smaller value). On well-formed VOC data, where every instance carries
-one class value, this equals chainercv's ``VOCInstanceSegmentationDataset``. An instance whose majority is
-    background, or that lies entirely on void, raises :class:`InputError`. Void pixels are obtainable from
+    Decoded by :func:`instances_from_label_maps` from ``SegmentationObject/<id>.png`` and
+    ``SegmentationClass/<id>.png``. On well-formed VOC data, where every instance carries one class value,
+    this equals chainercv's ``VOCInstanceSegmentationDataset``. Void pixels are obtainable from
     :func:`load_class_gt`.
     """
     check_image_id(image_id)
     root = Path(root)
     obj_path = root / "SegmentationObject" / f"{image_id}.png"
     cls_path = root / "SegmentationClass" / f"{image_id}.png"
-    inst = _read_png_labels(obj_path)
-    cls = _read_png_labels(cls_path)
-    if inst.shape != cls.shape:
-        raise InputError(obj_path, f"size {inst.shape} differs from {cls_path} {cls.shape}")
-    ids = np.unique(inst)
-    ids = ids[(ids != 0) & (ids != 255)]
-    masks = np.zeros((len(ids),) + inst.shape, dtype=bool)
-    labels = np.zeros(len(ids), dtype=np.int64)
-    for k, inst_id in enumerate(ids):
-        mask = inst == inst_id
-        counts = np.bincount(cls[mask], minlength=256)
-        counts[255] = 0
-        if counts.sum() == 0:
-            raise InputError(cls_path, f"instance {int(inst_id)} of {obj_path.name} covers only void pixels")
-        majority = int(np.argmax(counts))
-        if majority == 0:
-            raise InputError(cls_path, f"instance {int(inst_id)} of {obj_path.name} is mostly background")
-        masks[k] = mask
-        labels[k] = majority - 1
-    return masks, labels
+    objects = load_label_png(obj_path, exif=exif)
+    classes = load_label_png(cls_path, exif=exif)
+    return instances_from_label_maps(classes, objects, cls_path, obj_path)
+
+
+class VOCDataset(Dataset):
+    """The VOC 2012 layout through the :class:`~irnet_core.data.dataset.Dataset` interface.
+
+    Config keys: the common ones only. ``classes`` defaults to :data:`VOC_CLASSES`; a list spec is an id
+    list file, relative to ``root`` or absolute. Opening reads nothing; :meth:`list_ids` reads only the list
+    file, so the workflow's DAG is cheap to build. Image-level labels come from the XML (else the class
+    PNG) when asked, so ``for_training`` filters nothing here: a training image without labels is reported
+    by the dataset check, which reads every label anyway.
+    """
+
+    format = "voc"
+    default_exif = "ignore"
+
+    def __init__(self, root: str | Path, *, classes: Sequence[str] | None = None, exif: str = "ignore") -> None:
+        super().__init__(root, exif=exif)
+        self.classes = list(classes) if classes is not None else list(VOC_CLASSES)
+        self.category_ids = list(range(1, len(self.classes) + 1))
+
+    def _gt_paths(self, image_id: str) -> tuple[Path, Path]:
+        check_image_id(image_id)
+        name = f"{image_id}.png"
+        return self.root / "SegmentationClass" / name, self.root / "SegmentationObject" / name
+
+    def list_ids(self, spec: str, *, for_training: bool = False) -> list[str]:
+        return read_id_list(self.resolve(spec))
+
+    def image_path(self, image_id: str) -> Path:
+        return image_path(self.root, image_id)
+
+    def image_labels(self, image_id: str) -> list[int]:
+        return load_image_labels(self.root, image_id, self.classes)
+
+    def has_ground_truth(self, image_id: str, kind: str = "semantic") -> bool:
+        return all(path.is_file() for path in self._gt_files(image_id, kind))
+
+    def _gt_files(self, image_id: str, kind: str) -> list[Path]:
+        class_path, object_path = self._gt_paths(image_id)
+        return [class_path] if self.check_gt_kind(kind) == "semantic" else [class_path, object_path]
+
+    def semantic_gt(self, image_id: str) -> np.ndarray:
+        class_path, _ = self._gt_paths(image_id)
+        return self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
+
+    def instance_gt(self, image_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        class_path, object_path = self._gt_paths(image_id)
+        class_map = self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
+        objects = load_label_png(object_path, exif=self.exif)
+        masks, labels = instances_from_label_maps(class_map, objects, class_path, object_path)
+        return masks, labels, class_map == 255
+
+    def annotation_files(self, image_ids: Sequence[str], kind: str = "labels") -> list[str]:
+        if self.check_annotation_kind(kind) != "labels":
+            return [str(path) for image_id in image_ids for path in self._gt_files(image_id, kind)]
+        files = []
+        for image_id in image_ids:
+            # The file load_image_labels reads; the XML is named when neither exists, as its error does.
+            check_image_id(image_id)
+            xml_path = self.root / "Annotations" / f"{image_id}.xml"
+            png_path = self.root / "SegmentationClass" / f"{image_id}.png"
+            files.append(str(png_path if not xml_path.is_file() and png_path.is_file() else xml_path))
+        return files
