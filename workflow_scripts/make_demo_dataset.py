@@ -20,6 +20,7 @@ def main():
         seed=demo["seed"],
         min_size=demo["min_size"],
         max_size=demo["max_size"],
+        preset=demo["preset"],
         classes=tuple(snakemake.params.classes),
         workers=1,  # spawned pool workers would re-run this script as __main__
     )
