@@ -5,15 +5,20 @@
 #   tests/cluster/slurm_cluster.sh status   # exit 0 when up, 1 when down
 #   tests/cluster/slurm_cluster.sh stop     # stop only the daemons this script started
 #   tests/cluster/slurm_cluster.sh env      # print `export SLURM_CONF=...` for the current shell
+#   tests/cluster/slurm_cluster.sh check    # is the state folder safe to use? (exit 0 yes, 1 no)
 #
-# Exit codes: 0 ok; 1 failure (a real problem, show it); 2 usage;
+# Exit codes: 0 ok; 1 failure (a real problem, show it: an unsafe state folder is one); 2 usage;
 # 77 this machine cannot run SLURM (not root, no apt-get, packages not installable): callers turn 77
 # into a test SKIP (77 is the automake convention for "skipped").
 #
 # Environment:
-#   IRNET_SLURM_DIR     state directory (default /tmp/irnet-slurm). The cluster is machine-wide (fixed
-#                       ports 6817/6818, one munge socket), so the default lives outside any checkout:
-#                       two worktrees then share one cluster instead of fighting over the ports.
+#   IRNET_SLURM_DIR     state folder (default /run/irnet-slurm). The cluster is machine-wide (fixed
+#                       ports 6817/6818, one munge socket), so the default is one fixed place outside
+#                       any checkout: two worktrees then share one cluster instead of fighting over the
+#                       ports. Root daemons read their configuration from it, so it must be root's
+#                       alone: owned by root, mode 700, not a symbolic link, in a folder that only root
+#                       can change (or a sticky one such as /tmp, for a `mktemp -d` folder). Anything
+#                       else is refused before it is read or written (see check_state_dir).
 #   IRNET_SLURM_GPUS    fake GPUs to declare as GRES (default 1), so rules with `resources: gpu=1`
 #                       are schedulable here; they are copies of /dev/null, nothing runs on them.
 #                       0 declares no GPUs.
@@ -21,12 +26,20 @@
 #
 # Facts behind the choices are in /work/shared/docs/snakemake-notes.md (Part 1).
 set -euo pipefail
+shopt -s extglob
 
-STATE=${IRNET_SLURM_DIR:-/tmp/irnet-slurm}
+DEFAULT_STATE=/run/irnet-slurm
 FAKE_GPUS=${IRNET_SLURM_GPUS:-1}
 WAIT_S=${IRNET_SLURM_WAIT_S:-60}
-CONF=$STATE/slurm.conf
-LOG=$STATE/harness.log
+# Set by resolve_state: the canonical state folder and the files in it.
+STATE=
+CONF=
+LOG=
+# 1 once the state folder passed check_state_dir; until then nothing is written into it (not even the
+# log: a prepared harness.log could be a link to a file that root would then append to).
+STATE_TRUSTED=0
+# Set by check_state_dir: 1 when the state folder exists.
+STATE_EXISTS=0
 # Where slurm's client tools look when SLURM_CONF is unset. We point it at our file (symlink) so that a
 # developer can type `sinfo` or run `snakemake --profile profiles/slurm` without exporting anything, but
 # only when nothing else owns that path: a real site configuration is never touched.
@@ -43,8 +56,7 @@ log() {
     local line
     line="$(date '+%F %T') [$$] $*"
     echo "$line" >&2
-    # Tolerant: a non-root `start` that only finds the cluster up may not be able to write the log.
-    echo "$line" 2>/dev/null >>"$LOG" || true
+    if ((STATE_TRUSTED)); then echo "$line" >>"$LOG"; fi
 }
 
 die() {
@@ -52,6 +64,94 @@ die() {
     shift
     log "ERROR: $*"
     exit "$code"
+}
+
+# --- the state folder ----------------------------------------------------------------------------------
+# Root daemons read slurm.conf, gres.conf, pid files and device files from it, and slurm.conf names
+# programs and plugins that they run. Whoever can write into the folder, or swap it, can therefore run
+# code as root. Hence the rules below, checked before anything in it is read or written; each refusal is
+# one line that names the folder and the reason.
+
+# Sets STATE (canonical), CONF and LOG from IRNET_SLURM_DIR. The parent is resolved once, here, and only
+# the resolved path is used afterwards: a symbolic link on the way could otherwise be re-pointed after
+# the check.
+resolve_state() {
+    local want=${IRNET_SLURM_DIR:-$DEFAULT_STATE} parent base real_parent
+    # The path is written unquoted into slurm.conf and into small sh scripts: keep it to plain characters.
+    [[ $want =~ ^[A-Za-z0-9._/-]+$ ]] ||
+        die $EX_FAIL "state folder '$want': only letters, digits and . _ - / are allowed in its path"
+    [[ $want == /* ]] || die $EX_FAIL "state folder '$want': must be an absolute path"
+    want=${want%%+(/)}
+    base=${want##*/}
+    parent=${want%/*}
+    if [[ -z $base || $base == . || $base == .. ]]; then
+        die $EX_FAIL "state folder '${want:-/}': must name a folder below /"
+    fi
+    real_parent=$(realpath -e -- "${parent:-/}" 2>/dev/null) ||
+        die $EX_FAIL "state folder '$want': its parent folder ${parent:-/} does not exist"
+    STATE=${real_parent%/}/$base
+    CONF=$STATE/slurm.conf
+    LOG=$STATE/harness.log
+}
+
+unsafe() {
+    die $EX_FAIL "unsafe state folder $STATE: $*; refusing to use it (IRNET_SLURM_DIR; see tests/cluster/README.md)"
+}
+
+# Owner uid and octal mode of a path, without following a final symbolic link.
+owner_mode() { stat -c '%u %a' -- "$1"; }
+
+# Every folder from the state folder's parent up to / must be root's and not writable by others (or
+# sticky, as /tmp is: there nobody but root can rename or remove root's folder). Otherwise another user
+# could move our folder away and put one of theirs in its place between the check and the daemons' use.
+check_ancestors() {
+    local dir=${STATE%/*} uid mode
+    dir=${dir:-/}
+    while :; do
+        [[ -d $dir && ! -L $dir ]] || unsafe "its parent $dir is not a folder"
+        read -r uid mode < <(owner_mode "$dir")
+        if ((uid != 0)); then
+            unsafe "its parent $dir belongs to uid $uid, not root (that user could replace the state folder)"
+        fi
+        if (((8#$mode & 8#022) && !(8#$mode & 8#1000))); then
+            unsafe "its parent $dir is group/world-writable without the sticky bit (mode $mode)"
+        fi
+        [[ $dir == / ]] && break
+        dir=${dir%/*}
+        dir=${dir:-/}
+    done
+}
+
+# Dies (exit 1, one line) unless the state folder is safe; sets STATE_EXISTS. A folder that does not
+# exist yet is fine when its parents are: `start` creates it with mode 700.
+check_state_dir() {
+    local uid mode
+    check_ancestors
+    if [[ -L $STATE ]]; then
+        unsafe "it is a symbolic link (to $(readlink -- "$STATE")), which could be re-pointed after this check"
+    fi
+    if [[ ! -e $STATE ]]; then
+        STATE_EXISTS=0
+        return 0
+    fi
+    [[ -d $STATE ]] || unsafe "it is not a folder"
+    read -r uid mode < <(owner_mode "$STATE")
+    ((uid == 0)) || unsafe "it belongs to uid $uid, not root"
+    if ((8#$mode & 8#022)); then unsafe "it is group/world-writable (mode $mode)"; fi
+    [[ $mode == 700 ]] || unsafe "it has mode $mode, not 700"
+    STATE_EXISTS=1
+}
+
+# For start: creates the state folder if needed (mode 700, and never through an existing name: mkdir
+# fails on anything already there, which is then checked like any existing folder) and trusts it.
+ensure_state_dir() {
+    check_state_dir
+    if ((!STATE_EXISTS)); then
+        mkdir -m 700 -- "$STATE" 2>/dev/null || true
+        check_state_dir
+        ((STATE_EXISTS)) || die $EX_FAIL "could not create the state folder $STATE"
+    fi
+    STATE_TRUSTED=1
 }
 
 pidfile() { echo "$STATE/run/$1.pid"; }
@@ -368,6 +468,10 @@ cmd_stop() {
 
 cmd_status() {
     local d pid absent=0
+    if ((EUID != 0 && STATE_EXISTS)) && [[ ! -r $STATE ]]; then
+        echo "state folder $STATE is root's alone: status needs root"
+        return 1
+    fi
     for d in "${DAEMONS[@]}"; do
         pid=$(our_pid "$d")
         if [[ -n $pid ]]; then
@@ -390,31 +494,46 @@ cmd_status() {
 main() {
     local cmd=${1:-}
     case $cmd in
-        start | stop | status) ;;
-        env)
-            echo "export SLURM_CONF=$CONF"
-            return 0
-            ;;
+        start | stop | status | env | check) ;;
         *)
-            echo "usage: $0 {start|stop|status|env}" >&2
+            echo "usage: $0 {start|stop|status|env|check}" >&2
             exit $EX_USAGE
             ;;
     esac
-    if [[ $cmd == status ]]; then
-        cmd_status
-        return
-    fi
-    if ((EUID != 0)); then
-        # Without root we can neither take the lock nor start anything, but a cluster that is already
-        # up (started by root) is usable: report that as success.
-        if [[ $cmd == stop ]]; then die $EX_FAIL "stop needs root (uid $EUID)"; fi
-        if up_and_current; then
-            echo "start: already up (node $(node_state))" >&2
+    # Every command, read-only ones included, refuses an unsafe state folder before reading anything in
+    # it: a client that reads a prepared slurm.conf loads the plugins it names.
+    resolve_state
+    check_state_dir
+    case $cmd in
+        check)
+            if ((STATE_EXISTS)); then
+                echo "state folder $STATE: safe"
+            else
+                echo "state folder $STATE: absent, in a safe parent; start creates it with mode 700"
+            fi
             return 0
-        fi
-        die $EX_SKIP "SLURM is not up and starting it needs root (uid $EUID)"
+            ;;
+        env)
+            echo "export SLURM_CONF=$CONF"
+            echo "export IRNET_SLURM_DIR=$STATE"
+            return 0
+            ;;
+        status)
+            cmd_status
+            return
+            ;;
+    esac
+    if ((EUID != 0)); then
+        # The state folder is root's alone (mode 700), so without root the cluster's slurm.conf cannot
+        # even be read: there is nothing a non-root caller could use.
+        if [[ $cmd == stop ]]; then die $EX_FAIL "stop needs root (uid $EUID)"; fi
+        die $EX_SKIP "the test cluster needs root (uid $EUID): its state folder $STATE is root's alone"
     fi
-    mkdir -p "$STATE" 2>/dev/null || die $EX_SKIP "cannot create $STATE"
+    if [[ $cmd == stop ]] && ((!STATE_EXISTS)); then
+        echo "no state folder $STATE; nothing to stop"
+        return 0
+    fi
+    ensure_state_dir
     # One start/stop at a time: two test sessions starting together must not both launch slurmctld.
     exec 9>>"$STATE/lock"
     flock -w 120 9 || die $EX_FAIL "another start/stop holds $STATE/lock for more than 120 s"
