@@ -48,7 +48,10 @@ class SlurmCluster:
     started_here: bool
 
     def env(self) -> dict[str, str]:
-        """Environment for SLURM client commands; SLURM_CONF makes them independent of /etc/slurm."""
+        """Environment for SLURM client commands here; SLURM_CONF makes them independent of /etc/slurm.
+
+        Inside jobs the harness sees to that itself (the jobstep plugin drops SLURM_CONF there).
+        """
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
 

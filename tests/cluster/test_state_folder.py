@@ -59,7 +59,7 @@ def test_a_mktemp_folder_is_accepted(safe_parent):
     assert proc.stdout.strip() == f"state folder {state}: safe"
     env = harness("env", state)
     assert env.returncode == 0, env.stderr
-    assert env.stdout.splitlines() == [f"export SLURM_CONF={state}/slurm.conf", f"export IRNET_SLURM_DIR={state}"]
+    assert env.stdout.splitlines() == [f"export SLURM_CONF={state}/etc/slurm.conf", f"export IRNET_SLURM_DIR={state}"]
 
 
 @needs_root
