@@ -185,7 +185,7 @@ def run_snakemake_on_slurm(
 def slurm_job_record(job_id: str) -> dict[str, str]:
     """`scontrol show job` as a dict (JobState, NumCPUs, MinMemoryNode, TimeLimit, TresPerJob, ...).
 
-    slurmctld keeps finished jobs for MinJobAge (300 s in the harness), so call it soon after the run.
+    slurmctld keeps finished jobs for MinJobAge (3600 s in the harness), so call it soon after the run.
     Returns {} for an unknown job.
     """
     proc = subprocess.run(

@@ -235,10 +235,12 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
-# squeue only knows a finished job for MinJobAge seconds. The slurm executor plugin uses squeue only when
-# MinJobAge >= 3 x slurm-init-seconds-before-status-checks, else it silently falls back to sacct (which
-# fails here and hangs Snakemake). 300 s covers init values up to 100 s.
-MinJobAge=300
+# squeue and scontrol only know a finished job for MinJobAge seconds. The slurm executor plugin uses squeue
+# only when MinJobAge >= 3 x slurm-init-seconds-before-status-checks, else it silently falls back to sacct
+# (which fails here and hangs Snakemake). The tests read every job's record after the whole run: on a busy
+# 2-core machine the tiny pipeline ran 372 s after its first job ended, and with 300 the first records were
+# gone. An hour covers any test run; a test cluster's few thousand records cost nothing.
+MinJobAge=3600
 # A restarted slurmd comes back as "unexpectedly rebooted" (DOWN) otherwise.
 ReturnToService=2
 ${gres_node:+GresTypes=gpu}

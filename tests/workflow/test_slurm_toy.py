@@ -69,7 +69,7 @@ def test_toy_workflow_runs_through_sbatch(slurm_cluster, tmp_path):  # noqa: F81
 
     # Status checks every 10 s instead of the profile's 20 (growing by 10 s per round in which no job
     # finished): the toy's jobs take 5-16 s per DAG layer, so each layer is seen done one round
-    # earlier. Still squeue (MinJobAge 300 >= 3 x 10). No retries: a retry would hide a job that
+    # earlier. Still squeue (MinJobAge 3600 >= 3 x 10). No retries: a retry would hide a job that
     # failed once.
     proc, job_ids = run_snakemake_on_slurm(
         on_slurm,
@@ -82,7 +82,7 @@ def test_toy_workflow_runs_through_sbatch(slurm_cluster, tmp_path):  # noqa: F81
     # Rule `all` has no shell and runs locally; the six others are one sbatch each.
     assert len(job_ids) == len(set(job_ids)) == len(EXPECTED_JOBS), proc.stdout[-8000:]
 
-    # SLURM's view (kept for MinJobAge = 300 s after the end of each job).
+    # SLURM's view (kept for MinJobAge = 3600 s after the end of each job).
     records = {job_id: slurm_job_record(job_id) for job_id in job_ids}
     assert {r.get("JobState") for r in records.values()} == {"COMPLETED"}, records
     by_job = {r["Comment"]: r for r in records.values()}
