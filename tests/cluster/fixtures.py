@@ -44,14 +44,14 @@ class SlurmCluster:
     """The running cluster, as the `slurm_cluster` fixture hands it out."""
 
     conf: Path
+    state_dir: Path
     started_here: bool
 
-    @property
-    def state_dir(self) -> Path:
-        return self.conf.parent
-
     def env(self) -> dict[str, str]:
-        """Environment for SLURM client commands; SLURM_CONF makes them independent of /etc/slurm."""
+        """Environment for SLURM client commands here; SLURM_CONF makes them independent of /etc/slurm.
+
+        Inside jobs the harness sees to that itself (the jobstep plugin drops SLURM_CONF there).
+        """
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
 
@@ -66,10 +66,24 @@ def _harness(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 @functools.cache
+def _harness_env() -> dict[str, str]:
+    """The harness's `env` lines (`export NAME=value`) as a dict; the script owns the defaults and checks
+    the state folder before it answers."""
+    proc = _harness("env", timeout=30)
+    if proc.returncode != 0:
+        pytest.fail(f"slurm_cluster.sh env failed (rc {proc.returncode}): {_tail(proc.stderr, 3)}", pytrace=False)
+    pairs = (line.removeprefix("export ").partition("=") for line in proc.stdout.splitlines())
+    return {name: value for name, _, value in pairs if value}
+
+
 def slurm_conf() -> Path:
-    """Path of the harness's slurm.conf; asked from the script, which owns the default and IRNET_SLURM_DIR."""
-    out = _harness("env", timeout=30).stdout.strip()  # "export SLURM_CONF=/path"
-    return Path(out.partition("=")[2])
+    """Path of the test cluster's slurm.conf."""
+    return Path(_harness_env()["SLURM_CONF"])
+
+
+def slurm_state_dir() -> Path:
+    """The harness's state folder (IRNET_SLURM_DIR, resolved)."""
+    return Path(_harness_env()["IRNET_SLURM_DIR"])
 
 
 def _tail(text: str, lines: int = 60) -> str:
@@ -94,7 +108,7 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
             f"slurm_cluster.sh start failed (rc {start.returncode}):\n{_tail(start.stderr)}",
             pytrace=False,
         )
-    cluster = SlurmCluster(conf=slurm_conf(), started_here=not was_up)
+    cluster = SlurmCluster(conf=slurm_conf(), state_dir=slurm_state_dir(), started_here=not was_up)
     yield cluster
     if cluster.started_here:
         stop = _harness("stop", timeout=_STOP_TIMEOUT_S)
@@ -171,7 +185,7 @@ def run_snakemake_on_slurm(
 def slurm_job_record(job_id: str) -> dict[str, str]:
     """`scontrol show job` as a dict (JobState, NumCPUs, MinMemoryNode, TimeLimit, TresPerJob, ...).
 
-    slurmctld keeps finished jobs for MinJobAge (300 s in the harness), so call it soon after the run.
+    slurmctld keeps finished jobs for MinJobAge (3600 s in the harness), so call it soon after the run.
     Returns {} for an unknown job.
     """
     proc = subprocess.run(

@@ -45,7 +45,7 @@ SLURM_ARGS = [
     "--max-threads", str(CPUS),
     "--set-resources", "train_cam:gpu=1",
     "--retries", "0",  # a retried job would hide a failure
-    "--slurm-init-seconds-before-status-checks", "5",  # <= MinJobAge 300 / 3, so squeue stays the status command
+    "--slurm-init-seconds-before-status-checks", "5",  # <= MinJobAge 3600 / 3, so squeue stays the status command
 ]  # fmt: skip
 STAGES = ("cam", "relations", "irnet", "semantic", "instances")
 SHARDS = range(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())["compute"]["shards"])
@@ -104,7 +104,7 @@ def runs(slurm_cluster, tmp_path_factory):  # noqa: F811
     plan = planned_jobs(on_slurm, TARGET)  # before the run starts
     proc, job_ids = run_snakemake_on_slurm(on_slurm, on_slurm / "Snakefile", [TARGET], extra_args=SLURM_ARGS, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-8000:]
-    # Right away: slurmctld forgets finished jobs after MinJobAge (300 s).
+    # Right away: slurmctld forgets finished jobs after MinJobAge (3600 s in the harness).
     records = {job_id: slurm_job_record(job_id) for job_id in job_ids}
 
     local = make_workdir(tmp_path_factory.mktemp("local"))

@@ -2,7 +2,9 @@
 
 Proves three things: every job went through sbatch (SLURM's own records, its per-job logs, and the job
 id each rule saw inside its allocation all agree), the profile maps `threads`/`mem_mb`/`runtime`/`gpu`
-onto the right sbatch options, and the results equal a local run's.
+onto the right sbatch options, and the results equal a local run's. A second test checks that SLURM
+commands inside a job use the test cluster's configuration even without SLURM_CONF, as the Snakemake
+jobstep plugin runs them, whatever /etc/slurm/slurm.conf holds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -66,7 +69,7 @@ def test_toy_workflow_runs_through_sbatch(slurm_cluster, tmp_path):  # noqa: F81
 
     # Status checks every 10 s instead of the profile's 20 (growing by 10 s per round in which no job
     # finished): the toy's jobs take 5-16 s per DAG layer, so each layer is seen done one round
-    # earlier. Still squeue (MinJobAge 300 >= 3 x 10). No retries: a retry would hide a job that
+    # earlier. Still squeue (MinJobAge 3600 >= 3 x 10). No retries: a retry would hide a job that
     # failed once.
     proc, job_ids = run_snakemake_on_slurm(
         on_slurm,
@@ -79,7 +82,7 @@ def test_toy_workflow_runs_through_sbatch(slurm_cluster, tmp_path):  # noqa: F81
     # Rule `all` has no shell and runs locally; the six others are one sbatch each.
     assert len(job_ids) == len(set(job_ids)) == len(EXPECTED_JOBS), proc.stdout[-8000:]
 
-    # SLURM's view (kept for MinJobAge = 300 s after the end of each job).
+    # SLURM's view (kept for MinJobAge = 3600 s after the end of each job).
     records = {job_id: slurm_job_record(job_id) for job_id in job_ids}
     assert {r.get("JobState") for r in records.values()} == {"COMPLETED"}, records
     by_job = {r["Comment"]: r for r in records.values()}
@@ -116,3 +119,57 @@ def test_toy_workflow_runs_through_sbatch(slurm_cluster, tmp_path):  # noqa: F81
     assert local_run.returncode == 0, local_run.stderr[-8000:]
     assert _files(on_slurm / "results") == _files(local / "results")
     assert len(_files(local / "results")) == 6
+
+
+# The batch script of test_job_commands_use_the_test_cluster_config. The variable filter is the one the
+# Snakemake jobstep plugin (0.6) applies to the environment of the srun that runs each rule.
+STRIPPED_JOB = textwrap.dedent(
+    """\
+    #!/bin/bash
+    for var in $(compgen -e); do
+        case $var in
+            SLURM_JOB_ID | SLURM_JOBID | SLURM_CLUSTER_NAME | SLURM_SUBMIT_DIR | SLURM_SUBMIT_HOST) ;;
+            SLURM_ARRAY_*) ;;
+            SLURM_* | SRUN_* | SBATCH_*) unset "$var" ;;
+        esac
+    done
+    echo "SLURM_CONF=${SLURM_CONF:-unset}"
+    # What a client without SLURM_CONF reads (the default file, as this job sees it), and which srun runs.
+    echo "default_conf=$(cksum < /etc/slurm/slurm.conf 2>/dev/null || echo missing)"
+    echo "srun=$(command -v srun)"
+    srun -n1 --nodes=1 --gpus=1 sh -c 'echo step CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-none}'
+    echo "srun exit status $?"
+    """
+)
+
+
+@pytest.mark.slurm
+def test_job_commands_use_the_test_cluster_config(slurm_cluster, tmp_path):  # noqa: F811
+    """Inside a job, srun without SLURM_CONF (as the jobstep plugin runs it) falls back to
+    /etc/slurm/slurm.conf; on a machine with a site's file there, the rule's srun failed with "Invalid generic
+    resource (gres) specification". The harness makes that default file the test cluster's for its jobs
+    (namespace isolation) or puts an srun that sets SLURM_CONF first in their PATH (path isolation)."""
+    script = tmp_path / "job.sh"
+    script.write_text(STRIPPED_JOB)
+    output = tmp_path / "job.out"
+    submit = subprocess.run(
+        ["sbatch", "--wait", "--parsable", "--export=ALL", "--gpus=1", "--time=2", "--mem=100",
+         f"--output={output}", str(script)],
+        cwd=tmp_path,
+        env=slurm_cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )  # fmt: skip
+    text = output.read_text() if output.exists() else ""
+    assert submit.returncode == 0, (submit.stderr, text)
+    seen = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and " " not in line.split("=")[0])
+    assert seen["SLURM_CONF"] == "unset", text  # the filter worked: the fallback is what is tested
+    ours = subprocess.run(["cksum"], input=slurm_cluster.conf.read_bytes(), capture_output=True, check=True).stdout
+    # The client's config, by Slurm's rule: the default file if SLURM_CONF is unset, unless srun is our wrapper.
+    assert seen["default_conf"] == ours.decode().strip() or seen["srun"] == str(slurm_cluster.state_dir / "bin" / "srun"), text
+    # And what failed on that machine: srun's --gpus checked against its configuration's GresTypes.
+    assert "srun exit status 0" in text, text
+    if (slurm_cluster.state_dir / "dev" / "fakegpu0").is_char_device():
+        assert "step CUDA_VISIBLE_DEVICES=0" in text, text
