@@ -105,6 +105,42 @@ def semantic_report(conf: ConfusionMatrix, class_names: Sequence[str]) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Multi-label classification (the CAM network's held-out check)
+
+
+def multilabel_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes with at least one positive of the (non-interpolated) average precision."""
+    aps = []
+    for c in range(targets.shape[1]):
+        positives = targets[:, c] > 0.5
+        if not positives.any():
+            continue
+        order = np.argsort(-scores[:, c], kind="stable")
+        hits = positives[order]
+        precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+        aps.append(precision_at_hit.mean())
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def classification_report(probabilities: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Held-out multi-label metrics of a classifier: loss (binary cross-entropy), mAP, per-label accuracy and
+    exact-match rate at 0.5. A network stuck at the label prior shows as a low mAP at a fair accuracy."""
+    import torch
+    import torch.nn.functional as F
+
+    probs = torch.from_numpy(np.asarray(probabilities, dtype=np.float32))
+    loss = F.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), torch.from_numpy(np.asarray(targets, np.float32))).item()
+    predicted = probabilities > 0.5
+    positive = targets > 0.5
+    return {
+        "val_loss": loss,
+        "val_map": multilabel_average_precision(probabilities, targets),
+        "val_label_accuracy": float((predicted == positive).mean()),
+        "val_exact_match": float((predicted == positive).all(axis=1).mean()),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Instance segmentation AP
 
 

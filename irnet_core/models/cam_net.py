@@ -12,6 +12,9 @@ Two training recipes, chosen by ``paper_recipe``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,3 +79,44 @@ def build_cam_net(arch: str, weights: str, num_classes: int) -> CAMNet:
     """CAMNet with the recipe implied by ``weights``: the paper recipe unless ``weights == "none"``."""
     paper_recipe = weights != "none"
     return CAMNet(build_backbone(arch, weights, frozen_bn=paper_recipe), num_classes, paper_recipe=paper_recipe)
+
+
+def save_cam_net(path: str | Path, model: CAMNet, *, arch: str, weights: str, classes: Sequence[str], fingerprint: str) -> None:
+    """The trained classifier and what rebuilding it needs (architecture, recipe, class names)."""
+    from irnet_core import __version__
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "arch": arch,
+            "weights": weights,
+            "classes": list(classes),
+            "paper_recipe": bool(model.paper_recipe),
+            "irnet_core": __version__,
+            "fingerprint": fingerprint,
+        },
+        path,
+    )
+
+
+def load_cam_net(path: str | Path, device: torch.device) -> tuple[CAMNet, dict]:
+    """A saved classifier in eval mode on ``device``, and its metadata (``classes``, ``arch``, ...).
+
+    The backbone is built without pretrained weights (the stored state replaces them all), with the stored
+    recipe's structure (frozen BatchNorm for the paper's recipe).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    paper = state["paper_recipe"]
+    model = CAMNet(build_backbone(state["arch"], "none", frozen_bn=paper), len(state["classes"]), paper_recipe=paper)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+def cam_backbone(path: str | Path) -> Backbone:
+    """The backbone of a saved classifier (IRNet's backbone without pretrained weights, the final models' init)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    backbone = build_backbone(state["arch"], "none", frozen_bn=bool(state["paper_recipe"]))
+    prefix = "backbone."
+    backbone.load_state_dict({k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)})
+    return backbone

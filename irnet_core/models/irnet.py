@@ -14,6 +14,8 @@ Outputs of ``forward`` for an ``H x W`` input, with ``h4 = ceil(H/4)``, ``w4 = c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -131,3 +133,45 @@ def build_irnet(arch: str, weights: str, *, train_backbone: bool = False) -> IRN
     ``train_backbone=True``, since a frozen backbone always runs in eval mode.
     """
     return IRNet(build_backbone(arch, weights, frozen_bn=weights != "none"), train_backbone=train_backbone)
+
+
+def irnet_for_training(arch: str, weights: str, source: str, cam_model_path: str | Path | None) -> IRNet:
+    """IRNet with its backbone from the pretrained weights (``pretrained_frozen``, the paper's) or from the
+    trained CAM network (``cam_frozen``, ``cam_finetune``: the only weights trained on this data when there
+    are no pretrained ones)."""
+    from irnet_core.errors import InputError
+    from irnet_core.models.cam_net import cam_backbone
+
+    if source == "pretrained_frozen":
+        if weights == "none":
+            raise InputError("config key irnet.backbone_source", "pretrained_frozen needs backbone.weights other than none")
+        return IRNet(build_backbone(arch, weights, frozen_bn=True), train_backbone=False)
+    if source not in ("cam_frozen", "cam_finetune"):
+        raise ValueError(f"unknown IRNet backbone source {source!r}")
+    if not cam_model_path:
+        raise ValueError(f"IRNet backbone source {source} needs the trained CAM model")
+    return IRNet(cam_backbone(cam_model_path), train_backbone=source == "cam_finetune")
+
+
+def save_irnet(path: str | Path, net: IRNet, **meta) -> None:
+    """The trained heads (and backbone), with what rebuilding the network needs."""
+    from irnet_core import __version__
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": net.state_dict(),
+        "arch": net.backbone.arch,
+        "frozen_bn": bool(net.backbone.frozen_bn),
+        "train_backbone": bool(net.train_backbone),
+        **meta,
+        "irnet_core": __version__,
+    }
+    torch.save(state, path)
+
+
+def load_irnet(path: str | Path, device: torch.device) -> IRNet:
+    """A saved IRNet in eval mode on ``device`` (backbone rebuilt without pretrained weights, then loaded)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = IRNet(build_backbone(state["arch"], "none", frozen_bn=state["frozen_bn"]), train_backbone=state["train_backbone"])
+    net.load_state_dict(state["model"])
+    return net.to(device).eval()
