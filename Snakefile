@@ -7,7 +7,7 @@
 #   snakemake --cores all --configfile configs/voc12.yaml  # the same, every paper setting spelled out
 #   snakemake --profile profiles/slurm                     # every job submitted to SLURM
 #
-# Config layers: schemas/config.schema.yaml defaults < config.yaml < --configfile < --config; a dry run writes
+# Config layers: irnet_core/config.schema.yaml defaults < config.yaml < --configfile < --config; a dry run writes
 # the effective configuration to results/config.effective.yaml.
 
 from snakemake.utils import min_version

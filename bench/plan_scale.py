@@ -46,10 +46,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # irnet_core of this checkout
+sys.path.insert(0, str(REPO))  # irnet_core and the test helpers of this checkout
 
-from irnet_core.workflow_tools import copy_workflow, job_counts  # noqa: E402
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "report", "environment.yml"]
+from tests.workflow.dryrun import copy_workflow, job_counts  # noqa: E402
+
 GOAL_NOOP_S = 5.0
 GOAL_IMAGES = 10_000
 
@@ -89,7 +89,7 @@ def make_workdir(workdir: Path, source: Path, n_images: int, shards: int, eval_e
     infer `all`: pseudo-labels for every training image (the list a segmentation network is then trained on;
     the largest DAG); `eval`: for the eval list only, as configs/voc12.yaml does for VOC's `train`.
     """
-    copy_workflow(source, workdir, WORKFLOW_FILES)
+    copy_workflow(source, workdir)
     sizes = synthesize_voc(workdir / "data" / "VOC", n_images, eval_every)
     config = yaml.safe_load((source / "configs" / "voc12.yaml").read_text())
     config["dataset"].update(

@@ -1,6 +1,6 @@
 """Configuration: schema validation with defaults, and type coercion of command-line overrides.
 
-The schema (`schemas/config.schema.yaml`) is the user contract. :func:`validate_config` fills its defaults,
+The schema (`irnet_core/config.schema.yaml`) is the user contract. :func:`validate_config` fills its defaults,
 turns strings from ``--config`` (Snakemake parses nested values with YAML's BaseLoader, so ``beta: 8`` arrives
 as ``"8"``) into the schema's types, and reports the first problem as one line naming the key.
 """
@@ -20,7 +20,8 @@ from jsonschema import Draft202012Validator, validators
 
 from .errors import InputError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+# Package data: found beside this module in a checkout and in an installed wheel alike.
+SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:

@@ -39,6 +39,7 @@ rule infer_cam:
         cams=directory("results/cam/shard-{shard}.zarr"),
     params:
         infer=config["cam"]["infer"],
+        classes=config["dataset"]["classes"],
         image_ids=shard_ids,
     log:
         "logs/infer_cam/shard-{shard}.log",

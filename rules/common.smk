@@ -272,3 +272,10 @@ def calibration_ids():
 
 def calibration_images(wildcards=None):
     return [image_file(i) for i in calibration_ids()]
+
+
+def benchmark_files(shards, image_ids):
+    """The benchmark file of every job the rules defined so far can run, in rule order (wildcards: shard, image_id)."""
+    patterns = [str(rule.benchmark) for rule in workflow.rules if rule.benchmark is not None]
+    paths = expand(patterns, shard=shards, image_id=image_ids, allow_missing=True)
+    return [path for path in dict.fromkeys(paths) if "{" not in path]

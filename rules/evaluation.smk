@@ -71,6 +71,7 @@ rule summarize:
         table="results/summary.txt",
     params:
         benchmark_dir="benchmarks",
+        stage_order=[other.name for other in workflow.rules],  # the rules defined so far: pipeline order
     log:
         "logs/summarize/summarize.log",
     threads: 1

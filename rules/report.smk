@@ -5,7 +5,7 @@
 
 import re
 
-from irnet_core.report import expand_patterns, select_images
+from irnet_core.report import select_images
 
 # Eval images shown in the report: a fixed hash order of the eval list, training images (with relations) first.
 REPORT_IDS = select_images(EVAL_IDS, TRAIN_IDS, config["report"]["images"])
@@ -105,10 +105,7 @@ rule report_curves:
 # Benchmark files of every job defined above (rule report_tables, below, cannot time itself), in rule order.
 # Listing them, rather than globbing benchmarks/, keeps out files of other configurations (e.g. shards that no
 # longer exist after compute.shards was lowered); the table reads those that exist.
-REPORT_BENCHMARKS = expand_patterns(
-    [str(other.benchmark) for other in workflow.rules if other.benchmark is not None],
-    {"shard": SHARDS, "image_id": REPORT_IDS},
-)
+REPORT_BENCHMARKS = benchmark_files(SHARDS, REPORT_IDS)
 
 
 rule report_tables:

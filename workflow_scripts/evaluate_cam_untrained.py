@@ -1,29 +1,29 @@
 """Rule evaluate_cam_untrained: the untrained-network baseline of CAM evaluation."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import compute_device, run_job, settings, voc_image_labels  # noqa: E402
 
 
 def main():
-    from irnet_core.devices import resolve_device
     from irnet_core.pipeline.cam import evaluate_untrained_cams
+    from irnet_core.settings import BackboneSettings, CamTrainSettings
 
+    params = snakemake.params
     evaluate_untrained_cams(
-        image_ids=snakemake.params.image_ids,
+        image_ids=params.image_ids,
         image_paths=snakemake.input.images,
-        label_paths=snakemake.input.labels,
+        image_labels=voc_image_labels(params.image_ids, snakemake.input.labels, params.classes),
         gt_paths=snakemake.input.class_gt,
-        classes=snakemake.params.classes,
-        train=snakemake.params.train,
-        backbone=snakemake.params.backbone,
-        scales=snakemake.params.infer["scales"],
-        sweep=snakemake.params.sweep,
+        classes=params.classes,
+        train=settings(CamTrainSettings, params.train, "cam.train"),
+        backbone=settings(BackboneSettings, params.backbone, "backbone"),
+        scales=params.infer["scales"],
+        sweep=params.sweep,
         out_path=snakemake.output.metrics,
-        device=resolve_device(snakemake.config["compute"]["device"]),
+        device=compute_device(snakemake),
     )
 
 

@@ -1,15 +1,13 @@
 """Rule extract_instances: instance pseudo-labels of one shard from the displacement field."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import compute_device, run_job  # noqa: E402
 
 
 def main():
-    from irnet_core.devices import resolve_device
     from irnet_core.pipeline.pseudo_labels import extract_instances_shard
 
     extract_instances_shard(
@@ -19,7 +17,7 @@ def main():
         random_walk=snakemake.params.random_walk,
         instances=snakemake.params.instances,
         out_store=snakemake.output.instances,
-        device=resolve_device(snakemake.config["compute"]["device"]),
+        device=compute_device(snakemake),
     )
 
 

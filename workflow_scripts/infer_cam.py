@@ -1,25 +1,24 @@
 """Rule infer_cam: multi-scale CAMs of one shard's images into a Zarr store."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import compute_device, run_job, voc_image_labels  # noqa: E402
 
 
 def main():
-    from irnet_core.devices import resolve_device
     from irnet_core.pipeline.cam import infer_cam_shard
 
+    ids = snakemake.params.image_ids
     infer_cam_shard(
         model_path=snakemake.input.model,
-        image_ids=snakemake.params.image_ids,
+        image_ids=ids,
         image_paths=snakemake.input.images,
-        label_paths=snakemake.input.labels,
+        image_labels=voc_image_labels(ids, snakemake.input.labels, snakemake.params.classes),
         scales=snakemake.params.infer["scales"],
         out_store=snakemake.output.cams,
-        device=resolve_device(snakemake.config["compute"]["device"]),
+        device=compute_device(snakemake),
     )
 
 

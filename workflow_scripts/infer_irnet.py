@@ -1,15 +1,13 @@
 """Rule infer_irnet: boundary maps and calibrated displacement fields of one shard."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import compute_device, run_job  # noqa: E402
 
 
 def main():
-    from irnet_core.devices import resolve_device
     from irnet_core.pipeline.irnet import infer_irnet_shard
 
     infer_irnet_shard(
@@ -19,7 +17,7 @@ def main():
         image_paths=snakemake.input.images,
         pad_size=snakemake.params.infer["pad_size"],
         out_store=snakemake.output.maps,
-        device=resolve_device(snakemake.config["compute"]["device"]),
+        device=compute_device(snakemake),
     )
 
 

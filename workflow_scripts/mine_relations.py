@@ -1,21 +1,21 @@
 """Rule mine_relations: confident fg/bg/unsure relation labels of one shard's training images."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import run_job, settings  # noqa: E402
 
 
 def main():
     from irnet_core.pipeline.irnet import mine_relations_shard
+    from irnet_core.settings import RelationSettings
 
     mine_relations_shard(
         cam_store=snakemake.input.cams,
         image_ids=snakemake.params.image_ids,
         image_paths=snakemake.input.images,
-        relations=snakemake.params.relations,
+        relations=settings(RelationSettings, snakemake.params.relations, "relations"),
         out_store=snakemake.output.relations,
     )
 

@@ -1,15 +1,13 @@
 """Rule propagate_semantic: random-walk semantic pseudo-labels of one shard."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import compute_device, run_job  # noqa: E402
 
 
 def main():
-    from irnet_core.devices import resolve_device
     from irnet_core.pipeline.pseudo_labels import propagate_semantic_shard
 
     propagate_semantic_shard(
@@ -18,7 +16,7 @@ def main():
         image_ids=snakemake.params.image_ids,
         random_walk=snakemake.params.random_walk,
         out_store=snakemake.output.labels,
-        device=resolve_device(snakemake.config["compute"]["device"]),
+        device=compute_device(snakemake),
     )
 
 

@@ -1,11 +1,10 @@
 """Rule report_curves: training curves of train_cam and train_irnet from their train_log.csv."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import run_job  # noqa: E402
 
 
 def main():

@@ -1,11 +1,10 @@
 """Rule summarize: the headline numbers and stage timings as one table."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import run_job  # noqa: E402
 
 
 def main():
@@ -16,6 +15,7 @@ def main():
         semantic_path=snakemake.input.semantic,
         instances_path=snakemake.input.instances,
         benchmark_dir=snakemake.params.benchmark_dir,
+        stage_order=snakemake.params.stage_order,
         out_json=snakemake.output.summary,
         out_table=snakemake.output.table,
     )

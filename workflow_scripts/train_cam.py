@@ -1,29 +1,28 @@
 """Rule train_cam: train the CAM classifier (resumes from its last epoch checkpoint)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # this checkout's irnet_core first
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from irnet_core.runner import run_job  # noqa: E402
+from _job import compute_device, run_job, settings  # noqa: E402
 
 
 def main():
-    from irnet_core.devices import resolve_device
     from irnet_core.pipeline.cam import train_cam
+    from irnet_core.settings import BackboneSettings, CamTrainSettings, OptimizerSettings
 
-    compute = snakemake.config["compute"]  # run settings only; result settings arrive as params
+    params = snakemake.params  # result settings; run settings (compute:) come from the config
     train_cam(
         labels_path=snakemake.input.labels,
-        classes=snakemake.params.classes,
-        train=snakemake.params.train,
-        recipe=snakemake.params.recipe,
-        backbone=snakemake.params.backbone,
+        classes=params.classes,
+        train=settings(CamTrainSettings, params.train, "cam.train"),
+        recipe=settings(OptimizerSettings, params.recipe, "cam recipe"),
+        backbone=settings(BackboneSettings, params.backbone, "backbone"),
         out_model=snakemake.output.model,
         out_history=snakemake.output.history,
-        checkpoint_dir=snakemake.params.checkpoint_dir,
-        device=resolve_device(compute["device"]),
-        num_workers=compute["num_workers"],
+        checkpoint_dir=params.checkpoint_dir,
+        device=compute_device(snakemake),
+        num_workers=snakemake.config["compute"]["num_workers"],
     )
 
 

@@ -219,13 +219,6 @@ def evaluate_instances(
 
 # ---- summary ----------------------------------------------------------------------------------------------
 
-STAGES = [
-    "make_demo_dataset", "prepare_dataset", "train_cam", "infer_cam", "evaluate_cam_untrained", "evaluate_cam",
-    "mine_relations", "train_irnet", "calibrate_displacement", "infer_irnet", "propagate_semantic",
-    "extract_instances", "export_labels", "evaluate_semantic", "evaluate_instances",
-]
-
-
 def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     """Per rule: job count, summed wall seconds and the largest peak memory (MB) from `benchmark:` files."""
     timings: dict[str, dict] = {}
@@ -244,8 +237,12 @@ def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     return timings
 
 
-def summarize(*, cam_path: str, semantic_path: str, instances_path: str, benchmark_dir: str, out_json: str, out_table: str) -> str:
-    """One table of the headline numbers and the per-stage wall time; returns the table text."""
+def summarize(
+    *, cam_path: str, semantic_path: str, instances_path: str, benchmark_dir: str, stage_order: Sequence[str],
+    out_json: str, out_table: str,
+) -> str:
+    """One table of the headline numbers and the per-stage wall time (stages in ``stage_order``, then any other
+    that has benchmarks); returns the table text."""
     with open(cam_path) as h:
         cam = json.load(h)
     with open(semantic_path) as h:
@@ -271,7 +268,7 @@ def summarize(*, cam_path: str, semantic_path: str, instances_path: str, benchma
         f"  {'stage':<24}{'jobs':>5}{'wall s':>10}{'peak MB':>10}",
     ]
     total = 0.0
-    for stage in STAGES:
+    for stage in [*stage_order, *sorted(set(timings) - set(stage_order))]:
         if stage in timings:
             t = timings[stage]
             total += t["seconds"]

@@ -4,15 +4,13 @@
 both are usable without Snakemake. The workflow's entry points live in :mod:`irnet_core.pipeline.report`.
 
 This package module stays free of heavy imports (no matplotlib, no torch): ``rules/report.smk`` calls
-:func:`select_images` and :func:`expand_patterns` while Snakemake builds the DAG.
+:func:`select_images` while Snakemake builds the DAG.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def _stable_key(image_id: str) -> str:
@@ -33,24 +31,3 @@ def select_images(eval_ids: Sequence[str], train_ids: Iterable[str], count: int)
     train = set(train_ids)
     unique = sorted(set(eval_ids), key=lambda i: (i not in train, _stable_key(i)))
     return unique[:count]
-
-
-# A Snakemake wildcard in a file pattern, with an optional constraint that may itself hold {m,n} quantifiers.
-_WILDCARD = re.compile(r"\{\s*(\w+)\s*(?:,(?:[^{}]|\{[^{}]*\})*)?\}")
-
-
-def expand_patterns(patterns: Iterable[str], values: Mapping[str, Sequence[object]]) -> list[str]:
-    """Expand Snakemake file patterns (wildcard constraints allowed) over every combination of ``values``.
-
-    Used for the benchmark files of the jobs a configuration can run. Output keeps the order of ``patterns``;
-    a pattern with a wildcard that ``values`` does not name is skipped (its jobs are not known in advance).
-    """
-    paths: list[str] = []
-    for pattern in patterns:
-        names = list(dict.fromkeys(match.group(1) for match in _WILDCARD.finditer(pattern)))
-        if any(name not in values for name in names):
-            continue
-        for combination in itertools.product(*(values[name] for name in names)):
-            chosen = dict(zip(names, combination))
-            paths.append(_WILDCARD.sub(lambda match: str(chosen[match.group(1)]), pattern))
-    return paths

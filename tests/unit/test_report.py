@@ -13,7 +13,7 @@ from PIL import Image
 from irnet_core.errors import InputError
 from irnet_core.palette import voc_palette, write_palette_png
 from irnet_core.pipeline.report import detect_centroids, gt_instances, read_history, report_curves, report_figures, report_tables
-from irnet_core.report import expand_patterns, figures, select_images, tables
+from irnet_core.report import figures, select_images, tables
 from irnet_core.store import ShardWriter
 
 CLASSES = ["disc", "square", "triangle"]
@@ -89,23 +89,6 @@ def test_adding_an_image_changes_the_sample_by_at_most_one():
     before = select_images(eval_ids, [], 8)
     after = select_images([*eval_ids, "2026_999999"], [], 8)
     assert len(set(before) - set(after)) <= 1
-
-
-def test_expand_patterns_strips_constraints_and_skips_unknown_wildcards():
-    patterns = [
-        "benchmarks/train_cam/train_cam.tsv",
-        r"benchmarks/infer_cam/shard-{shard,\d+}.tsv",
-        r"benchmarks/x/{image_id,[a-z]{2,3}}-{shard}.tsv",
-        "benchmarks/other/{sample}.tsv",
-    ]
-    assert expand_patterns(patterns, {"shard": [0, 1], "image_id": ["ab"]}) == [
-        "benchmarks/train_cam/train_cam.tsv",
-        "benchmarks/infer_cam/shard-0.tsv",
-        "benchmarks/infer_cam/shard-1.tsv",
-        "benchmarks/x/ab-0.tsv",
-        "benchmarks/x/ab-1.tsv",
-    ]
-    assert expand_patterns(["a/{shard}.tsv"], {"shard": []}) == []
 
 
 # ---- colours ----------------------------------------------------------------------------------------------

@@ -13,12 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from irnet_core.workflow_tools import copy_workflow, job_counts
+from tests.workflow.dryrun import copy_workflow, job_counts
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW_FILES = [
-    "Snakefile", "rules", "workflow_scripts", "schemas", "config.yaml", "configs", "report", "environment.yml", "profiles",
-]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
@@ -26,7 +23,7 @@ def make_workdir(path: Path, config_overrides: dict | None = None, *, n_images: 
     """Copy the workflow into ``path``, generate the tiny dataset and write ``tiny.yaml``."""
     from irnet_core.data.demo import generate_demo_dataset
 
-    copy_workflow(REPO, path, WORKFLOW_FILES)
+    copy_workflow(REPO, path)
     config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
     deep_update(config, config_overrides or {})
     demo = config["demo"]

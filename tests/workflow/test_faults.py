@@ -40,6 +40,7 @@ if str(REPO) not in sys.path:
 
 from irnet_core.errors import InputError  # noqa: E402
 from irnet_core.store import ShardReader  # noqa: E402
+from tests.workflow.dryrun import job_counts  # noqa: E402
 from tests.workflow.harness import SNAKEMAKE, make_workdir  # noqa: E402
 
 pytestmark = pytest.mark.workflow
@@ -147,18 +148,6 @@ def _signal(process: psutil.Process, sig: int) -> None:
 
 def snakemake_now(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, env=ENV, timeout=RUN_TIMEOUT_S)
-
-
-def job_counts(text: str) -> dict[str, int]:
-    counts, in_table = {}, False
-    for line in text.splitlines():
-        if re.match(r"^job\s+count", line):
-            in_table = True
-        elif in_table and (match := re.match(r"^(\w+)\s+(\d+)$", line.strip())):
-            if match.group(1) == "total":
-                break
-            counts[match.group(1)] = int(match.group(2))
-    return counts
 
 
 def checkpoint_epoch(workdir: Path, rule: str) -> int:

@@ -1,4 +1,7 @@
-"""Helpers for tools that drive the workflow from outside (tests, benchmarks)."""
+"""Driving the workflow from outside (tests, benchmarks): copying it, and reading the plan of a dry run.
+
+Snakemake-specific on purpose, so it lives with the tests, not in `irnet_core`.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,13 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
-def copy_workflow(source: Path, destination: Path, names: list[str]) -> None:
+# What a copy of the workflow needs besides `irnet_core` (imported from the checkout).
+WORKFLOW_FILES = (
+    "Snakefile", "rules", "workflow_scripts", "config.yaml", "configs", "report", "environment.yml", "profiles",
+)  # fmt: skip
+
+
+def copy_workflow(source: Path, destination: Path, names: tuple[str, ...] = WORKFLOW_FILES) -> None:
     """Copy the named workflow files and folders of a checkout into ``destination`` (missing names are skipped)."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in names:
