@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet -e '.[test,slurm]'
+	$(BIN)/python -m pip install --quiet -e '.[test,slurm,lint]'
 	touch $(STAMP)
 
 # The demo is its own config layer (configs/demo.yaml); config.yaml and the schema hold the documented defaults.
@@ -32,10 +32,15 @@ report: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Everything but the minutes-long real runs (marker `slow`) and the SLURM cluster: for quick iterations.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not workflow and not slurm"
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
+# Python (ruff: lint + format), rules (snakefmt) and the workflow (Snakemake's own linter).
 lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint $(DEMO)
 
 clean-results:

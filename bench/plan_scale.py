@@ -83,7 +83,9 @@ def synthesize_voc(root: Path, n_images: int, eval_every: int) -> dict[str, int]
     return {"train": len(ids), "eval": len(eval_ids)}
 
 
-def make_workdir(workdir: Path, source: Path, n_images: int, shards: int, eval_every: int, infer: str) -> dict[str, int]:
+def make_workdir(
+    workdir: Path, source: Path, n_images: int, shards: int, eval_every: int, infer: str
+) -> dict[str, int]:
     """Copy the workflow of `source`, synthesise the dataset, write bench.yaml (configs/voc12.yaml, adapted).
 
     infer `all`: pseudo-labels for every training image (the list a segmentation network is then trained on;
@@ -145,8 +147,6 @@ def snakemake(workdir: Path, *args: str) -> tuple[Timing, str]:
 def best_of(repeat: int, workdir: Path, *args: str) -> tuple[Timing, str]:
     runs = [snakemake(workdir, *args) for _ in range(repeat)]
     return min(r[0] for r in runs), runs[-1][1]
-
-
 
 
 def planned_outputs(text: str) -> list[str]:
@@ -219,7 +219,15 @@ def create_outputs(workdir: Path, outputs: list[str]) -> None:
 
 
 def bench_size(
-    n_images: int, shards: int, *, repeat: int, eval_every: int, infer: str, source: Path, keep: Path | None, device_auto: bool
+    n_images: int,
+    shards: int,
+    *,
+    repeat: int,
+    eval_every: int,
+    infer: str,
+    source: Path,
+    keep: Path | None,
+    device_auto: bool,
 ) -> dict:
     base = keep or Path(tempfile.mkdtemp(prefix=f"plan_scale_{n_images}_"))
     workdir = base / f"n{n_images}"
@@ -229,9 +237,12 @@ def bench_size(
         start = time.perf_counter()
         sizes = make_workdir(workdir, source, n_images, shards, eval_every, infer)
         setup_s = time.perf_counter() - start
-        print(f"\n== {n_images:,} training images, pseudo-labels for {n_images if infer == 'all' else sizes['eval']:,}, "
-              f"{sizes['eval']:,} with ground truth; {shards} shards; workflow from {source} "
-              f"(empty-file dataset made in {setup_s:.1f} s) ==", flush=True)
+        print(
+            f"\n== {n_images:,} training images, pseudo-labels for {n_images if infer == 'all' else sizes['eval']:,}, "
+            f"{sizes['eval']:,} with ground truth; {shards} shards; workflow from {source} "
+            f"(empty-file dataset made in {setup_s:.1f} s) ==",
+            flush=True,
+        )
 
         parse_s, _ = best_of(repeat, workdir, "--list-rules")
         plan_s, _ = best_of(repeat, workdir, "-n", "--quiet", "rules")
@@ -261,12 +272,25 @@ def bench_size(
     print(f"parse (--list-rules)                 {parse_s}")
     print(f"plan from scratch (-n)               {plan_s}")
     print(f"mark all done (--touch + metadata)   {touch_s}   {records} metadata records")
-    print(f"no-op dry run (-n, all outputs)      {noop_s}   jobs left: {sum(left.values())}" + (f" {left}" if left else ""))
+    print(
+        f"no-op dry run (-n, all outputs)      {noop_s}   jobs left: {sum(left.values())}"
+        + (f" {left}" if left else "")
+    )
     if auto_s is not None:
         print(f"no-op dry run, compute.device auto   {auto_s}")
     sys.stdout.flush()
-    return {"images": n_images, "shards": shards, "jobs": total, "counts": counts, "parse_s": parse_s, "plan_s": plan_s,
-            "noop_s": noop_s, "left": left, "auto_s": auto_s, "version_s": version_s}
+    return {
+        "images": n_images,
+        "shards": shards,
+        "jobs": total,
+        "counts": counts,
+        "parse_s": parse_s,
+        "plan_s": plan_s,
+        "noop_s": noop_s,
+        "left": left,
+        "auto_s": auto_s,
+        "version_s": version_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,16 +299,29 @@ def main(argv: list[str] | None = None) -> int:
         mark_done_here(argv[1:])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, nargs="+", default=[10_000, 100_000], help="dataset sizes (default 10000 100000)")
+    parser.add_argument(
+        "--images", type=int, nargs="+", default=[10_000, 100_000], help="dataset sizes (default 10000 100000)"
+    )
     parser.add_argument("--shards", type=int, default=None, help="compute.shards (default: about 500 images per shard)")
-    parser.add_argument("--eval-every", type=int, default=7, help="every N-th image has ground truth (default 7, like VOC)")
-    parser.add_argument("--infer", choices=["all", "eval"], default="all",
-                        help="pseudo-labels for every training image (default) or for the eval list only")
-    parser.add_argument("--source", type=Path, default=REPO, help="checkout whose workflow files are timed (default: this one)")
+    parser.add_argument(
+        "--eval-every", type=int, default=7, help="every N-th image has ground truth (default 7, like VOC)"
+    )
+    parser.add_argument(
+        "--infer",
+        choices=["all", "eval"],
+        default="all",
+        help="pseudo-labels for every training image (default) or for the eval list only",
+    )
+    parser.add_argument(
+        "--source", type=Path, default=REPO, help="checkout whose workflow files are timed (default: this one)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per timing; the best is printed (default 1)")
     parser.add_argument("--keep", type=Path, default=None, help="build the folders here and keep them")
-    parser.add_argument("--device-auto", action="store_true",
-                        help=f"also time a no-op dry run with compute.device auto above {GOAL_IMAGES:,} images (always done up to it)")
+    parser.add_argument(
+        "--device-auto",
+        action="store_true",
+        help=f"also time a no-op dry run with compute.device auto above {GOAL_IMAGES:,} images (always done up to it)",
+    )
     args = parser.parse_args(argv)
 
     results = []
@@ -304,10 +341,18 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in results if r["left"]]
     for r in (r for r in results if r["images"] == GOAL_IMAGES):
         noop = r["noop_s"]
-        verdict = "met" if noop.wall <= GOAL_NOOP_S else ("MISSED" if noop.cpu > GOAL_NOOP_S else "missed in wall time only (busy machine)")
-        print(f"goal: no-op dry run of {GOAL_IMAGES:,} images <= {GOAL_NOOP_S:.0f} s: {verdict} ({noop.wall:.2f} s, CPU {noop.cpu:.2f} s)")
+        verdict = (
+            "met"
+            if noop.wall <= GOAL_NOOP_S
+            else ("MISSED" if noop.cpu > GOAL_NOOP_S else "missed in wall time only (busy machine)")
+        )
+        print(
+            f"goal: no-op dry run of {GOAL_IMAGES:,} images <= {GOAL_NOOP_S:.0f} s: {verdict} ({noop.wall:.2f} s, CPU {noop.cpu:.2f} s)"
+        )
         if r["auto_s"] is not None:
-            print(f"      with compute.device auto (configs/voc12.yaml): {r['auto_s'].wall:.2f} s, CPU {r['auto_s'].cpu:.2f} s")
+            print(
+                f"      with compute.device auto (configs/voc12.yaml): {r['auto_s'].wall:.2f} s, CPU {r['auto_s'].cpu:.2f} s"
+            )
     if failed:
         print("error: the no-op dry run still planned jobs for " + ", ".join(f"{r['images']:,} images" for r in failed))
         return 1

@@ -141,8 +141,10 @@ def fmt_mib(mib: float | None) -> str:
 def main(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)  # a script may; the library never touches global torch settings
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU; beta={BETA}, "
-          f"exp_times={EXP_TIMES} (256 steps), radius={RADIUS}, R=2")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU; beta={BETA}, "
+        f"exp_times={EXP_TIMES} (256 steps), radius={RADIUS}, R=2"
+    )
     print("memory = peak RSS above the RSS before the call (/proc VmHWM, reset via /proc/self/clear_refs)")
     print(f"sparse times: fastest of {args.repeats} runs; dense times: single runs (too slow to repeat)")
     agreements: list[float] = []
@@ -170,10 +172,10 @@ def main(args: argparse.Namespace) -> None:
     size = (375, 500)
     sparse, t_sparse, m_sparse = best_of(args.repeats, lambda: sparse_walk(scores, boundary))
     t, t_build, m_build = measure(lambda: dense_transition(boundary, beta=BETA, radius=RADIUS))
-    _, t_square, m_square = measure(lambda: t @ t)
+    _, t_square, m_square = measure(lambda m=t: m @ m)
     flops_rate = 2 * n**3 / t_square
     t_dense = t_build + EXP_TIMES * t_square
-    stepped, t_steps, _ = measure(lambda: dense_by_steps(scores, boundary, t))
+    stepped, t_steps, _ = measure(lambda m=t: dense_by_steps(scores, boundary, m))
     same = float((labels(sparse, size) == labels(stepped, size)).float().mean())
     agreements.append(same)
     rel = float((sparse - stepped).abs().max() / stepped.abs().max())
@@ -183,10 +185,14 @@ def main(args: argparse.Namespace) -> None:
     voc_speedup = t_dense / t_sparse
     print(f"\n[{h}x{w}, n={n}] dense: build and ONE squaring measured, walk = build + 8 x squaring (extrapolated)")
     print(f"  sparse {t_sparse:8.3f} s  {fmt_mib(m_sparse)}  (measured)")
-    print(f"  dense  build {t_build:.2f} s {fmt_mib(m_build)}; one squaring {t_square:.2f} s "
-          f"({flops_rate / 1e9:.0f} GFLOP/s) {fmt_mib(m_square)}")
-    print(f"  dense  {t_dense:8.1f} s  {fmt_mib(dense_peak)}  (time extrapolated: build + 8 x {t_square:.2f} s; "
-          "memory: matrix + measured squaring peak)")
+    print(
+        f"  dense  build {t_build:.2f} s {fmt_mib(m_build)}; one squaring {t_square:.2f} s "
+        f"({flops_rate / 1e9:.0f} GFLOP/s) {fmt_mib(m_square)}"
+    )
+    print(
+        f"  dense  {t_dense:8.1f} s  {fmt_mib(dense_peak)}  (time extrapolated: build + 8 x {t_square:.2f} s; "
+        "memory: matrix + measured squaring peak)"
+    )
     print(f"  speed-up {voc_speedup:.0f}x")
     print(f"  labels vs 256 dense steps x.T ({t_steps:.1f} s): max |diff|/max = {rel:.2e}; identical labels {same:.6f}")
 
@@ -201,8 +207,10 @@ def main(args: argparse.Namespace) -> None:
         dense_peak = None if m_build is None else max(m_build, 2 * n * n * 4 / 2**20)
         print(f"\n[{h}x{w}, n={n}] dense: build measured, 8 squarings extrapolated at {flops_rate / 1e9:.0f} GFLOP/s")
         print(f"  sparse {t_sparse:8.3f} s  {fmt_mib(m_sparse)}  (measured)")
-        print(f"  dense  {t_dense:8.1f} s  {fmt_mib(dense_peak)}  (build {t_build:.2f} s measured, rest extrapolated; "
-              "memory: max of the measured build and two matrices)")
+        print(
+            f"  dense  {t_dense:8.1f} s  {fmt_mib(dense_peak)}  (build {t_build:.2f} s measured, rest extrapolated; "
+            "memory: max of the measured build and two matrices)"
+        )
         print(f"  speed-up {t_dense / t_sparse:.0f}x")
 
     print(f"\nidentical = worst label agreement above ({', '.join(f'{a:.6f}' for a in agreements)})")

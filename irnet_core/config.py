@@ -111,7 +111,9 @@ def validate_config(config: Mapping, schema: dict | None = None) -> dict:
     schema = load_schema() if schema is None else schema
     result = coerce_types(copy.deepcopy(dict(config)), schema)
     validator = _filling_validator(schema)
-    errors = sorted(validator.iter_errors(result), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(result), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
     if errors:
         error = errors[0]
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"

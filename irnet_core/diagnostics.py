@@ -39,7 +39,9 @@ def boundary_contrast(boundary: np.ndarray, class_gt: np.ndarray) -> tuple[float
     return float(boundary[border].mean()), float(boundary[interior].mean())
 
 
-def walk_instances(displacement: np.ndarray, object_gt: np.ndarray, iterations: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
+def walk_instances(
+    displacement: np.ndarray, object_gt: np.ndarray, iterations: int = 100
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """For every ground-truth instance (ids 1..254, at least 4 grid cells): (start cells, end points), each (2, n).
 
     End points come from walking every grid cell along the displacement field (irnet_core.instances).

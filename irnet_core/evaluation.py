@@ -18,7 +18,9 @@ def cam_label_map(high_res: np.ndarray, keys: Sequence[int], threshold: float) -
     """Label map from CAMs: argmax over [threshold (background); CAMs], mapped to 0 / key+1 (method doc §2.5)."""
     if len(keys) == 0:
         return np.zeros(high_res.shape[1:], dtype=np.uint8)
-    scores = np.concatenate([np.full((1, *high_res.shape[1:]), threshold, dtype=np.float32), high_res.astype(np.float32)])
+    scores = np.concatenate(
+        [np.full((1, *high_res.shape[1:]), threshold, dtype=np.float32), high_res.astype(np.float32)]
+    )
     lookup = np.array([0, *[k + 1 for k in keys]], dtype=np.uint8)
     return lookup[scores.argmax(axis=0)]
 

@@ -50,8 +50,9 @@ def coco_instances(
     for position, (image_id, file_name, height, width, inst) in enumerate(images, start=1):
         height, width = int(height), int(width)
         if inst.masks.shape[1:] != (height, width):
-            raise InputError(image_id, f"instance masks {inst.masks.shape[1:]} do not match image size "
-                                       f"{(height, width)}")
+            raise InputError(
+                image_id, f"instance masks {inst.masks.shape[1:]} do not match image size {(height, width)}"
+            )
         if len(inst) and (inst.classes.min() < 0 or inst.classes.max() >= len(categories)):
             raise InputError(image_id, f"instance classes must lie in 0..{len(categories) - 1}")
         image_entries.append(

@@ -44,9 +44,7 @@ class Instances:
             raise InputError("Instances", f"masks must be (M, H, W), got shape {self.masks.shape}")
         m = self.masks.shape[0]
         if self.classes.shape != (m,) or self.scores.shape != (m,):
-            raise InputError(
-                "Instances", f"{m} masks but {self.classes.size} classes and {self.scores.size} scores"
-            )
+            raise InputError("Instances", f"{m} masks but {self.classes.size} classes and {self.scores.size} scores")
 
     @classmethod
     def empty(cls, size: tuple[int, int]) -> Instances:
@@ -123,8 +121,10 @@ def cluster_centroids(centroids: np.ndarray, displacement: np.ndarray, weak_thre
     centroids = np.asarray(centroids)
     _, height, width = displacement.shape
     if centroids.shape != (2, height, width) or not np.issubdtype(centroids.dtype, np.integer):
-        raise InputError("cluster_centroids", f"centroids must be integer (2, {height}, {width}), got "
-                                               f"{centroids.dtype} {centroids.shape}")
+        raise InputError(
+            "cluster_centroids",
+            f"centroids must be integer (2, {height}, {width}), got {centroids.dtype} {centroids.shape}",
+        )
     if centroids[0].min() < 0 or centroids[0].max() >= height or centroids[1].min() < 0 or centroids[1].max() >= width:
         raise InputError("cluster_centroids", "centroids lie outside the grid")
 
@@ -233,8 +233,10 @@ def extract_instances(
     grid_h, grid_w = grid_size((height, width))
     cam_t = torch.as_tensor(cam).detach().to(device="cpu", dtype=torch.float32)
     if cam_t.ndim != 3 or tuple(cam_t.shape[1:]) != (grid_h, grid_w):
-        raise InputError("extract_instances", f"cam must be (K, {grid_h}, {grid_w}) for image {height}x{width}, "
-                                              f"got {tuple(cam_t.shape)}")
+        raise InputError(
+            "extract_instances",
+            f"cam must be (K, {grid_h}, {grid_w}) for image {height}x{width}, got {tuple(cam_t.shape)}",
+        )
     key_array = _as_keys(keys, cam_t.shape[0], "extract_instances")
     boundary_t = torch.as_tensor(boundary).detach().to(device="cpu", dtype=torch.float32)
     if tuple(boundary_t.shape) != (grid_h, grid_w):
@@ -265,8 +267,10 @@ def extract_instances(
     # An all-zero walk divided by its global max gives NaN; NaN would win every argmax, so treat it as no signal.
     scores = torch.nan_to_num(scores_t.detach().to("cpu", torch.float32), nan=0.0).numpy()
     if scores.shape != (instance_cams.shape[0], height, width):
-        raise InputError("extract_instances", f"upsampled scores have shape {scores.shape}, expected "
-                                              f"{(instance_cams.shape[0], height, width)}")
+        raise InputError(
+            "extract_instances",
+            f"upsampled scores have shape {scores.shape}, expected {(instance_cams.shape[0], height, width)}",
+        )
 
     winner = _winner_map(scores, bg_threshold)
     row_classes = np.repeat(key_array, n_clusters)

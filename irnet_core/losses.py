@@ -21,9 +21,7 @@ IGNORE = 255
 """Label value of cells whose relation is unknown."""
 
 
-def pair_labels(
-    label_grid: torch.Tensor, index: PathIndex
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pair_labels(label_grid: torch.Tensor, index: PathIndex) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pair labels ``(pos_bg, pos_fg, neg)`` of every (source, direction) pair of ``index``.
 
     A pair is valid when neither end is ``IGNORE`` (any number of classes works: the official code tests

@@ -52,13 +52,18 @@ class ConfusionMatrix:
         gt = gt.reshape(-1).astype(np.int64)
         pred = pred.reshape(-1).astype(np.int64)
         if pred.size and (pred.min() < 0 or pred.max() >= self.n_classes):
-            raise InputError("ConfusionMatrix.update", f"prediction values must lie in 0..{self.n_classes - 1}, "
-                                                       f"got {pred.min()}..{pred.max()}")
+            raise InputError(
+                "ConfusionMatrix.update",
+                f"prediction values must lie in 0..{self.n_classes - 1}, got {pred.min()}..{pred.max()}",
+            )
         keep = gt != IGNORE_LABEL
         gt, pred = gt[keep], pred[keep]
         if gt.size and (gt.min() < 0 or gt.max() >= self.n_classes):
-            raise InputError("ConfusionMatrix.update", f"ground-truth values must lie in 0..{self.n_classes - 1} "
-                                                       f"or be {IGNORE_LABEL}, got {gt.min()}..{gt.max()}")
+            raise InputError(
+                "ConfusionMatrix.update",
+                f"ground-truth values must lie in 0..{self.n_classes - 1} "
+                f"or be {IGNORE_LABEL}, got {gt.min()}..{gt.max()}",
+            )
         self.matrix += np.bincount(gt * self.n_classes + pred, minlength=self.n_classes**2).reshape(
             self.n_classes, self.n_classes
         )
@@ -86,8 +91,11 @@ def _with_background(class_names: Sequence[str], n_classes: int, where: str) -> 
         return ["background", *names]
     if len(names) == n_classes and names[0] == "background":
         return names
-    raise InputError(where, f"expected {n_classes - 1} foreground class names (or {n_classes} starting with "
-                            f"'background'), got {len(names)}")
+    raise InputError(
+        where,
+        f"expected {n_classes - 1} foreground class names (or {n_classes} starting with "
+        f"'background'), got {len(names)}",
+    )
 
 
 def semantic_report(conf: ConfusionMatrix, class_names: Sequence[str]) -> dict:
@@ -208,13 +216,15 @@ def voc_instance_ap(
         g_labels = np.asarray(gt_labels[index], dtype=np.int64).reshape(-1)
         where = f"voc_instance_ap image {index}"
         if p_masks.ndim != 3 or p_masks.shape[0] != p_labels.size or p_scores.size != p_labels.size:
-            raise InputError(where, f"prediction masks {p_masks.shape}, labels {p_labels.shape} and scores "
-                                    f"{p_scores.shape} disagree")
+            raise InputError(
+                where, f"prediction masks {p_masks.shape}, labels {p_labels.shape} and scores {p_scores.shape} disagree"
+            )
         if g_masks.ndim != 3 or g_masks.shape[0] != g_labels.size:
             raise InputError(where, f"ground-truth masks {g_masks.shape} and labels {g_labels.shape} disagree")
         if p_masks.shape[0] and g_masks.shape[0] and p_masks.shape[1:] != g_masks.shape[1:]:
-            raise InputError(where, f"prediction size {p_masks.shape[1:]} differs from ground truth "
-                                    f"{g_masks.shape[1:]}")
+            raise InputError(
+                where, f"prediction size {p_masks.shape[1:]} differs from ground truth {g_masks.shape[1:]}"
+            )
         for labels, kind in ((p_labels, "prediction"), (g_labels, "ground-truth")):
             if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
                 raise InputError(where, f"{kind} labels must lie in 0..{n_classes - 1}")

@@ -204,9 +204,7 @@ def path_affinity(boundary: torch.Tensor, index: PathIndex) -> torch.Tensor:
         ``(N, n_dirs, n_src)`` affinities in the dtype and on the device of ``boundary``; differentiable.
     """
     if boundary.dim() != 3 or tuple(boundary.shape[1:]) != (index.grid_h, index.grid_w):
-        raise ValueError(
-            f"boundary must have shape (N, {index.grid_h}, {index.grid_w}), got {tuple(boundary.shape)}"
-        )
+        raise ValueError(f"boundary must have shape (N, {index.grid_h}, {index.grid_w}), got {tuple(boundary.shape)}")
     index = index.to(boundary.device)
     flat = boundary.reshape(boundary.shape[0], -1)
     maxima = []

@@ -38,7 +38,6 @@ from .errors import InputError
 SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-
 @contextlib.contextmanager
 def _quiet_zarr() -> Iterator[None]:
     """Silence two known, harmless zarr warnings around calls that list members or consolidate.
@@ -73,14 +72,23 @@ def check_image_id(image_id: str, where: object = "image id") -> str:
     if not isinstance(image_id, str) or not SAFE_ID.fullmatch(image_id):
         raise InputError(where, f"unsafe image id {image_id!r} (allowed: letters, digits, '_', '.', '-')")
     if image_id.startswith("."):
-        raise InputError(where, f"unsafe image id {image_id!r} (must not start with '.': hidden names are "
-                                "reserved for store and workflow files)")
+        raise InputError(
+            where,
+            f"unsafe image id {image_id!r} (must not start with '.': hidden names are "
+            "reserved for store and workflow files)",
+        )
     if image_id.casefold() in RESERVED_IDS:
-        raise InputError(where, f"image id {image_id!r} is reserved (a Zarr store keeps its own {image_id.lower()!r} "
-                                "beside the image groups); rename the image")
+        raise InputError(
+            where,
+            f"image id {image_id!r} is reserved (a Zarr store keeps its own {image_id.lower()!r} "
+            "beside the image groups); rename the image",
+        )
     if len(image_id) > MAX_ID_LENGTH:
-        raise InputError(where, f"image id {image_id[:40]!r}... is {len(image_id)} characters long "
-                                f"(at most {MAX_ID_LENGTH}, so that file names derived from it stay valid)")
+        raise InputError(
+            where,
+            f"image id {image_id[:40]!r}... is {len(image_id)} characters long "
+            f"(at most {MAX_ID_LENGTH}, so that file names derived from it stay valid)",
+        )
     return image_id
 
 
@@ -114,7 +122,15 @@ class ShardWriter:
         self._written: dict[str, str] = {}
         self.root = zarr.open_group(str(self.path), mode="w", zarr_format=3)
         self.root.attrs.update(
-            _plain({"stage": stage, "image_ids": self.image_ids, "complete": False, "irnet_core": __version__, **(attrs or {})})
+            _plain(
+                {
+                    "stage": stage,
+                    "image_ids": self.image_ids,
+                    "complete": False,
+                    "irnet_core": __version__,
+                    **(attrs or {}),
+                }
+            )
         )
 
     def write(self, image_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None) -> None:

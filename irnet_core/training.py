@@ -156,7 +156,9 @@ class Precision:
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
-        return images.contiguous(memory_format=torch.channels_last) if self.channels_last and images.dim() == 4 else images
+        return (
+            images.contiguous(memory_format=torch.channels_last) if self.channels_last and images.dim() == 4 else images
+        )
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
@@ -185,7 +187,7 @@ def load_checkpoint(path: str | Path, fingerprint: str) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged checkpoint is not fatal: training starts over
+    except Exception as exc:
         log.warning("ignoring unreadable checkpoint %s (%s)", path, exc)
         return None
     if state.get("fingerprint") != fingerprint:
@@ -211,7 +213,7 @@ def write_history(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
@@ -340,7 +342,9 @@ def fit(training: Training) -> list[dict[str, Any]]:
     module docstring); the caller saves the model.
     """
     if training.steps_per_epoch < 1:
-        raise ValueError(f"{training.name}: batch size {training.batch_size} exceeds the {len(training.dataset)} samples")
+        raise ValueError(
+            f"{training.name}: batch size {training.batch_size} exceeds the {len(training.dataset)} samples"
+        )
     scaler = training.precision.grad_scaler()
     history, start_epoch = _resume(training, scaler)
     if history:

@@ -9,23 +9,23 @@ rule train_cam:
     output:
         model="results/cam/model.pt",
         history="results/cam/train_log.csv",
+    log:
+        "logs/train_cam/train_cam.log",
+    benchmark:
+        "benchmarks/train_cam/train_cam.tsv"
+    conda:
+        "../environment.yml"
+    threads: 8
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=GPU_JOBS,
     params:
         train=config["cam"]["train"],
         recipe=cam_recipe(),
         backbone=config["backbone"],
         classes=config["dataset"]["classes"],
         checkpoint_dir="results/checkpoints/train_cam",
-    log:
-        "logs/train_cam/train_cam.log",
-    benchmark:
-        "benchmarks/train_cam/train_cam.tsv"
-    threads: 8
-    resources:
-        mem_mb=8000,
-        runtime=24 * 60,
-        gpu=GPU_JOBS,
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/train_cam.py"
 
@@ -37,21 +37,21 @@ rule infer_cam:
         labels=shard_label_files,
     output:
         cams=directory("results/cam/shard-{shard}.zarr"),
-    params:
-        infer=config["cam"]["infer"],
-        classes=config["dataset"]["classes"],
-        image_ids=shard_ids,
     log:
         "logs/infer_cam/shard-{shard}.log",
     benchmark:
         "benchmarks/infer_cam/shard-{shard}.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
         runtime=shard_runtime(8),
         gpu=GPU_JOBS,
-    conda:
-        "../environment.yml"
+    params:
+        infer=config["cam"]["infer"],
+        classes=config["dataset"]["classes"],
+        image_ids=shard_ids,
     script:
         "../workflow_scripts/infer_cam.py"
 
@@ -64,6 +64,16 @@ rule evaluate_cam_untrained:
         class_gt=eval_class_gt,
     output:
         metrics="results/eval/cam_untrained.json",
+    log:
+        "logs/evaluate_cam_untrained/evaluate_cam_untrained.log",
+    benchmark:
+        "benchmarks/evaluate_cam_untrained/evaluate_cam_untrained.tsv"
+    conda:
+        "../environment.yml"
+    threads: 8
+    resources:
+        mem_mb=4000,
+        runtime=12 * 60,
     params:
         train=config["cam"]["train"],
         backbone=config["backbone"],
@@ -71,16 +81,6 @@ rule evaluate_cam_untrained:
         sweep=config["cam"]["eval"]["sweep"],
         classes=config["dataset"]["classes"],
         image_ids=EVAL_IDS,
-    log:
-        "logs/evaluate_cam_untrained/evaluate_cam_untrained.log",
-    benchmark:
-        "benchmarks/evaluate_cam_untrained/evaluate_cam_untrained.tsv"
-    threads: 8
-    resources:
-        mem_mb=4000,
-        runtime=12 * 60,
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/evaluate_cam_untrained.py"
 
@@ -97,19 +97,19 @@ rule evaluate_cam:
             category="Evaluation",
             labels={"stage": "CAM"},
         ),
-    params:
-        eval=config["cam"]["eval"],
-        classes=config["dataset"]["classes"],
-        image_ids=EVAL_IDS,
     log:
         "logs/evaluate_cam/evaluate_cam.log",
     benchmark:
         "benchmarks/evaluate_cam/evaluate_cam.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../environment.yml"
+    params:
+        eval=config["cam"]["eval"],
+        classes=config["dataset"]["classes"],
+        image_ids=EVAL_IDS,
     script:
         "../workflow_scripts/evaluate_cam.py"

@@ -275,7 +275,8 @@ def calibration_images(wildcards=None):
 
 
 def benchmark_files(shards, image_ids):
-    """The benchmark file of every job the rules defined so far can run, in rule order (wildcards: shard, image_id)."""
-    patterns = [str(rule.benchmark) for rule in workflow.rules if rule.benchmark is not None]
+    """The benchmark file of every job that the rules defined so far can run, in their order; wildcards are
+    shard and image_id."""
+    patterns = [str(defined.benchmark) for defined in workflow.rules if defined.benchmark is not None]
     paths = expand(patterns, shard=shards, image_id=image_ids, allow_missing=True)
     return [path for path in dict.fromkeys(paths) if "{" not in path]

@@ -7,22 +7,22 @@ if IS_DEMO:
     rule make_demo_dataset:
         # Deterministic synthetic data in the exact VOC 2012 layout; ground truth is read only by evaluation.
         output:
+            **demo_outputs(),
             train_aug=f"{DEMO_ROOT}/ImageSets/Segmentation/train_aug.txt",
             train=f"{DEMO_ROOT}/ImageSets/Segmentation/train.txt",
-            **demo_outputs(),
-        params:
-            demo=config["demo"],
-            classes=config["dataset"]["classes"],
         log:
             "logs/make_demo_dataset/make_demo_dataset.log",
         benchmark:
             "benchmarks/make_demo_dataset/make_demo_dataset.tsv"
+        conda:
+            "../environment.yml"
         threads: 2
         resources:
             mem_mb=2000,
             runtime=30,
-        conda:
-            "../environment.yml"
+        params:
+            demo=config["demo"],
+            classes=config["dataset"]["classes"],
         script:
             "../workflow_scripts/make_demo_dataset.py"
 
@@ -36,18 +36,18 @@ rule prepare_dataset:
         labels=train_label_files(),
     output:
         labels="results/dataset/labels.json",
-    params:
-        classes=config["dataset"]["classes"],
-        image_ids=TRAIN_IDS,
     log:
         "logs/prepare_dataset/prepare_dataset.log",
     benchmark:
         "benchmarks/prepare_dataset/prepare_dataset.tsv"
+    conda:
+        "../environment.yml"
     threads: 4
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../environment.yml"
+    params:
+        classes=config["dataset"]["classes"],
+        image_ids=TRAIN_IDS,
     script:
         "../workflow_scripts/prepare_dataset.py"

@@ -12,19 +12,19 @@ rule evaluate_semantic:
             category="Evaluation",
             labels={"stage": "semantic pseudo-labels"},
         ),
-    params:
-        classes=config["dataset"]["classes"],
-        image_ids=EVAL_IDS,
     log:
         "logs/evaluate_semantic/evaluate_semantic.log",
     benchmark:
         "benchmarks/evaluate_semantic/evaluate_semantic.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../environment.yml"
+    params:
+        classes=config["dataset"]["classes"],
+        image_ids=EVAL_IDS,
     script:
         "../workflow_scripts/evaluate_semantic.py"
 
@@ -42,20 +42,20 @@ rule evaluate_instances:
             category="Evaluation",
             labels={"stage": "instance pseudo-labels"},
         ),
-    params:
-        classes=config["dataset"]["classes"],
-        baseline_threshold=config["evaluation"]["cam_baseline_threshold"],
-        image_ids=EVAL_IDS,
     log:
         "logs/evaluate_instances/evaluate_instances.log",
     benchmark:
         "benchmarks/evaluate_instances/evaluate_instances.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../environment.yml"
+    params:
+        classes=config["dataset"]["classes"],
+        baseline_threshold=config["evaluation"]["cam_baseline_threshold"],
+        image_ids=EVAL_IDS,
     script:
         "../workflow_scripts/evaluate_instances.py"
 
@@ -69,16 +69,16 @@ rule summarize:
     output:
         summary="results/summary.json",
         table="results/summary.txt",
-    params:
-        benchmark_dir="benchmarks",
-        stage_order=[other.name for other in workflow.rules],  # the rules defined so far: pipeline order
     log:
         "logs/summarize/summarize.log",
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../environment.yml"
+    params:
+        benchmark_dir="benchmarks",
+        stage_order=[other.name for other in workflow.rules],  # the rules defined so far: pipeline order
     script:
         "../workflow_scripts/summarize.py"

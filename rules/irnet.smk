@@ -10,23 +10,23 @@ rule train_irnet:
     output:
         model="results/irnet/model.pt",
         history="results/irnet/train_log.csv",
+    log:
+        "logs/train_irnet/train_irnet.log",
+    benchmark:
+        "benchmarks/train_irnet/train_irnet.tsv"
+    conda:
+        "../environment.yml"
+    threads: 8
+    resources:
+        mem_mb=12000,
+        runtime=24 * 60,
+        gpu=GPU_JOBS,
     params:
         train=config["irnet"]["train"],
         backbone=config["backbone"],
         backbone_source=irnet_backbone_source(),
         image_ids=TRAIN_IDS,
         checkpoint_dir="results/checkpoints/train_irnet",
-    log:
-        "logs/train_irnet/train_irnet.log",
-    benchmark:
-        "benchmarks/train_irnet/train_irnet.tsv"
-    threads: 8
-    resources:
-        mem_mb=12000,
-        runtime=24 * 60,
-        gpu=GPU_JOBS,
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/train_irnet.py"
 
@@ -38,21 +38,21 @@ rule calibrate_displacement:
         images=calibration_images,
     output:
         calibration="results/irnet/calibration.json",
-    params:
-        calibration=config["irnet"]["calibration"],
-        pad_size=config["irnet"]["train"]["crop_size"],
-        image_ids=calibration_ids(),
     log:
         "logs/calibrate_displacement/calibrate_displacement.log",
     benchmark:
         "benchmarks/calibrate_displacement/calibrate_displacement.tsv"
+    conda:
+        "../environment.yml"
     threads: 8
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=GPU_JOBS,
-    conda:
-        "../environment.yml"
+    params:
+        calibration=config["irnet"]["calibration"],
+        pad_size=config["irnet"]["train"]["crop_size"],
+        image_ids=calibration_ids(),
     script:
         "../workflow_scripts/calibrate_displacement.py"
 
@@ -64,19 +64,19 @@ rule infer_irnet:
         images=shard_infer_images,
     output:
         maps=directory("results/irnet/shard-{shard}.zarr"),
-    params:
-        infer=config["irnet"]["infer"],
-        image_ids=shard_infer_ids,
     log:
         "logs/infer_irnet/shard-{shard}.log",
     benchmark:
         "benchmarks/infer_irnet/shard-{shard}.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
         runtime=shard_runtime(4),
         gpu=GPU_JOBS,
-    conda:
-        "../environment.yml"
+    params:
+        infer=config["irnet"]["infer"],
+        image_ids=shard_infer_ids,
     script:
         "../workflow_scripts/infer_irnet.py"

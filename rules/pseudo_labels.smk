@@ -8,20 +8,20 @@ rule propagate_semantic:
         maps="results/irnet/shard-{shard}.zarr",
     output:
         labels=directory("results/semantic/shard-{shard}.zarr"),
-    params:
-        random_walk=config["random_walk"],
-        image_ids=shard_infer_ids,
     log:
         "logs/propagate_semantic/shard-{shard}.log",
     benchmark:
         "benchmarks/propagate_semantic/shard-{shard}.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
         runtime=shard_runtime(4),
         gpu=GPU_JOBS,
-    conda:
-        "../environment.yml"
+    params:
+        random_walk=config["random_walk"],
+        image_ids=shard_infer_ids,
     script:
         "../workflow_scripts/propagate_semantic.py"
 
@@ -32,21 +32,21 @@ rule extract_instances:
         maps="results/irnet/shard-{shard}.zarr",
     output:
         instances=directory("results/instances/shard-{shard}.zarr"),
-    params:
-        random_walk=config["random_walk"],
-        instances=config["instances"],
-        image_ids=shard_infer_ids,
     log:
         "logs/extract_instances/shard-{shard}.log",
     benchmark:
         "benchmarks/extract_instances/shard-{shard}.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
         runtime=shard_runtime(8),
         gpu=GPU_JOBS,
-    conda:
-        "../environment.yml"
+    params:
+        random_walk=config["random_walk"],
+        instances=config["instances"],
+        image_ids=shard_infer_ids,
     script:
         "../workflow_scripts/extract_instances.py"
 
@@ -58,19 +58,19 @@ rule export_labels:
     output:
         semantic=directory("results/pseudo_labels/SegmentationClass"),
         coco="results/pseudo_labels/instances.json",
-    params:
-        classes=config["dataset"]["classes"],
-        image_ids=INFER_IDS,
-        file_names=export_file_names(),
     log:
         "logs/export_labels/export_labels.log",
     benchmark:
         "benchmarks/export_labels/export_labels.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../environment.yml"
+    params:
+        classes=config["dataset"]["classes"],
+        image_ids=INFER_IDS,
+        file_names=export_file_names(),
     script:
         "../workflow_scripts/export_labels.py"

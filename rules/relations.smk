@@ -8,18 +8,18 @@ rule mine_relations:
         images=shard_train_images,
     output:
         relations=directory("results/relations/shard-{shard}.zarr"),
-    params:
-        relations=config["relations"],
-        image_ids=shard_train_ids,
     log:
         "logs/mine_relations/shard-{shard}.log",
     benchmark:
         "benchmarks/mine_relations/shard-{shard}.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=shard_mem_mb,
         runtime=shard_runtime(6),
-    conda:
-        "../environment.yml"
+    params:
+        relations=config["relations"],
+        image_ids=shard_train_ids,
     script:
         "../workflow_scripts/mine_relations.py"

@@ -12,7 +12,9 @@ REPORT_IDS = select_images(EVAL_IDS, TRAIN_IDS, config["report"]["images"])
 REPORT_SHARD = {image_id: k for k, ids in enumerate(SHARD_IDS) for image_id in ids if image_id in REPORT_IDS}
 # Unique file names (image first, then stage): the zip report keeps only the base name of each file.
 REPORT_FIGURE_FILES = expand(
-    "results/report/figures/{image_id}_{kind}.png", image_id=REPORT_IDS, kind=["cam", "relations", "irnet", "pseudo_labels"]
+    "results/report/figures/{image_id}_{kind}.png",
+    image_id=REPORT_IDS,
+    kind=["cam", "relations", "irnet", "pseudo_labels"],
 )
 
 
@@ -51,22 +53,22 @@ rule report_figures:
             category="Pseudo-labels",
             labels={"image": "{image_id}"},
         ),
-    params:
-        classes=config["dataset"]["classes"],
-        instances=config["instances"],
-    wildcard_constraints:
-        # Only sampled images: their shard is known, and no other file name can match by accident.
-        image_id="|".join(re.escape(image_id) for image_id in REPORT_IDS) or "(?!)",
     log:
         "logs/report_figures/{image_id}.log",
     benchmark:
         "benchmarks/report_figures/{image_id}.tsv"
+    wildcard_constraints:
+        # Only sampled images: their shard is known, and no other file name can match by accident.
+        image_id="|".join(re.escape(image_id) for image_id in REPORT_IDS) or "(?!)",
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=15,
-    conda:
-        "../environment.yml"
+    params:
+        classes=config["dataset"]["classes"],
+        instances=config["instances"],
     script:
         "../workflow_scripts/report_figures.py"
 
@@ -92,12 +94,12 @@ rule report_curves:
         "logs/report_curves/report_curves.log",
     benchmark:
         "benchmarks/report_curves/report_curves.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../environment.yml"
     script:
         "../workflow_scripts/report_curves.py"
 
@@ -143,18 +145,18 @@ rule report_tables:
             category="Benchmarks",
             labels={"table": "wall time and peak memory per job"},
         ),
-    params:
-        benchmarks=REPORT_BENCHMARKS,
     log:
         "logs/report_tables/report_tables.log",
     benchmark:
         "benchmarks/report_tables/report_tables.tsv"
+    conda:
+        "../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../environment.yml"
+    params:
+        benchmarks=REPORT_BENCHMARKS,
     script:
         "../workflow_scripts/report_tables.py"
 

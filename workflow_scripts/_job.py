@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from irnet_core.errors import InputError  # noqa: E402
+from irnet_core.errors import InputError
 
 log = logging.getLogger("irnet_core")
 

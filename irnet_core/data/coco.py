@@ -44,6 +44,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import numpy as np
 
@@ -162,8 +163,11 @@ def build_split_index(split: str, path: Path) -> SplitIndex:
             raise InputError(f"{path} image {coco_id}", "image id is used twice")
         folded = image_id.casefold()
         if folded in stem_of:
-            raise InputError(f"{path} image {coco_id}", f"file name stem {image_id!r} is also the stem of image "
-                                                        f"{stem_of[folded]} (ids must differ, also in letter case)")
+            raise InputError(
+                f"{path} image {coco_id}",
+                f"file name stem {image_id!r} is also the stem of image "
+                f"{stem_of[folded]} (ids must differ, also in letter case)",
+            )
         position_of[coco_id], stem_of[folded] = position, coco_id
     present: list[set[int]] = [set() for _ in images]
     for position, ann in enumerate(data["annotations"]):
@@ -180,8 +184,18 @@ def build_split_index(split: str, path: Path) -> SplitIndex:
         present[image_position].add(ann["category_id"])
     columns = [list(column) for column in zip(*images)] if images else [[] for _ in range(5)]
     coco_ids, image_ids, file_names, heights, widths = columns
-    return SplitIndex(split, path, _source_key(path), categories, coco_ids, file_names, heights, widths,
-                      [sorted(ids) for ids in present], image_ids)
+    return SplitIndex(
+        split,
+        path,
+        _source_key(path),
+        categories,
+        coco_ids,
+        file_names,
+        heights,
+        widths,
+        [sorted(ids) for ids in present],
+        image_ids,
+    )
 
 
 # --------------------------------------------------------------------------------------------- cache
@@ -341,7 +355,7 @@ class CocoDataset(Dataset):
 
     format = "coco"
     default_exif = "ignore"
-    options = {
+    options: ClassVar[dict[str, object]] = {
         "splits": list(DEFAULT_SPLITS),
         "annotation_file": "annotations/instances_{split}.json",
         "image_dir": "{split}",
@@ -393,8 +407,11 @@ class CocoDataset(Dataset):
         where = self.annotation_path(self.splits[0])
         if classes is None:
             if len(self._categories) > MAX_CLASSES:
-                raise InputError(where, f"{len(self._categories)} categories; at most {MAX_CLASSES} fit the label "
-                                        "maps (choose some with dataset.classes)")
+                raise InputError(
+                    where,
+                    f"{len(self._categories)} categories; at most {MAX_CLASSES} fit the label "
+                    "maps (choose some with dataset.classes)",
+                )
             self.classes = [name for _, name in self._categories]
             self.category_ids = [cat_id for cat_id, _ in self._categories]
         else:
@@ -406,8 +423,9 @@ class CocoDataset(Dataset):
             self.category_ids = [id_of[name] for name in classes]
             left_out = len(self._categories) - len(classes)
             if left_out:
-                logger.info("%d categories of %s are not in dataset.classes; their annotations are ignored",
-                            left_out, where)
+                logger.info(
+                    "%d categories of %s are not in dataset.classes; their annotations are ignored", left_out, where
+                )
         self._class_of = {cat_id: index for index, cat_id in enumerate(self.category_ids)}
 
     # ---- index
@@ -424,8 +442,10 @@ class CocoDataset(Dataset):
             shared = folded.keys() & {image_id.casefold() for image_id in other.image_ids}
             if shared:
                 image_id = folded[min(shared)]
-                raise InputError(f"{path} image {index.coco_ids[index.position[image_id]]}",
-                                 f"id {image_id!r} is also an image of {other.annotation_path}")
+                raise InputError(
+                    f"{path} image {index.coco_ids[index.position[image_id]]}",
+                    f"id {image_id!r} is also an image of {other.annotation_path}",
+                )
         self._indexes[split] = index
         return index
 
@@ -461,14 +481,21 @@ class CocoDataset(Dataset):
         elif spec in self.splits:
             ids = list(self._index(spec).image_ids)
         else:
-            raise InputError(f"list spec {spec!r}", f"not a split of dataset.splits ({', '.join(self.splits)}) nor "
-                                                    "an id list file (a path ending in .txt or containing '/')")
+            raise InputError(
+                f"list spec {spec!r}",
+                f"not a split of dataset.splits ({', '.join(self.splits)}) nor "
+                "an id list file (a path ending in .txt or containing '/')",
+            )
         if for_training:
             listed = self._class_of.keys()
             kept = [image_id for image_id in ids if not listed.isdisjoint(self._category_ids_of(image_id))]
             if len(kept) < len(ids):
-                logger.warning("training list %s: dropped %d of %d images without any label (no annotation of a "
-                               "listed class)", spec, len(ids) - len(kept), len(ids))
+                logger.warning(
+                    "training list %s: dropped %d of %d images without any label (no annotation of a listed class)",
+                    spec,
+                    len(ids) - len(kept),
+                    len(ids),
+                )
             ids = kept
         return ids
 

@@ -121,8 +121,9 @@ def _crowd_masks(class_map: np.ndarray, masks: np.ndarray, labels: np.ndarray, w
     if not void.any():
         return {}
     if not len(masks):
-        raise InputError(where, "has void pixels but no instance to give them a class (COCO has no class-less "
-                                "ignore region)")
+        raise InputError(
+            where, "has void pixels but no instance to give them a class (COCO has no class-less ignore region)"
+        )
     painted = np.zeros(class_map.shape, dtype=np.int64)
     for mask, label in zip(masks, labels):
         painted[mask] = label + 1
@@ -138,8 +139,11 @@ def _check_lossless(class_map: np.ndarray, masks: np.ndarray, labels: np.ndarray
     painted[class_map == 255] = 255
     if not np.array_equal(painted, class_map):
         y, x = np.argwhere(painted != class_map)[0]
-        raise InputError(where, f"pixel (row {y}, column {x}) has class value {class_map[y, x]} but the instances "
-                                f"give {painted[y, x]}; the image cannot be written as COCO without loss")
+        raise InputError(
+            where,
+            f"pixel (row {y}, column {x}) has class value {class_map[y, x]} but the instances "
+            f"give {painted[y, x]}; the image cannot be written as COCO without loss",
+        )
 
 
 def voc_to_coco(
@@ -181,11 +185,21 @@ def voc_to_coco(
             masks, labels = instances_from_label_maps(class_map, load_label_png(object_path), class_path, object_path)
             _check_lossless(class_map, masks, labels, class_path)
             height, width = class_map.shape
-            images.append({"id": next_image_id, "file_name": file_name, "height": height, "width": width,
-                           "license": 1, "voc_id": voc_id})
+            images.append(
+                {
+                    "id": next_image_id,
+                    "file_name": file_name,
+                    "height": height,
+                    "width": width,
+                    "license": 1,
+                    "voc_id": voc_id,
+                }
+            )
             regions = [(mask, int(label), 0, _segmentation(mask, segmentation)) for mask, label in zip(masks, labels)]
-            regions += [(mask, label, 1, uncompressed_rle(mask))
-                        for label, mask in _crowd_masks(class_map, masks, labels, class_path).items()]
+            regions += [
+                (mask, label, 1, uncompressed_rle(mask))
+                for label, mask in _crowd_masks(class_map, masks, labels, class_path).items()
+            ]
             for mask, label, iscrowd, encoded in regions:
                 annotations.append({
                     "id": next_annotation_id, "image_id": next_image_id, "category_id": category_ids[label],

@@ -169,20 +169,28 @@ class Dataset(abc.ABC):
     def _check_recorded_size(self, image_id: str, path: Path, size: tuple[int, int]) -> None:
         recorded = self.recorded_size(image_id)
         if recorded is not None and tuple(size) != tuple(recorded):
-            raise InputError(path, f"image is {size[0]}x{size[1]} (H x W, exif_orientation {self.exif}) but its "
-                                   f"annotations record {recorded[0]}x{recorded[1]}")
+            raise InputError(
+                path,
+                f"image is {size[0]}x{size[1]} (H x W, exif_orientation {self.exif}) but its "
+                f"annotations record {recorded[0]}x{recorded[1]}",
+            )
 
     def checked_label_map(self, image_id: str, path: Path, label_map: np.ndarray) -> np.ndarray:
         """``label_map`` read from ``path`` after checking its size against the image and its values."""
         size = self.image_size(image_id)
         if label_map.shape != tuple(size):
-            raise InputError(path, f"ground truth is {label_map.shape[0]}x{label_map.shape[1]} but its image "
-                                   f"{self.image_path(image_id)} is {size[0]}x{size[1]} (H x W)")
+            raise InputError(
+                path,
+                f"ground truth is {label_map.shape[0]}x{label_map.shape[1]} but its image "
+                f"{self.image_path(image_id)} is {size[0]}x{size[1]} (H x W)",
+            )
         values = np.unique(label_map)
         bad = values[(values > self.num_classes) & (values != 255)]
         if bad.size:
-            raise InputError(path, f"label value {int(bad[0])} is out of range (classes 1..{self.num_classes}, "
-                                   "0 background, 255 ignore)")
+            raise InputError(
+                path,
+                f"label value {int(bad[0])} is out of range (classes 1..{self.num_classes}, 0 background, 255 ignore)",
+            )
         return label_map
 
     @staticmethod
@@ -254,7 +262,9 @@ def open_dataset(section: Mapping[str, object]) -> Dataset:
     exif = section.get("exif_orientation") or dataset_class.default_exif
     options = {key: section.get(key, default) for key, default in dataset_class.options.items()}
     return dataset_class(
-        root, classes=check_classes(section.get("classes")), exif=check_exif_policy(exif, "dataset.exif_orientation"),
+        root,
+        classes=check_classes(section.get("classes")),
+        exif=check_exif_policy(exif, "dataset.exif_orientation"),
         **options,
     )
 

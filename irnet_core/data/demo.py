@@ -201,7 +201,9 @@ def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], li
     if shape == "square":
         half = 1.0 / math.sqrt(2.0)
         aspect = rng.uniform(0.85, 1.0)
-        return [np.array([[-half, -half * aspect], [half, -half * aspect], [half, half * aspect], [-half, half * aspect]])], []
+        return [
+            np.array([[-half, -half * aspect], [half, -half * aspect], [half, half * aspect], [-half, half * aspect]])
+        ], []
     if shape == "triangle":
         return [_regular(3, 1.0, -np.pi / 2)], []
     if shape == "star":
@@ -212,7 +214,20 @@ def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], li
         return [_regular(96, 1.0)], [_regular(96, rng.uniform(0.45, 0.58))]
     if shape == "cross":
         a, b = rng.uniform(0.3, 0.38), 0.95  # arm half-width and reach: the arm corners stay inside radius 1
-        pts = [(a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b), (-a, -b), (-a, -a), (-b, -a), (-b, a), (-a, a), (-a, b)]
+        pts = [
+            (a, b),
+            (a, a),
+            (b, a),
+            (b, -a),
+            (a, -a),
+            (a, -b),
+            (-a, -b),
+            (-a, -a),
+            (-b, -a),
+            (-b, a),
+            (-a, a),
+            (-a, b),
+        ]
         return [np.array(pts)], []
     # Distractor shapes (no class has them): each stays inside the unit circle like the class shapes.
     if shape == "bar":
@@ -224,8 +239,10 @@ def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], li
         return [_regular(96, 1.0)], [bite]
     if shape == "elbow":
         t = 2 * rng.uniform(0.15, 0.22)  # arm width; two arms of an L, corners on radius ~0.99
-        return [np.array([[-0.7, 0.7 - t], [0.7, 0.7 - t], [0.7, 0.7], [-0.7, 0.7]]),
-                np.array([[-0.7, -0.7], [-0.7 + t, -0.7], [-0.7 + t, 0.7], [-0.7, 0.7]])], []
+        return [
+            np.array([[-0.7, 0.7 - t], [0.7, 0.7 - t], [0.7, 0.7], [-0.7, 0.7]]),
+            np.array([[-0.7, -0.7], [-0.7 + t, -0.7], [-0.7 + t, 0.7], [-0.7, 0.7]]),
+        ], []
     if shape == "blob":
         angles = 2 * np.pi * np.arange(96) / 96
         r = np.ones(96)
@@ -238,7 +255,7 @@ def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], li
 
 def _rasterise(shape: str, radius: float, angle: float, rng: np.random.Generator) -> np.ndarray:
     """Anti-aliased coverage (float32 0..1) of a rotated shape on a square patch centred on its middle pixel."""
-    half = int(math.ceil(radius)) + 2
+    half = math.ceil(radius) + 2
     side = 2 * half + 1
     ss = _SUPERSAMPLE
     canvas = Image.new("L", (side * ss, side * ss), 0)
@@ -345,7 +362,12 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     # Mostly luminance variation plus a little chroma, so the background never takes on a class hue.
     coarse = rng.normal(0, 12, size=(gh, gw, 1)) + rng.normal(0, 3, size=(gh, gw, 3))
     smooth = np.stack(
-        [np.asarray(Image.fromarray(coarse[:, :, c].astype(np.float32), mode="F").resize((w, h), Image.Resampling.BICUBIC)) for c in range(3)],
+        [
+            np.asarray(
+                Image.fromarray(coarse[:, :, c].astype(np.float32), mode="F").resize((w, h), Image.Resampling.BICUBIC)
+            )
+            for c in range(3)
+        ],
         axis=2,
     )
     img = Image.fromarray(np.clip(base + smooth, 0, 255).astype(np.uint8))
@@ -358,7 +380,11 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(int(rng.integers(2, 7))):
         x0, y0, x1, y1 = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h)
         tone = _hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.2), rng.uniform(0.2, 0.95))
-        draw.line([x0, y0, x1, y1], fill=(*tone.astype(int).tolist(), int(rng.integers(40, 100))), width=int(rng.integers(1, 4)))
+        draw.line(
+            [x0, y0, x1, y1],
+            fill=(*tone.astype(int).tolist(), int(rng.integers(40, 100))),
+            width=int(rng.integers(1, 4)),
+        )
     return np.asarray(img)
 
 
@@ -442,9 +468,7 @@ def _try_place(
     return True
 
 
-def _place(
-    obj: _Object, inst: np.ndarray, placed: list[_Object], preset: DemoPreset, rng: np.random.Generator
-) -> bool:
+def _place(obj: _Object, inst: np.ndarray, placed: list[_Object], preset: DemoPreset, rng: np.random.Generator) -> bool:
     """Find a position for ``obj`` (free, touching a neighbour, or overlapping one) and paint its id."""
     h, w = inst.shape
     mode = "free" if not placed else str(rng.choice(["free", "touch", "overlap"], p=list(preset.placement_p)))

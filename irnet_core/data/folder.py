@@ -35,6 +35,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import numpy as np
 
@@ -78,8 +79,7 @@ class _Row:
 def _normalised_relative(value: str, where: str) -> str:
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or "\\" in value or not path.parts:
-        raise InputError(where, f"image path {value!r} must be relative to dataset.root, '/'-separated, "
-                                "without '..'")
+        raise InputError(where, f"image path {value!r} must be relative to dataset.root, '/'-separated, without '..'")
     return str(path)
 
 
@@ -88,7 +88,7 @@ class FolderDataset(Dataset):
 
     format = "folder"
     default_exif = "apply"
-    options = {"labels_csv": "labels.csv", "class_gt_dir": None, "instance_gt_dir": None}
+    options: ClassVar[dict[str, object]] = {"labels_csv": "labels.csv", "class_gt_dir": None, "instance_gt_dir": None}
 
     def __init__(
         self,
@@ -138,8 +138,11 @@ class FolderDataset(Dataset):
                         continue
                     where = f"{path}:{reader.line_num}"
                     if len(row) != len(header):
-                        raise InputError(where, f"row has {len(row)} fields but the header has {len(header)} "
-                                                "(quote names that contain commas)")
+                        raise InputError(
+                            where,
+                            f"row has {len(row)} fields but the header has {len(header)} "
+                            "(quote names that contain commas)",
+                        )
                     image = row[image_col].strip()
                     if not image:
                         raise InputError(where, "the 'image' column is empty")
@@ -159,15 +162,20 @@ class FolderDataset(Dataset):
             relative = _normalised_relative(image, where)
             unknown = [name for name in names if name not in class_index]
             if unknown:
-                raise InputError(where, f"unknown class {unknown[0]!r} for image {relative!r} (not one of the "
-                                        f"{len(self.classes)} classes)")
+                raise InputError(
+                    where,
+                    f"unknown class {unknown[0]!r} for image {relative!r} (not one of the {len(self.classes)} classes)",
+                )
             image_id = check_image_id(folder_image_id(relative), where)
             other = indexed.get(folded.get(image_id.casefold(), ""))
             if other is not None:
                 if other.relative_path == relative:
                     raise InputError(where, f"image {relative!r} is listed twice (first at {other.where})")
-                raise InputError(where, f"image {relative!r} gets id {image_id!r}, which clashes with "
-                                        f"{other.relative_path!r} at {other.where}; rename one of them")
+                raise InputError(
+                    where,
+                    f"image {relative!r} gets id {image_id!r}, which clashes with "
+                    f"{other.relative_path!r} at {other.where}; rename one of them",
+                )
             if not (self.root / relative).is_file():
                 raise InputError(where, f"image file {self.root / relative} does not exist")
             indexed[image_id] = _Row(relative, sorted({class_index[name] for name in names}), where)
@@ -194,8 +202,13 @@ class FolderDataset(Dataset):
         if for_training:
             kept = [image_id for image_id in ids if self._rows[image_id].labels]
             if len(kept) < len(ids):
-                logger.warning("training list %s: dropped %d of %d images without any label in %s",
-                               spec, len(ids) - len(kept), len(ids), self.labels_csv)
+                logger.warning(
+                    "training list %s: dropped %d of %d images without any label in %s",
+                    spec,
+                    len(ids) - len(kept),
+                    len(ids),
+                    self.labels_csv,
+                )
             ids = kept
         return ids
 

@@ -29,7 +29,9 @@ def read_id_lines(path: str | Path) -> list[tuple[str, int]]:
             continue
         check_image_id(image_id, f"{path}:{lineno}")
         if image_id in first_line:
-            raise InputError(f"{path}:{lineno}", f"duplicate image id {image_id!r} (first on line {first_line[image_id]})")
+            raise InputError(
+                f"{path}:{lineno}", f"duplicate image id {image_id!r} (first on line {first_line[image_id]})"
+            )
         first_line[image_id] = lineno
         entries.append((image_id, lineno))
     return entries

@@ -169,8 +169,9 @@ def load_label_png(path: str | Path, *, exif: str = "ignore") -> np.ndarray:
     try:
         with _open(path, "label PNG") as image:
             if image.mode not in ("P", "L"):
-                raise InputError(path, f"cannot read label PNG (expected a palette or grayscale label PNG, "
-                                       f"got mode {image.mode})")
+                raise InputError(
+                    path, f"cannot read label PNG (expected a palette or grayscale label PNG, got mode {image.mode})"
+                )
             image.load()
             labels = np.asarray(orient(image, exif), dtype=np.uint8)
     except InputError:

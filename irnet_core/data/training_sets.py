@@ -76,7 +76,9 @@ class RelationCrops(torch.utils.data.Dataset):
         image = load_image(self.image_paths[index])
         labels = self.relations[image_id].read(image_id, ["labels"])[0]["labels"]
         if labels.shape != image.shape[:2]:
-            raise InputError(self.image_paths[index], f"image is {image.shape[:2]} but its relation labels are {labels.shape}")
+            raise InputError(
+                self.image_paths[index], f"image is {image.shape[:2]} but its relation labels are {labels.shape}"
+            )
         image, labels = T.random_scale(image, labels, float(self.scale_range[0]), float(self.scale_range[1]), rng)
         image = T.normalize(image)
         image, labels = T.random_hflip(image, labels, rng)

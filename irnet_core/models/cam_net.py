@@ -81,7 +81,9 @@ def build_cam_net(arch: str, weights: str, num_classes: int) -> CAMNet:
     return CAMNet(build_backbone(arch, weights, frozen_bn=paper_recipe), num_classes, paper_recipe=paper_recipe)
 
 
-def save_cam_net(path: str | Path, model: CAMNet, *, arch: str, weights: str, classes: Sequence[str], fingerprint: str) -> None:
+def save_cam_net(
+    path: str | Path, model: CAMNet, *, arch: str, weights: str, classes: Sequence[str], fingerprint: str
+) -> None:
     """The trained classifier and what rebuilding it needs (architecture, recipe, class names)."""
     from irnet_core import __version__
 

@@ -144,7 +144,9 @@ def irnet_for_training(arch: str, weights: str, source: str, cam_model_path: str
 
     if source == "pretrained_frozen":
         if weights == "none":
-            raise InputError("config key irnet.backbone_source", "pretrained_frozen needs backbone.weights other than none")
+            raise InputError(
+                "config key irnet.backbone_source", "pretrained_frozen needs backbone.weights other than none"
+            )
         return IRNet(build_backbone(arch, weights, frozen_bn=True), train_backbone=False)
     if source not in ("cam_frozen", "cam_finetune"):
         raise ValueError(f"unknown IRNet backbone source {source!r}")
@@ -172,6 +174,8 @@ def save_irnet(path: str | Path, net: IRNet, **meta) -> None:
 def load_irnet(path: str | Path, device: torch.device) -> IRNet:
     """A saved IRNet in eval mode on ``device`` (backbone rebuilt without pretrained weights, then loaded)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    net = IRNet(build_backbone(state["arch"], "none", frozen_bn=state["frozen_bn"]), train_backbone=state["train_backbone"])
+    net = IRNet(
+        build_backbone(state["arch"], "none", frozen_bn=state["frozen_bn"]), train_backbone=state["train_backbone"]
+    )
     net.load_state_dict(state["model"])
     return net.to(device).eval()

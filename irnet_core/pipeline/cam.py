@@ -68,14 +68,18 @@ def train_cam(
     targets = multi_hot([labels["labels"][i] for i in ids], len(classes))
     train_pos, held_pos = split_holdout(ids, train.holdout_fraction)
     if len(train_pos) < train.batch_size:
-        raise InputError("config key cam.train.batch_size", f"{train.batch_size} exceeds the {len(train_pos)} training images")
+        raise InputError(
+            "config key cam.train.batch_size", f"{train.batch_size} exceeds the {len(train_pos)} training images"
+        )
     dataset = ClassificationCrops([paths[i] for i in train_pos], targets[train_pos], crop_size=train.crop_size,
                                   resize_long=train.resize_long, seed=train.seed)  # fmt: skip
     seed_everything(train.seed)
     precision = Precision.for_device(device)
     model = precision.prepare_model(build_cam_net(backbone.arch, backbone.weights, len(classes)))
     groups = model.param_groups()
-    optimizer = build_optimizer([{"params": groups["backbone"]}, {"params": groups["head"], "lr_mult": recipe.head_lr_mult}], recipe)
+    optimizer = build_optimizer(
+        [{"params": groups["backbone"]}, {"params": groups["head"], "lr_mult": recipe.head_lr_mult}], recipe
+    )
     max_step = (len(dataset) // train.batch_size) * train.epochs
     # Content, not names: labels and image bytes (digests recorded by prepare_dataset), settings, code.
     digests = labels.get("image_digests") or {}
@@ -117,7 +121,9 @@ def infer_cam_shard(
 ) -> int:
     """Multi-scale CAMs of one shard's images into a Zarr store (float16 `cam` at stride 4 and `high_res`)."""
     model, state = load_cam_net(model_path, device)
-    with ShardWriter(out_store, stage="cam", image_ids=image_ids, attrs={"classes": state["classes"], "scales": list(scales)}) as writer:
+    with ShardWriter(
+        out_store, stage="cam", image_ids=image_ids, attrs={"classes": state["classes"], "scales": list(scales)}
+    ) as writer:
         for image_id, image_path in progress(zip(image_ids, image_paths, strict=True), len(image_ids), "CAMs", log):
             keys = list(image_labels[image_id])
             image = load_image(image_path)
@@ -205,8 +211,13 @@ def evaluate_untrained_cams(
     def samples():
         for image_id, image_path, gt_path in zip(image_ids, image_paths, gt_paths, strict=True):
             keys = list(image_labels[image_id])
-            yield gt_path, read_label_png(gt_path), lambda p=image_path, k=keys: (
-                compute_cams(model, load_image(p), k, scales=scales, device=device)[1], k
+            yield (
+                gt_path,
+                read_label_png(gt_path),
+                lambda p=image_path, k=keys: (
+                    compute_cams(model, load_image(p), k, scales=scales, device=device)[1],
+                    k,
+                ),
             )
 
     matrices = sweep_cam_thresholds(samples(), sorted(map(float, sweep)), len(classes))

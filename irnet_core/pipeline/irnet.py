@@ -38,8 +38,12 @@ def mine_relations_shard(
 
     crf = CRFParams.from_dict(as_plain(relations.crf))
     cams = ShardReader(cam_store, expected_ids=image_ids)
-    with ShardWriter(out_store, stage="relations", image_ids=image_ids, attrs={"relations": as_plain(relations)}) as writer:
-        for image_id, image_path in progress(zip(image_ids, image_paths, strict=True), len(image_ids), "relations", log):
+    with ShardWriter(
+        out_store, stage="relations", image_ids=image_ids, attrs={"relations": as_plain(relations)}
+    ) as writer:
+        for image_id, image_path in progress(
+            zip(image_ids, image_paths, strict=True), len(image_ids), "relations", log
+        ):
             arrays, attrs = cams.read(image_id, ["high_res"])
             labels = mine_relation_labels(
                 load_image(image_path),
@@ -78,9 +82,13 @@ def train_irnet(
     missing = [i for i in image_ids if i not in relations]
     if missing:
         raise InputError(missing[0], "training image has no relation labels in any shard store")
-    dataset = RelationCrops(paths, image_ids, relations, crop_size=train.crop_size, scale_range=train.scale_range, seed=train.seed)
+    dataset = RelationCrops(
+        paths, image_ids, relations, crop_size=train.crop_size, scale_range=train.scale_range, seed=train.seed
+    )
     if len(dataset) < train.batch_size:
-        raise InputError("config key irnet.train.batch_size", f"{train.batch_size} exceeds the {len(dataset)} training images")
+        raise InputError(
+            "config key irnet.train.batch_size", f"{train.batch_size} exceeds the {len(dataset)} training images"
+        )
     seed_everything(train.seed)
     precision = Precision.for_device(device)
     net = precision.prepare_model(irnet_for_training(backbone.arch, backbone.weights, backbone_source, cam_model_path))
@@ -120,11 +128,19 @@ def train_irnet(
 
 
 def calibrate_displacement(
-    *, model_path: str, image_paths: Sequence[str], pad_size: int, out_path: str, device: torch.device, batch_size: int = 8
+    *,
+    model_path: str,
+    image_paths: Sequence[str],
+    pad_size: int,
+    out_path: str,
+    device: torch.device,
+    batch_size: int = 8,
 ) -> dict:
     """The mean displacement μ over training images (method doc §2.9), written as JSON."""
     net = load_irnet(model_path, device)
-    mu = mean_displacement(net, (load_image(p) for p in image_paths), pad_size=pad_size, device=device, batch_size=batch_size)
+    mu = mean_displacement(
+        net, (load_image(p) for p in image_paths), pad_size=pad_size, device=device, batch_size=batch_size
+    )
     result = {"mean_displacement": [float(mu[0]), float(mu[1])], "n_images": len(image_paths), "pad_size": pad_size}
     write_json(out_path, result)
     log.info("mean displacement (dy, dx) = (%.4f, %.4f) over %d images", mu[0], mu[1], len(image_paths))
@@ -147,7 +163,9 @@ def infer_irnet_shard(
         mu = json.load(handle)["mean_displacement"]
     net.mean_displacement.copy_(torch.tensor(mu, dtype=net.mean_displacement.dtype))
     with ShardWriter(out_store, stage="irnet", image_ids=image_ids, attrs={"mean_displacement": mu}) as writer:
-        for image_id, image_path in progress(zip(image_ids, image_paths, strict=True), len(image_ids), "IRNet maps", log):
+        for image_id, image_path in progress(
+            zip(image_ids, image_paths, strict=True), len(image_ids), "IRNet maps", log
+        ):
             image = load_image(image_path)
             boundary, displacement = infer_boundary_displacement(net, image, pad_size=pad_size, device=device)
             writer.write(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -28,12 +29,21 @@ def _read_inputs(cams: ShardReader, maps: ShardReader, image_id: str, device: to
     cam = torch.from_numpy(cam_arrays["cam"].astype(np.float32)).to(device)
     boundary = torch.from_numpy(map_arrays["boundary"].astype(np.float32)).to(device)
     if cam.shape[1:] != boundary.shape:
-        raise InputError(maps.path, f"{image_id}: boundary map {tuple(boundary.shape)} does not match CAM grid {tuple(cam.shape[1:])}")
+        raise InputError(
+            maps.path,
+            f"{image_id}: boundary map {tuple(boundary.shape)} does not match CAM grid {tuple(cam.shape[1:])}",
+        )
     return cam, cam_attrs["keys"], tuple(cam_attrs["size"]), boundary, map_arrays["displacement"].astype(np.float32)
 
 
 def propagate_semantic_shard(
-    *, cam_store: str, irnet_store: str, image_ids: Sequence[str], random_walk: dict, out_store: str, device: torch.device
+    *,
+    cam_store: str,
+    irnet_store: str,
+    image_ids: Sequence[str],
+    random_walk: dict,
+    out_store: str,
+    device: torch.device,
 ) -> int:
     """Semantic pseudo-labels (uint8, 0 = background, c+1 = class c) of one shard's images (method doc §2.12)."""
     from ..random_walk import semantic_labels
@@ -53,7 +63,9 @@ def propagate_semantic_shard(
                 radius=random_walk["radius"],
                 bg_threshold=random_walk["sem_bg_threshold"],
             )
-            writer.write(image_id, {"labels": labels.cpu().numpy().astype(np.uint8)}, {"keys": keys, "size": list(size)})
+            writer.write(
+                image_id, {"labels": labels.cpu().numpy().astype(np.uint8)}, {"keys": keys, "size": list(size)}
+            )
     return len(image_ids)
 
 
@@ -70,7 +82,9 @@ def extract_instances_shard(
     """Instance pseudo-labels of one shard: an instance-id map plus per-instance class and score arrays."""
     cams = ShardReader(cam_store, expected_ids=image_ids)
     maps = ShardReader(irnet_store, expected_ids=image_ids)
-    with ShardWriter(out_store, stage="instances", image_ids=image_ids, attrs={"random_walk": random_walk, "instances": instances}) as writer:
+    with ShardWriter(
+        out_store, stage="instances", image_ids=image_ids, attrs={"random_walk": random_walk, "instances": instances}
+    ) as writer:
         for image_id in progress(image_ids, len(image_ids), "instances", log):
             cam, keys, size, boundary, displacement = _read_inputs(cams, maps, image_id, device)
             found = extract_instances(
@@ -92,7 +106,7 @@ def extract_instances_shard(
             writer.write(
                 image_id,
                 {"instance_map": id_map, "classes": classes.astype(np.int64), "scores": scores.astype(np.float32)},
-                {"keys": keys, "size": list(size), "count": int(len(classes))},
+                {"keys": keys, "size": list(size), "count": len(classes)},
             )
     return len(image_ids)
 
@@ -194,11 +208,18 @@ def evaluate_instances(
         gt_labels.append(labels)
         ours.append(read_instances(instance[image_id], image_id))
         arrays, attrs = cams[image_id].read(image_id, ["high_res"])
-        baseline.append(cam_component_instances(arrays["high_res"].astype(np.float32), attrs["keys"], baseline_threshold))
+        baseline.append(
+            cam_component_instances(arrays["high_res"].astype(np.float32), attrs["keys"], baseline_threshold)
+        )
 
     def report(found: list[Instances]) -> dict:
         return instance_report(
-            [f.masks for f in found], [f.classes for f in found], [f.scores for f in found], gt_masks, gt_labels, classes
+            [f.masks for f in found],
+            [f.classes for f in found],
+            [f.scores for f in found],
+            gt_masks,
+            gt_labels,
+            classes,
         )
 
     main, base = report(ours), report(baseline)
@@ -219,6 +240,7 @@ def evaluate_instances(
 
 # ---- summary ----------------------------------------------------------------------------------------------
 
+
 def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     """Per rule: job count, summed wall seconds and the largest peak memory (MB) from `benchmark:` files."""
     timings: dict[str, dict] = {}
@@ -230,16 +252,20 @@ def stage_timings(benchmark_dir: str) -> dict[str, dict]:
         entry = timings.setdefault(path.parent.name, {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
         entry["jobs"] += 1
         entry["seconds"] += float(rows[-1]["s"])
-        try:
+        with contextlib.suppress(ValueError):
             entry["max_rss_mb"] = max(entry["max_rss_mb"], float(rows[-1].get("max_rss", "nan")))
-        except ValueError:
-            pass
     return timings
 
 
 def summarize(
-    *, cam_path: str, semantic_path: str, instances_path: str, benchmark_dir: str, stage_order: Sequence[str],
-    out_json: str, out_table: str,
+    *,
+    cam_path: str,
+    semantic_path: str,
+    instances_path: str,
+    benchmark_dir: str,
+    stage_order: Sequence[str],
+    out_json: str,
+    out_table: str,
 ) -> str:
     """One table of the headline numbers and the per-stage wall time (stages in ``stage_order``, then any other
     that has benchmarks); returns the table text."""

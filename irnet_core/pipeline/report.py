@@ -44,14 +44,16 @@ def detect_centroids(
     displacement = np.asarray(displacement, dtype=np.float64)
     foreground = np.asarray(foreground, dtype=bool)
     if foreground.shape != displacement.shape[1:]:
-        raise InputError("detect_centroids", f"foreground {foreground.shape} does not match displacement {displacement.shape}")
+        raise InputError(
+            "detect_centroids", f"foreground {foreground.shape} does not match displacement {displacement.shape}"
+        )
     ends = find_centroids(displacement, iterations)
     weak = np.hypot(displacement[0], displacement[1]) < weak_threshold
     usable = foreground & weak[ends[0], ends[1]]
     counts = np.zeros(foreground.shape, dtype=np.int64)
     np.add.at(counts, (ends[0][usable], ends[1][usable]), 1)
     groups, n_groups = ndimage.label(counts > 0, structure=np.ones((3, 3), dtype=bool))
-    minimum = max(2, int(math.ceil(min_share * np.count_nonzero(foreground))))
+    minimum = max(2, math.ceil(min_share * np.count_nonzero(foreground)))
     rows = []
     ys, xs = np.mgrid[0 : counts.shape[0], 0 : counts.shape[1]]
     for group in range(1, n_groups + 1):
@@ -128,10 +130,14 @@ def report_figures(
     # The semantic pseudo-label on the grid (pixel 4i of row i) tells which pixels are objects.
     foreground = (semantic[::4, ::4] > 0) & (semantic[::4, ::4] < 255)
     displacement = maps["displacement"].astype(np.float32)
-    centroids = detect_centroids(displacement, foreground, int(instances["centroid_iterations"]), float(instances["weak_threshold"]))
+    centroids = detect_centroids(
+        displacement, foreground, int(instances["centroid_iterations"]), float(instances["weak_threshold"])
+    )
     log.info("%s: %d centroid(s)", image_id, len(centroids))
     figures.save_png(
-        figures.irnet_figure(image, maps["boundary"], displacement, centroids, f"{image_id} · IRNet: boundaries and displacements"),
+        figures.irnet_figure(
+            image, maps["boundary"], displacement, centroids, f"{image_id} · IRNet: boundaries and displacements"
+        ),
         out_irnet,
     )
 
@@ -140,7 +146,15 @@ def report_figures(
     gt_masks, gt_classes = gt_instances(gt_class, read_label_png(object_gt_path), len(classes))
     figures.save_png(
         figures.pseudo_label_figure(
-            image, semantic, gt_class, found.masks, found.classes, found.scores, gt_masks, gt_classes, classes,
+            image,
+            semantic,
+            gt_class,
+            found.masks,
+            found.classes,
+            found.scores,
+            gt_masks,
+            gt_classes,
+            classes,
             f"{image_id} · pseudo-labels vs ground truth",
         ),
         out_pseudo_labels,
@@ -190,13 +204,29 @@ def report_tables(
 ) -> None:
     """HTML tables of the three evaluation JSONs (per class) and of every job's benchmark."""
     pages = (
-        (cam_metrics, out_cam, "CAM evaluation", "IoU", "CAMs turned into label maps with a background threshold, "
-         "against ground truth; the sweep gives the mIoU at each threshold."),
-        (semantic_metrics, out_semantic, "Semantic pseudo-label evaluation", "IoU",
-         "Random-walk semantic pseudo-labels against ground truth."),
-        (instance_metrics, out_instances, "Instance pseudo-label evaluation", "AP",
-         "PASCAL VOC instance AP at IoU 0.25 / 0.5 / 0.75 of IRNet's instances, and of the CAM-components "
-         "baseline (every connected CAM region is one instance)."),
+        (
+            cam_metrics,
+            out_cam,
+            "CAM evaluation",
+            "IoU",
+            "CAMs turned into label maps with a background threshold, "
+            "against ground truth; the sweep gives the mIoU at each threshold.",
+        ),
+        (
+            semantic_metrics,
+            out_semantic,
+            "Semantic pseudo-label evaluation",
+            "IoU",
+            "Random-walk semantic pseudo-labels against ground truth.",
+        ),
+        (
+            instance_metrics,
+            out_instances,
+            "Instance pseudo-label evaluation",
+            "AP",
+            "PASCAL VOC instance AP at IoU 0.25 / 0.5 / 0.75 of IRNet's instances, and of the CAM-components "
+            "baseline (every connected CAM region is one instance).",
+        ),
     )
     for source, out, title, value_name, note in pages:
         page = tables.metrics_page(_load_json(source), title, note=f"{note} Source: {source}.", value_name=value_name)

@@ -136,7 +136,9 @@ def _image_panel(ax: Axes, rgb: np.ndarray, title: str) -> None:
 def _grid_panel(ax: Axes, grid_image: np.ndarray, size: tuple[int, int], **imshow_args) -> None:
     """Show a stride-4 grid map in image coordinates, so it lines up with the image panels."""
     grid_h, grid_w = grid_image.shape[:2]
-    ax.imshow(grid_image, extent=(-0.5, 4 * grid_w - 0.5, 4 * grid_h - 0.5, -0.5), interpolation="nearest", **imshow_args)
+    ax.imshow(
+        grid_image, extent=(-0.5, 4 * grid_w - 0.5, 4 * grid_h - 0.5, -0.5), interpolation="nearest", **imshow_args
+    )
     ax.set_xlim(-0.5, size[1] - 0.5)
     ax.set_ylim(size[0] - 0.5, -0.5)
 
@@ -150,7 +152,9 @@ def _message_panel(ax: Axes, title: str, message: str) -> None:
     ax.set_yticks([])
 
 
-def _class_legend(fig: Figure, class_ids: Sequence[int], class_names: Sequence[str], extra: Sequence[tuple[str, Sequence[float]]] = ()) -> None:
+def _class_legend(
+    fig: Figure, class_ids: Sequence[int], class_names: Sequence[str], extra: Sequence[tuple[str, Sequence[float]]] = ()
+) -> None:
     """Legend below the strip: ``extra`` (name, colour) entries, then the listed 0-based classes."""
     colours = label_colours(len(class_names))
     handles = [Patch(facecolor=colour, edgecolor="0.3", label=name) for name, colour in extra]
@@ -180,7 +184,9 @@ def _gray(image: np.ndarray) -> np.ndarray:
 # ---- per-stage strips -------------------------------------------------------------------------------------
 
 
-def cam_figure(image: np.ndarray, cams: np.ndarray, keys: Sequence[int], class_names: Sequence[str], title: str) -> Figure:
+def cam_figure(
+    image: np.ndarray, cams: np.ndarray, keys: Sequence[int], class_names: Sequence[str], title: str
+) -> Figure:
     """The image, then each present class's CAM (max-normalised, jet) blended over the grey image."""
     cams = np.asarray(cams, dtype=np.float32)
     fig, axes = _strip(1 + max(1, len(keys)), image.shape, title)
@@ -213,7 +219,9 @@ def relations_figure(image: np.ndarray, labels: np.ndarray | None, class_names: 
     total = max(labels.size, 1)
     fg_mask = (labels > 0) & (labels < 255)
     fg, bg, unsure = (np.count_nonzero(m) / total for m in (fg_mask, labels == 0, labels == 255))
-    _image_panel(axes[1], label_rgb(labels, n, UNSURE_RGB), f"fg {_share(fg)} · bg {_share(bg)} · unsure {_share(unsure)}")
+    _image_panel(
+        axes[1], label_rgb(labels, n, UNSURE_RGB), f"fg {_share(fg)} · bg {_share(bg)} · unsure {_share(unsure)}"
+    )
     # Over the image: confident background dimmed, unsure tinted grey, confident foreground untouched and
     # outlined, so one sees whether the confident regions sit on the objects.
     photo = image / 255.0
@@ -261,14 +269,31 @@ def irnet_figure(
     moving = np.hypot(dy, dx) > 0.5  # background vectors are ~0; drawing them only adds dots
     # True length, in image pixels: every arrow points at the centroid its pixel is displaced to.
     ax.quiver(
-        4 * xs[moving] + 1.5, 4 * ys[moving] + 1.5, 4 * dx[moving], 4 * dy[moving],
-        angles="xy", scale_units="xy", scale=1.0, color="#1f4fd6", width=0.007, headwidth=4, headlength=4,
+        4 * xs[moving] + 1.5,
+        4 * ys[moving] + 1.5,
+        4 * dx[moving],
+        4 * dy[moving],
+        angles="xy",
+        scale_units="xy",
+        scale=1.0,
+        color="#1f4fd6",
+        width=0.007,
+        headwidth=4,
+        headlength=4,
     )
     centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 3)
     if len(centroids):
         marker_size = 30 + 120 * np.sqrt(centroids[:, 2] / centroids[:, 2].max())
-        ax.scatter(4 * centroids[:, 1] + 1.5, 4 * centroids[:, 0] + 1.5, s=marker_size, marker="X",
-                   c="#e8112d", edgecolors="white", linewidths=0.8, zorder=3)
+        ax.scatter(
+            4 * centroids[:, 1] + 1.5,
+            4 * centroids[:, 0] + 1.5,
+            s=marker_size,
+            marker="X",
+            c="#e8112d",
+            edgecolors="white",
+            linewidths=0.8,
+            zorder=3,
+        )
     ax.set_xlim(-0.5, size[1] - 0.5)
     ax.set_ylim(size[0] - 0.5, -0.5)
     ax.set_title(f"D as arrows · {len(centroids)} centroid(s)", fontsize=10)
@@ -319,8 +344,16 @@ def _instance_overlay(
         # The point farthest from the mask's edge lies inside even for rings and crosses, unlike the centroid.
         depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
         y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-        ax.text(x, y, text, fontsize=8, ha="center", va="center", clip_on=True,
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
+        ax.text(
+            x,
+            y,
+            text,
+            fontsize=8,
+            ha="center",
+            va="center",
+            clip_on=True,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0},
+        )
 
 
 def _image_miou(pred: np.ndarray, gt: np.ndarray) -> float | None:
@@ -373,14 +406,22 @@ def pseudo_label_figure(
     # A prediction that matches a ground-truth instance takes its colour; others get colours no GT uses.
     matches = match_instances(masks, gt_masks)
     spare = iter(range(len(gt_masks), len(gt_masks) + len(masks)))
-    colour_ids = [None if s <= 0 else (m if m is not None else next(spare)) for m, s in zip(matches, scores, strict=True)]
+    colour_ids = [
+        None if s <= 0 else (m if m is not None else next(spare)) for m, s in zip(matches, scores, strict=True)
+    ]
     positive = int(np.count_nonzero(scores > 0))
     matched = sum(m is not None and s > 0 for m, s in zip(matches, scores, strict=True))
     fragments = len(scores) - positive
     title = f"instances: {positive}, {matched} match GT" + (f" (+{fragments} grey)" if fragments else "")
     _instance_overlay(axes[2], image, masks, colour_ids, texts, title)
-    _instance_overlay(axes[3], image, gt_masks, list(range(len(gt_masks))), [class_names[int(c)] for c in gt_classes],
-                      f"ground-truth instances: {len(gt_classes)}")
+    _instance_overlay(
+        axes[3],
+        image,
+        gt_masks,
+        list(range(len(gt_masks))),
+        [class_names[int(c)] for c in gt_classes],
+        f"ground-truth instances: {len(gt_classes)}",
+    )
     present = _present_classes(semantic, gt_semantic, n_classes=n)
     present += [int(c) for c in classes] + [int(c) for c in gt_classes]
     void = bool(np.any(np.asarray(gt_semantic) == 255))

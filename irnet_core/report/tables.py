@@ -88,7 +88,7 @@ def html_table(
 def html_page(title: str, sections: Sequence[str]) -> str:
     """A complete HTML document with inline CSS."""
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
     )
@@ -139,7 +139,9 @@ def metrics_page(metrics: Mapping[str, object], title: str, note: str = "", valu
     plain (non-mapping) values, e.g. "IoU".
     """
     scalars = [(key, value) for key, value in metrics.items() if not isinstance(value, Mapping)]
-    per_class = {key: value for key, value in metrics.items() if isinstance(value, Mapping) and key.endswith("per_class")}
+    per_class = {
+        key: value for key, value in metrics.items() if isinstance(value, Mapping) and key.endswith("per_class")
+    }
     others = {key: value for key, value in metrics.items() if isinstance(value, Mapping) and key not in per_class}
     sections = [f'<p class="note">{html.escape(note)}</p>'] if note else []
     if scalars:
@@ -214,7 +216,7 @@ def read_benchmarks(paths: Iterable[str | Path]) -> list[BenchmarkRow]:
 def _hms(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "n/a"
-    whole = int(round(seconds))
+    whole = round(seconds)
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
@@ -232,7 +234,16 @@ def benchmarks_page(rows: Sequence[BenchmarkRow], title: str = "Wall time and pe
     all_peaks = [row.max_rss_mb for row in rows if row.max_rss_mb is not None]
     total = ["all jobs", len(rows), sum(finite), max(finite, default=math.nan), max(all_peaks, default=None)]
     job_rows = [
-        [row.rule, row.job, row.seconds, _hms(row.seconds), row.max_rss_mb, row.max_uss_mb, row.cpu_seconds, row.mean_load]
+        [
+            row.rule,
+            row.job,
+            row.seconds,
+            _hms(row.seconds),
+            row.max_rss_mb,
+            row.max_uss_mb,
+            row.cpu_seconds,
+            row.mean_load,
+        ]
         for row in rows
     ]
     note = (
@@ -244,11 +255,18 @@ def benchmarks_page(rows: Sequence[BenchmarkRow], title: str = "Wall time and pe
     sections = [
         f'<p class="note">{html.escape(note)}</p>',
         "<h2>Per rule</h2>",
-        html_table(["rule", "jobs", "wall s (sum)", "wall s (longest job)", "peak RSS MB (max)"], rule_rows, total=total,
-                   specs=[None, "d", ".1f", ".1f", ".0f"]),
+        html_table(
+            ["rule", "jobs", "wall s (sum)", "wall s (longest job)", "peak RSS MB (max)"],
+            rule_rows,
+            total=total,
+            specs=[None, "d", ".1f", ".1f", ".0f"],
+        ),
         "<h2>Per job</h2>",
-        html_table(["rule", "job", "wall s", "h:m:s", "peak RSS MB", "peak USS MB", "CPU s", "mean load %"], job_rows,
-                   specs=[None, None, ".1f", None, ".0f", ".0f", ".1f", ".0f"]),
+        html_table(
+            ["rule", "job", "wall s", "h:m:s", "peak RSS MB", "peak USS MB", "CPU s", "mean load %"],
+            job_rows,
+            specs=[None, None, ".1f", None, ".0f", ".0f", ".1f", ".0f"],
+        ),
     ]
     if not rows:
         sections.append('<p class="note">No benchmark files were found.</p>')

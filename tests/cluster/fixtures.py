@@ -174,8 +174,7 @@ def run_snakemake_on_slurm(
             job_ids = _SUBMITTED.findall(output)
             scancel(job_ids)
             pytest.fail(
-                f"snakemake on SLURM did not finish within {timeout} s; jobs {job_ids} cancelled.\n"
-                f"{_tail(output, 80)}",
+                f"snakemake on SLURM did not finish within {timeout} s; jobs {job_ids} cancelled.\n{_tail(output, 80)}",
                 pytrace=False,
             )
     completed = subprocess.CompletedProcess(cmd, proc.returncode, stdout=output, stderr=None)

@@ -25,7 +25,9 @@ needs_root = pytest.mark.skipif(
 
 def harness(command: str, state_dir: Path | str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "IRNET_SLURM_DIR": str(state_dir)}
-    return subprocess.run(["bash", str(HARNESS), command], env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        ["bash", str(HARNESS), command], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def assert_refused(proc: subprocess.CompletedProcess[str], *reason: str) -> None:
@@ -160,7 +162,11 @@ def test_a_link_in_the_parent_path_is_resolved_once(safe_parent):
 
 @pytest.mark.parametrize(
     ("path", "reason"),
-    [("relative/state", "must be an absolute path"), ("/tmp/with space", "only letters, digits"), ("/", "must name a folder")],
+    [
+        ("relative/state", "must be an absolute path"),
+        ("/tmp/with space", "only letters, digits"),
+        ("/", "must name a folder"),
+    ],
 )
 def test_unusable_paths_are_refused(path, reason):
     proc = harness("check", path)

@@ -71,7 +71,9 @@ def _gt_relations(root: Path, image_ids, labels: dict, out_store: Path) -> None:
     from irnet_core.data.voc import load_class_gt
     from irnet_core.store import ShardWriter
 
-    with ShardWriter(out_store, stage="relations", image_ids=image_ids, attrs={"relations": {"source": "ground truth"}}) as writer:
+    with ShardWriter(
+        out_store, stage="relations", image_ids=image_ids, attrs={"relations": {"source": "ground truth"}}
+    ) as writer:
         for image_id in image_ids:
             gt = load_class_gt(root, image_id).astype(np.uint8)
             writer.write(image_id, {"labels": gt}, {"keys": labels["labels"][image_id], "size": list(gt.shape)})
@@ -105,7 +107,16 @@ def run(tmp_path_factory):
         timings[name] = time.perf_counter() - start
         return result
 
-    timed("generate_demo_dataset", generate_demo_dataset, root=root, n_images=N_IMAGES, n_labelled=N_LABELLED, seed=0, min_size=64, max_size=96)
+    timed(
+        "generate_demo_dataset",
+        generate_demo_dataset,
+        root=root,
+        n_images=N_IMAGES,
+        n_labelled=N_LABELLED,
+        seed=0,
+        min_size=64,
+        max_size=96,
+    )
     classes = list(DEMO_CLASSES)
     train_ids = read_id_list(root / "ImageSets/Segmentation/train_aug.txt")
     infer_ids = read_id_list(root / "ImageSets/Segmentation/train.txt")
@@ -167,7 +178,14 @@ def run(tmp_path_factory):
             image_paths=[paths[i] for i in train_ids], relations=RELATIONS, out_store=str(out["relations"]),
         )  # fmt: skip
     else:
-        timed("relations_from_gt", _gt_relations, root=root, image_ids=train_ids, labels=out["labels"], out_store=out["relations"])
+        timed(
+            "relations_from_gt",
+            _gt_relations,
+            root=root,
+            image_ids=train_ids,
+            labels=out["labels"],
+            out_store=out["relations"],
+        )
 
     torch.cuda.reset_peak_memory_stats()
     out["irnet_row"] = timed(
@@ -314,7 +332,11 @@ def test_irnet_maps_and_calibration(run) -> None:
     calibration = json.loads(Path(run["calibration"]).read_text())
     assert len(calibration["mean_displacement"]) == 2 and all(map(math.isfinite, calibration["mean_displacement"]))
     assert calibration["n_images"] == 8 and calibration["pad_size"] == PAD_SIZE
-    cuda, cpu, sizes = _reader(run["irnet_cuda"], run["infer_ids"]), _reader(run["irnet_cpu"], run["infer_ids"]), _sizes(run)
+    cuda, cpu, sizes = (
+        _reader(run["irnet_cuda"], run["infer_ids"]),
+        _reader(run["irnet_cpu"], run["infer_ids"]),
+        _sizes(run),
+    )
     assert cuda.attrs["mean_displacement"] == calibration["mean_displacement"]
     worst_boundary = worst_displacement = 0.0
     for image_id in run["infer_ids"]:
@@ -336,7 +358,11 @@ def test_irnet_maps_and_calibration(run) -> None:
 
 
 def test_semantic_labels_and_cpu_agreement(run) -> None:
-    cuda, cpu, sizes = _reader(run["semantic_cuda"], run["infer_ids"]), _reader(run["semantic_cpu"], run["infer_ids"]), _sizes(run)
+    cuda, cpu, sizes = (
+        _reader(run["semantic_cuda"], run["infer_ids"]),
+        _reader(run["semantic_cpu"], run["infer_ids"]),
+        _sizes(run),
+    )
     same = total = 0
     for image_id in run["infer_ids"]:
         a, attrs = cuda.read(image_id, ["labels"])

@@ -34,7 +34,9 @@ def test_every_key_has_a_documented_default_the_papers():
     assert config["dataset"]["root"] == "data/VOCdevkit/VOC2012" and len(config["dataset"]["classes"]) == 20
     assert config["backbone"] == {"arch": "resnet50", "weights": "imagenet"}
     assert config["cam"]["train"]["epochs"] == 5 and config["cam"]["train"]["crop_size"] == 512
-    assert config["cam"]["paper_recipe"]["optimizer"] == "sgd" and config["cam"]["scratch_recipe"]["optimizer"] == "adamw"
+    assert (
+        config["cam"]["paper_recipe"]["optimizer"] == "sgd" and config["cam"]["scratch_recipe"]["optimizer"] == "adamw"
+    )
     assert (config["relations"]["conf_fg"], config["relations"]["conf_bg"]) == (0.30, 0.05)
     assert config["random_walk"] == {"beta": 10, "exp_times": 8, "radius": 5, "sem_bg_threshold": 0.25}
     assert config["irnet"]["train"]["crop_size"] == 512 and config["compute"]["device"] == "auto"

@@ -129,8 +129,13 @@ def demo(tmp_path_factory):
 
 
 def _voc_section(base: Path) -> dict:
-    return {"format": "voc", "root": str(base / "voc"), "classes": list(DEMO_CLASSES),
-            "train_list": "ImageSets/Segmentation/train_aug.txt", "eval_list": "ImageSets/Segmentation/train.txt"}
+    return {
+        "format": "voc",
+        "root": str(base / "voc"),
+        "classes": list(DEMO_CLASSES),
+        "train_list": "ImageSets/Segmentation/train_aug.txt",
+        "eval_list": "ImageSets/Segmentation/train.txt",
+    }
 
 
 def test_open_dataset_checks_format_keys_and_root(tmp_path):
@@ -168,7 +173,9 @@ def test_voc_dataset_wraps_the_voc_functions(demo):
     np.testing.assert_array_equal(ignore, voc.load_class_gt(root, image_id) == 255)
     assert dataset.annotation_files([image_id]) == [str(root / "Annotations" / f"{image_id}.xml")]
     assert dataset.annotation_files([image_id], "instance") == [
-        str(root / "SegmentationClass" / f"{image_id}.png"), str(root / "SegmentationObject" / f"{image_id}.png")]
+        str(root / "SegmentationClass" / f"{image_id}.png"),
+        str(root / "SegmentationObject" / f"{image_id}.png"),
+    ]
     assert not dataset.has_ground_truth("2026_999999")
 
 
@@ -267,7 +274,9 @@ def test_coco_training_lists_drop_unlabelled_images_and_log_it(tmp_path, caplog)
     (tmp_path / "ids.txt").write_text("COCO_val2014_000000000009\n")
     assert dataset.list_ids("ids.txt") == ["COCO_val2014_000000000009"]  # fine to infer on
     assert read_lists(dataset, {"train_list": "val2014", "infer_list": "ids.txt"}) == {
-        "train_list": ["COCO_val2014_000000000007"], "infer_list": ["COCO_val2014_000000000009"]}
+        "train_list": ["COCO_val2014_000000000007"],
+        "infer_list": ["COCO_val2014_000000000009"],
+    }
     (tmp_path / "ids.txt").write_text("COCO_val2014_000000000009\nCOCO_val2014_000000000008\n")
     with pytest.raises(InputError, match=r"ids.txt:2: unknown image id 'COCO_val2014_000000000008'"):
         dataset.list_ids("ids.txt")
@@ -387,8 +396,10 @@ def test_coco_index_of_80k_images_reopens_in_well_under_a_second(tmp_path):
     )
     path = tmp_path / "annotations" / "instances_train2014.json"
     path.parent.mkdir()
-    path.write_text(f'{{"images":[{images_json}],"annotations":[{annotations_json}],'
-                    f'"categories":[{{"id":1,"name":"a"}},{{"id":3,"name":"b"}},{{"id":5,"name":"c"}}]}}')
+    path.write_text(
+        f'{{"images":[{images_json}],"annotations":[{annotations_json}],'
+        f'"categories":[{{"id":1,"name":"a"}},{{"id":3,"name":"b"}},{{"id":5,"name":"c"}}]}}'
+    )
     section = {"format": "coco", "root": str(tmp_path), "splits": ["train2014"], "index_cache": str(tmp_path / "idx")}
     open_dataset(section)  # builds the index once
     start = time.perf_counter()
@@ -461,8 +472,11 @@ def test_folder_dataset_reads_rows_lists_and_classes(tmp_path, caplog):
         (["a.jpg,unicorn"], None, r"labels.csv:2: unknown class 'unicorn' for image 'a.jpg'"),
         (["a.jpg,cat", "missing.jpg,cat"], None, r"labels.csv:3: image file .*missing.jpg does not exist"),
         (["a.jpg,cat", "./a.jpg,dog"], None, r"labels.csv:3: image 'a.jpg' is listed twice \(first at .*:2\)"),
-        (["sub dir/b.png,cat", "sub_dir/b.jpg,cat"], None,
-         r"labels.csv:3: image 'sub_dir/b.jpg' gets id 'sub_dir__b', which clashes with 'sub dir/b.png' at .*:2"),
+        (
+            ["sub dir/b.png,cat", "sub_dir/b.jpg,cat"],
+            None,
+            r"labels.csv:3: image 'sub_dir/b.jpg' gets id 'sub_dir__b', which clashes with 'sub dir/b.png' at .*:2",
+        ),
         (["a.jpg,cat", "A.jpg,cat"], None, r"labels.csv:3: image 'A.jpg' gets id 'A', which clashes with 'a.jpg'"),
         (["../a.jpg,cat"], None, r"labels.csv:2: image path '../a.jpg' must be relative to dataset.root"),
         (["a.jpg,cat,extra"], None, r"labels.csv:2: row has 3 fields but the header has 2"),
@@ -470,8 +484,12 @@ def test_folder_dataset_reads_rows_lists_and_classes(tmp_path, caplog):
     ],
 )
 def test_folder_csv_problems_name_the_row(tmp_path, rows, header, message):
-    _folder(tmp_path, rows, header or "image,labels", images=("a.jpg", "A.jpg", "sub dir/b.png", "sub_dir/b.jpg",
-                                                             "zarr.json.jpg"))
+    _folder(
+        tmp_path,
+        rows,
+        header or "image,labels",
+        images=("a.jpg", "A.jpg", "sub dir/b.png", "sub_dir/b.jpg", "zarr.json.jpg"),
+    )
     with pytest.raises(InputError) as err:
         _open_folder(tmp_path, classes=["cat", "dog"])
     assert err.match(message) and _one_line(err)
@@ -512,7 +530,7 @@ def test_folder_ground_truth_checks_size_and_values(tmp_path):
 
 
 def test_folder_ground_truth_turns_with_its_photo(tmp_path):
-    photo, label = _oriented_pair(tmp_path)
+    _photo, label = _oriented_pair(tmp_path)
     (tmp_path / "gt").mkdir()
     label.rename(tmp_path / "gt" / "photo.png")
     (tmp_path / "labels.csv").write_text("image,labels\nphoto.png,cat\n")
@@ -534,8 +552,9 @@ def converted(demo):
     coco_splits = {"train2014": [i for i in splits["train_aug"] if i not in val], "val2014": val}
     mappings = {
         "coco_rle": voc_to_coco(base / "voc", base / "coco_rle", coco_splits, classes=DEMO_CLASSES),
-        "coco_polygon": voc_to_coco(base / "voc", base / "coco_polygon", coco_splits, classes=DEMO_CLASSES,
-                                    segmentation="polygon"),
+        "coco_polygon": voc_to_coco(
+            base / "voc", base / "coco_polygon", coco_splits, classes=DEMO_CLASSES, segmentation="polygon"
+        ),
         "folder": voc_to_folder(base / "voc", base / "folder", splits, classes=DEMO_CLASSES),
     }
     return base, splits, mappings
@@ -612,8 +631,11 @@ def test_rectangle_polygons_and_uncompressed_rle_are_exact():
     ring[1:8, 1:8], ring[3:6, 3:6] = True, False  # a hole: COCO polygons cannot draw it directly
     for mask in [*masks, ring]:
         polygons = rectangle_polygons(mask)
-        decoded = (mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, *mask.shape)))
-                   if polygons else np.zeros(mask.shape, np.uint8))
+        decoded = (
+            mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, *mask.shape)))
+            if polygons
+            else np.zeros(mask.shape, np.uint8)
+        )
         np.testing.assert_array_equal(decoded.astype(bool), mask)
         rle = uncompressed_rle(mask)
         assert sum(rle["counts"]) == mask.size

@@ -110,8 +110,11 @@ def test_byte_identical_across_runs_and_workers(dataset, preset, tmp_path):
 
 
 def _same_images(a: Path, b: Path) -> list[str]:
-    return [i for i in demo.demo_split_ids(N_IMAGES, N_LABELLED)["train_aug"]
-            if (a / "JPEGImages" / f"{i}.jpg").read_bytes() == (b / "JPEGImages" / f"{i}.jpg").read_bytes()]
+    return [
+        i
+        for i in demo.demo_split_ids(N_IMAGES, N_LABELLED)["train_aug"]
+        if (a / "JPEGImages" / f"{i}.jpg").read_bytes() == (b / "JPEGImages" / f"{i}.jpg").read_bytes()
+    ]
 
 
 def test_other_seed_gives_other_images(dataset, preset, tmp_path):
@@ -176,8 +179,14 @@ def test_standard_preset_is_unchanged(config, tmp_path):
     pixels, files = STANDARD_GOLDEN[config]
     assert _pixel_digest(n_images, seed, min_size, max_size, classes) == pixels
     demo.generate_demo_dataset(
-        tmp_path, n_images=n_images, n_labelled=n_labelled, seed=seed, min_size=min_size, max_size=max_size,
-        classes=classes, preset="standard",
+        tmp_path,
+        n_images=n_images,
+        n_labelled=n_labelled,
+        seed=seed,
+        min_size=min_size,
+        max_size=max_size,
+        classes=classes,
+        preset="standard",
     )
     encoders = {"pillow": pillow_version, **{lib: features.version(lib) for lib in ("libjpeg_turbo", "zlib")}}
     if encoders != GOLDEN_ENCODERS:
@@ -308,6 +317,7 @@ def test_hard_preset_occludes_and_distracts_without_touching_ground_truth():
         assert not (bare.image == sample.image).all()
     assert occluded >= 5 and len(kinds) >= 3 * 30 and {"hue", "shape", "texture"} <= set(kinds)
 
+
 HARDNESS_IMAGES, HARDNESS_SEED, HARDNESS_SIZES = 60, 11, (180, 320)  # the demo's image sizes
 
 
@@ -371,8 +381,13 @@ def hardness(tmp_path_factory) -> dict[str, dict[str, float]]:
     for preset in ("standard", "hard"):
         root = tmp_path_factory.mktemp(f"hardness-{preset}")
         demo.generate_demo_dataset(
-            root, n_images=HARDNESS_IMAGES, n_labelled=1, seed=HARDNESS_SEED, min_size=HARDNESS_SIZES[0],
-            max_size=HARDNESS_SIZES[1], preset=preset,
+            root,
+            n_images=HARDNESS_IMAGES,
+            n_labelled=1,
+            seed=HARDNESS_SEED,
+            min_size=HARDNESS_SIZES[0],
+            max_size=HARDNESS_SIZES[1],
+            preset=preset,
         )
         stats[preset] = hardness_statistics(root, preset, HARDNESS_IMAGES, HARDNESS_SEED, HARDNESS_SIZES)
     return stats
@@ -404,7 +419,14 @@ def test_hard_preset_is_harder(hardness, statistic):
 
 def test_rejects_bad_parameters(tmp_path):
     kwargs = dict(n_images=2, n_labelled=1, seed=0, min_size=100, max_size=120)
-    bad = (("seed", -1), ("min_size", 10), ("max_size", 90), ("workers", 0), ("classes", ("disc", "blob")), ("preset", "extreme"))
+    bad = (
+        ("seed", -1),
+        ("min_size", 10),
+        ("max_size", 90),
+        ("workers", 0),
+        ("classes", ("disc", "blob")),
+        ("preset", "extreme"),
+    )
     for key, value in bad:
         with pytest.raises(InputError) as err:
             demo.generate_demo_dataset(tmp_path, **{**kwargs, key: value})
@@ -412,13 +434,27 @@ def test_rejects_bad_parameters(tmp_path):
 
 
 def test_class_subset_and_cli(tmp_path, capsys):
-    demo.generate_demo_dataset(tmp_path / "sub", n_images=3, n_labelled=1, seed=1, min_size=80, max_size=90, classes=("ring", "star"))
+    demo.generate_demo_dataset(
+        tmp_path / "sub", n_images=3, n_labelled=1, seed=1, min_size=80, max_size=90, classes=("ring", "star")
+    )
     for image_id in demo.demo_split_ids(3, 1)["train_aug"]:
         _, objects = _xml_objects(tmp_path / "sub" / "Annotations" / f"{image_id}.xml")
         assert {name for name, _ in objects} <= {"ring", "star"}
         assert max(voc.load_image_labels(tmp_path / "sub", image_id, ("ring", "star"))) <= 1
 
-    argv = [str(tmp_path / "cli"), "--n-images", "2", "--n-labelled", "1", "--seed", "3", "--min-size", "80", "--max-size", "90"]
+    argv = [
+        str(tmp_path / "cli"),
+        "--n-images",
+        "2",
+        "--n-labelled",
+        "1",
+        "--seed",
+        "3",
+        "--min-size",
+        "80",
+        "--max-size",
+        "90",
+    ]
     assert demo.main(argv) == 0
     assert voc.read_id_list(tmp_path / "cli" / "ImageSets" / "Segmentation" / "train.txt") == ["2026_000001"]
     assert demo.main(argv[:-1] + ["70"]) == 2
@@ -428,7 +464,9 @@ def test_class_subset_and_cli(tmp_path, capsys):
     assert demo.main(hard) == 0
     assert demo.main(hard[:-1] + ["extreme"]) == 2
     assert capsys.readouterr().err.strip() == "error: preset: must be one of standard, hard, got 'extreme'"
-    demo.generate_demo_dataset(tmp_path / "api", n_images=2, n_labelled=1, seed=3, min_size=80, max_size=90, preset="hard")
+    demo.generate_demo_dataset(
+        tmp_path / "api", n_images=2, n_labelled=1, seed=3, min_size=80, max_size=90, preset="hard"
+    )
     assert _files(tmp_path / "hard") == _files(tmp_path / "api")  # the CLI writes what the API writes
 
 

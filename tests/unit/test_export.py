@@ -44,7 +44,10 @@ def test_coco_file_loads_and_decodes_back(tmp_path: Path, capsys: pytest.Capture
     assert [img["voc_id"] for img in coco.dataset["images"]] == ["2007_000032", "2007_000039", "2007_000063"]
     assert coco.imgs[2]["height"] == 5 and coco.imgs[2]["width"] == 4
     assert [(c["id"], c["name"], c["supercategory"]) for c in coco.dataset["categories"]] == [
-        (1, "aeroplane", "object"), (2, "bicycle", "object"), (3, "bird", "object")]
+        (1, "aeroplane", "object"),
+        (2, "bicycle", "object"),
+        (3, "bird", "object"),
+    ]
 
     anns = coco.dataset["annotations"]
     assert [a["id"] for a in anns] == [1, 2, 3]  # unique over the file; the empty mask is skipped

@@ -122,7 +122,7 @@ def test_boundary_displacement_matches_padded_hand_computation(irnet: IRNet) -> 
         irnet.mean_displacement.zero_()
     assert boundary.shape == (12, 10) and disp.shape == (2, 12, 10)
     assert boundary.dtype == np.float32 and disp.dtype == np.float32
-    assert 0.0 <= boundary.min() and boundary.max() <= 1.0
+    assert boundary.min() >= 0.0 and boundary.max() <= 1.0
     want_boundary, raw = _hand_boundary_displacement(irnet, image, (64, 64))
     np.testing.assert_allclose(boundary, want_boundary, rtol=1e-5, atol=1e-6)
     # Mean subtraction: dy - 0.25, dx + 1.5.

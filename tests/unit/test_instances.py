@@ -186,9 +186,7 @@ def test_id_map_round_trip_is_lossless() -> None:
     inst = Instances(masks, [2, 5, 5], [0.75, 0.5, 0.0])
     id_map, classes, scores = instances_to_map(inst)
     assert id_map.dtype == np.int32
-    np.testing.assert_array_equal(
-        id_map, [[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 2, 2], [0, 0, 0, 2, 2]]
-    )
+    np.testing.assert_array_equal(id_map, [[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 2, 2], [0, 0, 0, 2, 2]])
     back = map_to_instances(id_map, classes, scores)
     np.testing.assert_array_equal(back.masks, masks)
     assert back.classes.dtype == np.int64 and back.classes.tolist() == [2, 5, 5]

@@ -93,8 +93,12 @@ B = _box(0, 5, 4, 8)  # 20 px, disjoint from A
 FAR = _box(7, 10, 7, 10)
 
 
-def _ap(preds: list[tuple[np.ndarray, int, float]], gts: list[tuple[np.ndarray, int]], n_classes: int = 1,
-        iou_threshold: float = 0.5) -> tuple[np.ndarray, float]:
+def _ap(
+    preds: list[tuple[np.ndarray, int, float]],
+    gts: list[tuple[np.ndarray, int]],
+    n_classes: int = 1,
+    iou_threshold: float = 0.5,
+) -> tuple[np.ndarray, float]:
     """Single-image helper."""
     return voc_instance_ap(
         [np.stack([p[0] for p in preds]) if preds else np.zeros((0, 10, 10), bool)],

@@ -10,8 +10,8 @@ import torchvision
 from torch import nn
 
 from irnet_core.errors import InputError
-from irnet_core.models import backbone as backbone_module
 from irnet_core.models import CAMNet, FrozenStatsBatchNorm2d, IRNet, build_backbone, build_cam_net, build_irnet
+from irnet_core.models import backbone as backbone_module
 
 
 @pytest.fixture(autouse=True)

@@ -123,7 +123,7 @@ def test_too_small_grid_is_rejected() -> None:
 
 def _brute_affinity(boundary: torch.Tensor, index: PathIndex) -> torch.Tensor:
     """Affinities straight from path_points, one pair at a time."""
-    h, w = boundary.shape
+    _h, w = boundary.shape
     out = torch.empty(index.n_dirs, index.n_src)
     for d, (dy, dx) in enumerate(index.directions):
         for s, flat in enumerate(index.src.tolist()):

@@ -12,7 +12,14 @@ from PIL import Image
 
 from irnet_core.errors import InputError
 from irnet_core.palette import voc_palette, write_palette_png
-from irnet_core.pipeline.report import detect_centroids, gt_instances, read_history, report_curves, report_figures, report_tables
+from irnet_core.pipeline.report import (
+    detect_centroids,
+    gt_instances,
+    read_history,
+    report_curves,
+    report_figures,
+    report_tables,
+)
 from irnet_core.report import figures, select_images, tables
 from irnet_core.store import ShardWriter
 
@@ -144,14 +151,25 @@ def test_stage_figures_are_real_pngs(tmp_path):
             tmp_path / "irnet.png",
         ),
         "pseudo": figures.save_png(
-            figures.pseudo_label_figure(image, scene["semantic"], scene["class_gt"], masks, [1, 1, 0], [0.9, 0.0, 0.7],
-                                        masks, [1, 1, 0], CLASSES, "x"),
+            figures.pseudo_label_figure(
+                image,
+                scene["semantic"],
+                scene["class_gt"],
+                masks,
+                [1, 1, 0],
+                [0.9, 0.0, 0.7],
+                masks,
+                [1, 1, 0],
+                CLASSES,
+                "x",
+            ),
             tmp_path / "pseudo.png",
         ),
     }
     paths["no_instances"] = figures.save_png(
-        figures.pseudo_label_figure(image, np.zeros((H, W), np.uint8), scene["class_gt"], masks[:0], [], [], masks[:0], [],
-                                    CLASSES, "x"),
+        figures.pseudo_label_figure(
+            image, np.zeros((H, W), np.uint8), scene["class_gt"], masks[:0], [], [], masks[:0], [], CLASSES, "x"
+        ),
         tmp_path / "empty.png",
     )
     for path in paths.values():
@@ -205,16 +223,37 @@ def test_gt_instances_uses_object_ids_and_majority_class():
 
 def test_training_curves_have_the_panels_of_their_columns(tmp_path):
     cam_rows = [
-        {"epoch": e, "step": 10 * e, "loss": 1 / e, "lr": 1e-3 / e, "seconds": 2.0, "val_loss": 1.1 / e, "val_map": 0.5 + e / 10,
-         "val_label_accuracy": 0.6, "val_exact_match": 0.3}
+        {
+            "epoch": e,
+            "step": 10 * e,
+            "loss": 1 / e,
+            "lr": 1e-3 / e,
+            "seconds": 2.0,
+            "val_loss": 1.1 / e,
+            "val_map": 0.5 + e / 10,
+            "val_label_accuracy": 0.6,
+            "val_exact_match": 0.3,
+        }
         for e in (1, 2, 3)
     ]
     fig = figures.training_curves_figure(cam_rows, "cam")
     assert [ax.get_title() for ax in fig.axes] == ["loss", "validation", "learning rate (end of epoch)"]
     assert [line.get_label() for line in fig.axes[0].lines] == ["training loss (loss)", "held-out loss (val_loss)"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [1, 0.5, 1 / 3])
-    irnet_rows = [{"epoch": 1, "step": 4, "loss_pos_bg": 0.6, "loss_pos_fg": 0.5, "loss_neg": 0.7, "loss_disp_fg": 3.8,
-                   "loss_disp_bg": 0.9, "loss": 3.0, "lr": 0.03, "seconds": 14.6}]
+    irnet_rows = [
+        {
+            "epoch": 1,
+            "step": 4,
+            "loss_pos_bg": 0.6,
+            "loss_pos_fg": 0.5,
+            "loss_neg": 0.7,
+            "loss_disp_fg": 3.8,
+            "loss_disp_bg": 0.9,
+            "loss": 3.0,
+            "lr": 0.03,
+            "seconds": 14.6,
+        }
+    ]
     fig = figures.training_curves_figure(irnet_rows, "irnet")
     assert [ax.get_title() for ax in fig.axes] == ["loss", "loss terms", "learning rate (end of epoch)"]
     assert fig.axes[1].get_yscale() == "log" and len(fig.axes[1].lines) == 5
@@ -282,22 +321,31 @@ def test_metrics_page_merges_per_class_tables_and_lists_scalars():
     assert per_class[1] == ["disc", "0.500", "0.250", "0.125", "0.000"]
     assert per_class[2] == ["square", "n/a", "n/a", "0.000", "0.000"]
     assert sweep == [["key", "value"], ["0.1", "0.200"], ["0.2", "0.300"]]
-    semantic = _tables(tables.metrics_page({"miou": 0.5, "per_class": {"background": 0.9, "a<b": 0.1}}, "S", value_name="IoU"))
+    semantic = _tables(
+        tables.metrics_page({"miou": 0.5, "per_class": {"background": 0.9, "a<b": 0.1}}, "S", value_name="IoU")
+    )
     assert semantic[1] == [["class", "IoU"], ["background", "0.900"], ["a<b", "0.100"]]  # escaped, read back
 
 
 def test_benchmarks_page_has_every_job_and_totals(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     files = []
-    for rule, job, seconds, rss in [("train_cam", "train_cam", 77.8, 1452.04), ("infer_cam", "shard-0", 10.0, 900.0),
-                                    ("infer_cam", "shard-1", 12.5, "-")]:
+    for rule, job, seconds, rss in [
+        ("train_cam", "train_cam", 77.8, 1452.04),
+        ("infer_cam", "shard-0", 10.0, 900.0),
+        ("infer_cam", "shard-1", 12.5, "-"),
+    ]:
         path = tmp_path / "benchmarks" / rule / f"{job}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header + f"{seconds}\t0:00:10\t{rss}\t1\t2\t3\t0\t0\t50.0\t9.5\n")
         files.append(str(path))
     files.append(str(tmp_path / "benchmarks" / "summarize" / "missing.tsv"))
     rows = tables.read_benchmarks(files)
-    assert [(r.rule, r.job) for r in rows] == [("train_cam", "train_cam"), ("infer_cam", "shard-0"), ("infer_cam", "shard-1")]
+    assert [(r.rule, r.job) for r in rows] == [
+        ("train_cam", "train_cam"),
+        ("infer_cam", "shard-0"),
+        ("infer_cam", "shard-1"),
+    ]
     assert rows[2].max_rss_mb is None and rows[0].max_rss_mb == pytest.approx(1452.04)
     per_rule, per_job = _tables(tables.benchmarks_page(rows))
     assert per_rule[1] == ["train_cam", "1", "77.8", "77.8", "1452"]
@@ -320,11 +368,22 @@ def _write_stores(root: Path, image_id: str, scene: dict) -> dict[str, str]:
     arrays = {
         "cam": ({"high_res": cams, "cam": cams[:, ::4, ::4]}, {"keys": [0, 1], "size": [H, W]}),
         "relations": ({"labels": scene["semantic"]}, {}),
-        "irnet": ({"boundary": np.zeros(objects_grid.shape, np.float16),
-                   "displacement": _displacement_towards([(5, 5), (13, 6), (9, 17.5)], objects_grid).astype(np.float16)}, {}),
+        "irnet": (
+            {
+                "boundary": np.zeros(objects_grid.shape, np.float16),
+                "displacement": _displacement_towards([(5, 5), (13, 6), (9, 17.5)], objects_grid).astype(np.float16),
+            },
+            {},
+        ),
         "semantic": ({"labels": scene["semantic"]}, {}),
-        "instances": ({"instance_map": scene["objects"].astype(np.int32), "classes": np.array([1, 1, 0], np.int64),
-                       "scores": np.array([0.9, 0.8, 0.7], np.float32)}, {}),
+        "instances": (
+            {
+                "instance_map": scene["objects"].astype(np.int32),
+                "classes": np.array([1, 1, 0], np.int64),
+                "scores": np.array([0.9, 0.8, 0.7], np.float32),
+            },
+            {},
+        ),
     }
     paths = {}
     for stage, (data, attrs) in arrays.items():
@@ -340,56 +399,98 @@ def _write_stores(root: Path, image_id: str, scene: dict) -> dict[str, str]:
 
 def test_report_figures_writes_four_real_pngs(tmp_path):
     stores = _write_stores(tmp_path, "2026_000001", _scene())
-    outs = {kind: tmp_path / "report" / f"2026_000001_{kind}.png" for kind in ("cam", "relations", "irnet", "pseudo_labels")}
+    outs = {
+        kind: tmp_path / "report" / f"2026_000001_{kind}.png" for kind in ("cam", "relations", "irnet", "pseudo_labels")
+    }
     report_figures(
-        image_id="2026_000001", image_path=str(tmp_path / "image.jpg"), cam_store=stores["cam"],
-        relations_store=stores["relations"], irnet_store=stores["irnet"], semantic_store=stores["semantic"],
-        instance_store=stores["instances"], class_gt_path=str(tmp_path / "class.png"),
-        object_gt_path=str(tmp_path / "object.png"), classes=CLASSES,
+        image_id="2026_000001",
+        image_path=str(tmp_path / "image.jpg"),
+        cam_store=stores["cam"],
+        relations_store=stores["relations"],
+        irnet_store=stores["irnet"],
+        semantic_store=stores["semantic"],
+        instance_store=stores["instances"],
+        class_gt_path=str(tmp_path / "class.png"),
+        object_gt_path=str(tmp_path / "object.png"),
+        classes=CLASSES,
         instances={"centroid_iterations": 30, "weak_threshold": 2.5},
-        out_cam=str(outs["cam"]), out_relations=str(outs["relations"]), out_irnet=str(outs["irnet"]),
+        out_cam=str(outs["cam"]),
+        out_relations=str(outs["relations"]),
+        out_irnet=str(outs["irnet"]),
         out_pseudo_labels=str(outs["pseudo_labels"]),
     )
     for path in outs.values():
         _assert_real_figure(path)
     with pytest.raises(InputError, match="not in this store"):
         report_figures(
-            image_id="2026_000002", image_path=str(tmp_path / "image.jpg"), cam_store=stores["cam"],
-            relations_store=stores["relations"], irnet_store=stores["irnet"], semantic_store=stores["semantic"],
-            instance_store=stores["instances"], class_gt_path=str(tmp_path / "class.png"),
-            object_gt_path=str(tmp_path / "object.png"), classes=CLASSES, instances={"centroid_iterations": 3, "weak_threshold": 2.5},
-            out_cam=str(outs["cam"]), out_relations=str(outs["relations"]), out_irnet=str(outs["irnet"]),
+            image_id="2026_000002",
+            image_path=str(tmp_path / "image.jpg"),
+            cam_store=stores["cam"],
+            relations_store=stores["relations"],
+            irnet_store=stores["irnet"],
+            semantic_store=stores["semantic"],
+            instance_store=stores["instances"],
+            class_gt_path=str(tmp_path / "class.png"),
+            object_gt_path=str(tmp_path / "object.png"),
+            classes=CLASSES,
+            instances={"centroid_iterations": 3, "weak_threshold": 2.5},
+            out_cam=str(outs["cam"]),
+            out_relations=str(outs["relations"]),
+            out_irnet=str(outs["irnet"]),
             out_pseudo_labels=str(outs["pseudo_labels"]),
         )
 
 
 def test_report_curves_and_tables_write_their_files(tmp_path):
     cam_log = tmp_path / "cam.csv"
-    cam_log.write_text("epoch,step,loss,lr,seconds,val_loss,val_map,val_label_accuracy,val_exact_match\n"
-                       "1,22,0.47,0.00098,84.0,0.48,0.79,0.86,0.4\n2,44,0.36,0.00094,7.2,0.27,0.90,0.91,0.55\n")
+    cam_log.write_text(
+        "epoch,step,loss,lr,seconds,val_loss,val_map,val_label_accuracy,val_exact_match\n"
+        "1,22,0.47,0.00098,84.0,0.48,0.79,0.86,0.4\n2,44,0.36,0.00094,7.2,0.27,0.90,0.91,0.55\n"
+    )
     irnet_log = tmp_path / "irnet.csv"
-    irnet_log.write_text("epoch,step,loss_pos_bg,loss_pos_fg,loss_neg,loss_disp_fg,loss_disp_bg,loss,lr,seconds\n"
-                         "1,4,0.62,0.56,0.70,3.79,0.94,3.01,0.029,14.6\n2,8,0.5,0.4,0.6,2.0,0.5,2.0,0.01,14.0\n")
-    report_curves(cam_history=str(cam_log), irnet_history=str(irnet_log), out_cam=str(tmp_path / "c.png"),
-                  out_irnet=str(tmp_path / "i.png"))
+    irnet_log.write_text(
+        "epoch,step,loss_pos_bg,loss_pos_fg,loss_neg,loss_disp_fg,loss_disp_bg,loss,lr,seconds\n"
+        "1,4,0.62,0.56,0.70,3.79,0.94,3.01,0.029,14.6\n2,8,0.5,0.4,0.6,2.0,0.5,2.0,0.01,14.0\n"
+    )
+    report_curves(
+        cam_history=str(cam_log),
+        irnet_history=str(irnet_log),
+        out_cam=str(tmp_path / "c.png"),
+        out_irnet=str(tmp_path / "i.png"),
+    )
     _assert_real_figure(tmp_path / "c.png")
     _assert_real_figure(tmp_path / "i.png")
 
     for name, data in {
-        "cam": {"miou": 0.31, "threshold": 0.15, "sweep": {"0.1": 0.26}, "per_class": {"background": 0.75, "disc": 0.35}},
+        "cam": {
+            "miou": 0.31,
+            "threshold": 0.15,
+            "sweep": {"0.1": 0.26},
+            "per_class": {"background": 0.75, "disc": 0.35},
+        },
         "semantic": {"miou": 0.4, "per_class": {"background": 0.8, "disc": None}},
-        "instances": {"map50": 0.1, "per_class": {"disc": {"ap50": 0.1}}, "cam_baseline_per_class": {"disc": {"ap50": 0.05}}},
+        "instances": {
+            "map50": 0.1,
+            "per_class": {"disc": {"ap50": 0.1}},
+            "cam_baseline_per_class": {"disc": {"ap50": 0.05}},
+        },
     }.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
     bench = tmp_path / "benchmarks" / "train_cam" / "train_cam.tsv"
     bench.parent.mkdir(parents=True)
-    bench.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-                     "77.80\t0:01:17\t1452.04\t4931.74\t1144.89\t1255.80\t0.09\t20.11\t56.00\t43.82\n")
+    bench.write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        "77.80\t0:01:17\t1452.04\t4931.74\t1144.89\t1255.80\t0.09\t20.11\t56.00\t43.82\n"
+    )
     outs = {k: tmp_path / "tables" / f"{k}.html" for k in ("cam", "semantic", "instances", "benchmarks")}
     report_tables(
-        cam_metrics=str(tmp_path / "cam.json"), semantic_metrics=str(tmp_path / "semantic.json"),
-        instance_metrics=str(tmp_path / "instances.json"), benchmark_files=[str(bench), str(tmp_path / "nope.tsv")],
-        out_cam=str(outs["cam"]), out_semantic=str(outs["semantic"]), out_instances=str(outs["instances"]),
+        cam_metrics=str(tmp_path / "cam.json"),
+        semantic_metrics=str(tmp_path / "semantic.json"),
+        instance_metrics=str(tmp_path / "instances.json"),
+        benchmark_files=[str(bench), str(tmp_path / "nope.tsv")],
+        out_cam=str(outs["cam"]),
+        out_semantic=str(outs["semantic"]),
+        out_instances=str(outs["instances"]),
         out_benchmarks=str(outs["benchmarks"]),
     )
     cam_tables = _tables(outs["cam"].read_text())

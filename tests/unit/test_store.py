@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import numpy as np
 import pytest
 import zarr
@@ -35,10 +38,9 @@ def test_round_trip_and_plain_zarr_access(tmp_path):
 
 def test_incomplete_store_is_refused(tmp_path):
     path = tmp_path / "shard-0.zarr"
-    with pytest.raises(RuntimeError):
-        with ShardWriter(path, stage="cam", image_ids=["a", "b"]) as writer:
-            writer.write("a", {"x": np.zeros((2, 2), np.uint8)})
-            raise RuntimeError("killed mid-shard")
+    with pytest.raises(RuntimeError), ShardWriter(path, stage="cam", image_ids=["a", "b"]) as writer:
+        writer.write("a", {"x": np.zeros((2, 2), np.uint8)})
+        raise RuntimeError("killed mid-shard")
     with pytest.raises(InputError, match="incomplete"):
         ShardReader(path)
 
@@ -61,7 +63,7 @@ def test_unsafe_ids_are_rejected(bad):
 def test_shards_are_stable_hashes_of_ids():
     ids = [f"2026_{i:06d}" for i in range(200)]
     shards = split_into_shards(ids, 4)
-    assert sorted(sum(shards, [])) == ids and all(len(s) > 20 for s in shards)
+    assert sorted(functools.reduce(operator.iadd, shards, [])) == ids and all(len(s) > 20 for s in shards)
     # Adding an id changes exactly one shard; positions in the list do not matter.
     grown = split_into_shards([*reversed(ids), "2026_999999"], 4)
     changed = [k for k in range(4) if grown[k] != shards[k]]

@@ -40,7 +40,9 @@ class NoisyPoints(torch.utils.data.Dataset):
 def make_training(tmp_path, *, epochs=3, fingerprint="a", log_every=2, end_of_epoch=None) -> Training:
     torch.manual_seed(0)
     model = torch.nn.Linear(1, 1)
-    optimizer = build_optimizer([{"params": model.parameters()}], {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0})
+    optimizer = build_optimizer(
+        [{"params": model.parameters()}], {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0}
+    )
     dataset = NoisyPoints(10)
     steps = (len(dataset) // 4) * epochs
 

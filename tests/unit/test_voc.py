@@ -248,7 +248,7 @@ def test_load_class_gt_rejects_rgb_png(tmp_path):
 
 
 def test_instance_gt_round_trip(tmp_path):
-    cls, obj = _instance_scene(tmp_path)
+    _cls, obj = _instance_scene(tmp_path)
     masks, labels = voc.load_instance_gt(tmp_path, "s")
     assert masks.dtype == bool and masks.shape == (3, 20, 24)
     assert labels.dtype == np.int64 and labels.tolist() == [11, 11, 14]
@@ -258,7 +258,7 @@ def test_instance_gt_round_trip(tmp_path):
 
 
 def test_instance_class_is_the_majority_and_bad_instances_raise(tmp_path):
-    cls, obj = _instance_scene(tmp_path)
+    cls, _obj = _instance_scene(tmp_path)
     cls[2, 2:4] = 7  # a few stray pixels of another class inside instance 1
     write_palette_png(tmp_path / "SegmentationClass" / "s.png", cls)
     assert voc.load_instance_gt(tmp_path, "s")[1].tolist() == [11, 11, 14]

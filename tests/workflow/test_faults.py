@@ -16,13 +16,13 @@ epoch 2) and finished by rerunning. The torch thread count of every job is pinne
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,14 +34,12 @@ import pytest
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from irnet_core.errors import InputError
+from irnet_core.store import ShardReader
+from tests.workflow.dryrun import job_counts
+from tests.workflow.harness import SNAKEMAKE, make_workdir
 
-from irnet_core.errors import InputError  # noqa: E402
-from irnet_core.store import ShardReader  # noqa: E402
-from tests.workflow.dryrun import job_counts  # noqa: E402
-from tests.workflow.harness import SNAKEMAKE, make_workdir  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.workflow
 
@@ -126,7 +124,9 @@ class Snakemake:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill_all()
-            pytest.fail(f"snakemake ({self.name}) did not finish in {timeout} s:\n{self.output()[-5000:]}", pytrace=False)
+            pytest.fail(
+                f"snakemake ({self.name}) did not finish in {timeout} s:\n{self.output()[-5000:]}", pytrace=False
+            )
 
     def kill_all(self) -> None:
         """kill -9 of Snakemake and every job (a crashed node): stop all first, so that none reacts to the others."""
@@ -140,14 +140,14 @@ class Snakemake:
 
 
 def _signal(process: psutil.Process, sig: int) -> None:
-    try:
+    with contextlib.suppress(psutil.NoSuchProcess):
         process.send_signal(sig)
-    except psutil.NoSuchProcess:
-        pass
 
 
 def snakemake_now(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, env=ENV, timeout=RUN_TIMEOUT_S)
+    return subprocess.run(
+        [*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, env=ENV, timeout=RUN_TIMEOUT_S
+    )
 
 
 def checkpoint_epoch(workdir: Path, rule: str) -> int:
@@ -226,7 +226,9 @@ def faulty(tmp_path_factory, reference) -> FaultyRun:  # after the reference: on
         open_ = [k for k, a in attrs.items() if a and not a.get("complete") and image_groups(stores[k])]
         return (done[0], open_[0]) if done and len(open_) == 1 and run.scripts("infer_cam") else None
 
-    seen.finished_shard, seen.killed_shard = run.wait_until(second_shard_half_written, "a half-written second CAM shard")
+    seen.finished_shard, seen.killed_shard = run.wait_until(
+        second_shard_half_written, "a half-written second CAM shard"
+    )
     run.kill_all()
     seen.logs["train_cam"] = (workdir / "logs/train_cam/train_cam.log").read_text()
     killed = stores[seen.killed_shard]
@@ -248,7 +250,9 @@ def faulty(tmp_path_factory, reference) -> FaultyRun:  # after the reference: on
     # 3. The same command: the killed shard is redone; then kill -9 of train_irnet once epoch 1 is saved.
     run = Snakemake(workdir, *command, name="3-irnet-killed")
     irnet_checkpoint = workdir / "results/checkpoints/train_irnet/last.pt"
-    [script] = run.wait_until(lambda: irnet_checkpoint.exists() and run.scripts("train_irnet"), "the first IRNet checkpoint")
+    [script] = run.wait_until(
+        lambda: irnet_checkpoint.exists() and run.scripts("train_irnet"), "the first IRNet checkpoint"
+    )
     script.send_signal(signal.SIGSTOP)
     seen.irnet_killed_after_epoch = checkpoint_epoch(workdir, "train_irnet")
     script.send_signal(signal.SIGKILL)
@@ -307,7 +311,11 @@ def job_intervals(workdir: Path, rule: str) -> list[tuple[datetime, datetime]]:
     """Start and end of each shard job of `rule`, from the first and last time stamps of its log."""
     intervals = []
     for log in sorted((workdir / "logs" / rule).glob("shard-*.log")):
-        stamps = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in log.read_text().splitlines() if line[:2] == "20"]
+        stamps = [
+            datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            for line in log.read_text().splitlines()
+            if line[:2] == "20"
+        ]
         intervals.append((stamps[0], stamps[-1]))
     return intervals
 
@@ -335,7 +343,10 @@ def test_train_irnet_resumes_after_kill_with_identical_weights(faulty, reference
     assert 0 <= faulty.irnet_killed_after_epoch < IRNET_EPOCHS - 1
     assert "Error in rule train_irnet" in faulty.irnet_kill_output
     resumed_from = faulty.irnet_killed_after_epoch
-    assert f"resuming from results/checkpoints/train_irnet/last.pt after epoch {resumed_from}" in faulty.logs["train_irnet"]
+    assert (
+        f"resuming from results/checkpoints/train_irnet/last.pt after epoch {resumed_from}"
+        in faulty.logs["train_irnet"]
+    )
     assert_same_weights(faulty.workdir / "results/irnet/model.pt", reference / "results/irnet/model.pt")
     assert history(faulty.workdir / "results/irnet/train_log.csv") == history(reference / "results/irnet/train_log.csv")
     assert len(history(reference / "results/irnet/train_log.csv")) == IRNET_EPOCHS
@@ -356,7 +367,9 @@ def test_half_written_store_is_never_taken_as_complete(faulty):
     assert dry.returncode != 0
     text = dry.stdout + dry.stderr
     assert "IncompleteFilesException" in text and "--rerun-incomplete" in text, text[-3000:]
-    assert text.split("Incomplete files:")[-1].split() == [f"results/cam/shard-{faulty.killed_shard}.zarr"], text[-3000:]
+    assert text.split("Incomplete files:")[-1].split() == [f"results/cam/shard-{faulty.killed_shard}.zarr"], text[
+        -3000:
+    ]
 
 
 def test_rerun_redoes_the_killed_shard_only(faulty):
@@ -383,12 +396,19 @@ def test_parallel_run_equals_killed_sequential_run(faulty, reference):
     run = faulty.workdir
     for stage in STAGES:
         for k in SHARDS:
-            assert assert_same_store(run / f"results/{stage}/shard-{k}.zarr", reference / f"results/{stage}/shard-{k}.zarr") > 0
+            assert (
+                assert_same_store(
+                    run / f"results/{stage}/shard-{k}.zarr", reference / f"results/{stage}/shard-{k}.zarr"
+                )
+                > 0
+            )
     assert_same_weights(run / "results/irnet/model.pt", reference / "results/irnet/model.pt")
     for name in ("dataset/labels.json", "irnet/calibration.json", "eval/cam_untrained.json", "eval/cam.json",
                  "eval/semantic.json", "eval/instances.json", "summary.json"):  # fmt: skip
         assert json_of(run / "results" / name) == json_of(reference / "results" / name), name
-    assert (run / "results/pseudo_labels/instances.json").read_bytes() == (reference / "results/pseudo_labels/instances.json").read_bytes()
+    assert (run / "results/pseudo_labels/instances.json").read_bytes() == (
+        reference / "results/pseudo_labels/instances.json"
+    ).read_bytes()
     pngs = sorted(p.name for p in (reference / "results/pseudo_labels/SegmentationClass").glob("*.png"))
     assert len(pngs) == 6
     for name in pngs:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from irnet_core.report import select_images
 
-from .harness import SNAKEMAKE, make_workdir, planned_jobs, snakemake
+from .harness import SNAKEMAKE, planned_jobs
 
 pytestmark = pytest.mark.workflow
 
@@ -88,4 +88,8 @@ def test_report_html_embeds_every_result_and_loads_nothing_from_outside(tiny_rep
 
 def test_report_reruns_nothing_and_a_larger_sample_adds_one_figure_job(tiny_report):
     assert planned_jobs(tiny_report) == {}
-    assert planned_jobs(tiny_report, "--config", "report={images: 3}") == {"report_figures": 1, "report_tables": 1, "all": 1}
+    assert planned_jobs(tiny_report, "--config", "report={images: 3}") == {
+        "report_figures": 1,
+        "report_tables": 1,
+        "all": 1,
+    }

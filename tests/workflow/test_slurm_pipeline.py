@@ -102,7 +102,9 @@ def runs(slurm_cluster, tmp_path_factory):  # noqa: F811
     """(SLURM work folder, local work folder, plan {rule: jobs}, submitted job ids, SLURM's records, Snakemake's output)."""
     on_slurm = make_workdir(tmp_path_factory.mktemp("slurm"))
     plan = planned_jobs(on_slurm, TARGET)  # before the run starts
-    proc, job_ids = run_snakemake_on_slurm(on_slurm, on_slurm / "Snakefile", [TARGET], extra_args=SLURM_ARGS, timeout=1200)
+    proc, job_ids = run_snakemake_on_slurm(
+        on_slurm, on_slurm / "Snakefile", [TARGET], extra_args=SLURM_ARGS, timeout=1200
+    )
     assert proc.returncode == 0, proc.stdout[-8000:]
     # Right away: slurmctld forgets finished jobs after MinJobAge (3600 s in the harness).
     records = {job_id: slurm_job_record(job_id) for job_id in job_ids}
@@ -126,7 +128,11 @@ def test_every_job_went_through_sbatch(runs, capsys):
     assert len(set(comments)) == len(comments)
     assert Counter(c.removeprefix("rule_").split("_wildcards_")[0] for c in comments) == Counter(plan)
     for record in records.values():
-        assert record["Partition"] == "debug" and record["JobName"].startswith("irnet_") and record["NodeList"] == "localhost"
+        assert (
+            record["Partition"] == "debug"
+            and record["JobName"].startswith("irnet_")
+            and record["NodeList"] == "localhost"
+        )
     assert "has been submitted with SLURM jobid" in output
     # SLURM's own per-job log of every job (slurm-keep-successful-logs), each naming its rule.
     logs = slurm_log_files(on_slurm)
@@ -134,7 +140,9 @@ def test_every_job_went_through_sbatch(runs, capsys):
     for job_id in job_ids:
         rule = records[job_id]["Comment"].removeprefix("rule_").split("_wildcards_")[0]
         text = logs[job_id].read_text()  # the job step's Snakemake, run by SLURM on the node, ran that one job
-        assert f"\nrule {rule}:\n" in text and "--target-jobs " + rule in text and "Finished jobid" in text, logs[job_id]
+        assert f"\nrule {rule}:\n" in text and "--target-jobs " + rule in text and "Finished jobid" in text, logs[
+            job_id
+        ]
 
 
 def test_sbatch_requests_match_the_rules_resources(runs):
@@ -183,7 +191,10 @@ def test_results_equal_a_local_run(runs):
         assert _history(on_slurm / "results" / name) == _history(local / "results" / name), name
     for stage in STAGES:
         for k in SHARDS:
-            left, right = ShardReader(on_slurm / f"results/{stage}/shard-{k}.zarr"), ShardReader(local / f"results/{stage}/shard-{k}.zarr")
+            left, right = (
+                ShardReader(on_slurm / f"results/{stage}/shard-{k}.zarr"),
+                ShardReader(local / f"results/{stage}/shard-{k}.zarr"),
+            )
             assert left.attrs == right.attrs and left.image_ids
             for image_id in left.image_ids:
                 (arrays_a, attrs_a), (arrays_b, attrs_b) = left.read(image_id), right.read(image_id)
@@ -193,7 +204,9 @@ def test_results_equal_a_local_run(runs):
     for name in ("dataset/labels.json", "irnet/calibration.json", "eval/cam_untrained.json", "eval/cam.json",
                  "eval/semantic.json", "eval/instances.json", "summary.json"):  # fmt: skip
         assert _json(on_slurm / "results" / name) == _json(local / "results" / name), name
-    exports = sorted(p.relative_to(local) for p in (local / "results/pseudo_labels").rglob("*") if p.is_file() and p.name[0] != ".")
+    exports = sorted(
+        p.relative_to(local) for p in (local / "results/pseudo_labels").rglob("*") if p.is_file() and p.name[0] != "."
+    )
     assert len(exports) == 7  # instances.json + 6 PNGs
     for path in exports:
         assert (on_slurm / path).read_bytes() == (local / path).read_bytes(), path

@@ -17,18 +17,14 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# tests/ is not a package and pytest does not put the repository root on sys.path; without this,
-# `tests.cluster` would only resolve when a conftest happens to arrange it.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 from tests.cluster.fixtures import (
     run_snakemake_on_slurm,
     slurm_cluster,  # noqa: F401  (fixture, used by name)
     slurm_job_record,
     slurm_log_files,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 TOY = REPO / "tests" / "cluster" / "toy"
 LOCAL_PROFILE = REPO / "profiles" / "local"
@@ -168,7 +164,9 @@ def test_job_commands_use_the_test_cluster_config(slurm_cluster, tmp_path):  # n
     assert seen["SLURM_CONF"] == "unset", text  # the filter worked: the fallback is what is tested
     ours = subprocess.run(["cksum"], input=slurm_cluster.conf.read_bytes(), capture_output=True, check=True).stdout
     # The client's config, by Slurm's rule: the default file if SLURM_CONF is unset, unless srun is our wrapper.
-    assert seen["default_conf"] == ours.decode().strip() or seen["srun"] == str(slurm_cluster.state_dir / "bin" / "srun"), text
+    assert seen["default_conf"] == ours.decode().strip() or seen["srun"] == str(
+        slurm_cluster.state_dir / "bin" / "srun"
+    ), text
     # And what failed on that machine: srun's --gpus checked against its configuration's GresTypes.
     assert "srun exit status 0" in text, text
     if (slurm_cluster.state_dir / "dev" / "fakegpu0").is_char_device():

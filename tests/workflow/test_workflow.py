@@ -11,7 +11,6 @@ import yaml
 import zarr
 
 from irnet_core.config import validate_config
-
 from tests.workflow.harness import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -26,10 +25,23 @@ def test_demo_config_plans_every_stage(tmp_path):
     plan = planned_jobs(workdir)
     shards = 4
     expected = {
-        "make_demo_dataset": 1, "prepare_dataset": 1, "train_cam": 1, "infer_cam": shards, "evaluate_cam_untrained": 1,
-        "evaluate_cam": 1, "mine_relations": shards, "train_irnet": 1, "calibrate_displacement": 1,
-        "infer_irnet": shards, "propagate_semantic": shards, "extract_instances": shards, "export_labels": 1,
-        "evaluate_semantic": 1, "evaluate_instances": 1, "summarize": 1, "all": 1,
+        "make_demo_dataset": 1,
+        "prepare_dataset": 1,
+        "train_cam": 1,
+        "infer_cam": shards,
+        "evaluate_cam_untrained": 1,
+        "evaluate_cam": 1,
+        "mine_relations": shards,
+        "train_irnet": 1,
+        "calibrate_displacement": 1,
+        "infer_irnet": shards,
+        "propagate_semantic": shards,
+        "extract_instances": shards,
+        "export_labels": 1,
+        "evaluate_semantic": 1,
+        "evaluate_instances": 1,
+        "summarize": 1,
+        "all": 1,
     }
     for rule, count in expected.items():
         assert plan.get(rule) == count, (rule, plan)
@@ -152,8 +164,12 @@ def test_conf_fg_change_reruns_relations_and_downstream_only(tiny_run):
 def test_beta_change_reruns_random_walk_stages_only(tiny_run):
     plan = planned_jobs(tiny_run, "--config", "random_walk={beta: 8}")
     assert pipeline_jobs(plan) == {
-        "propagate_semantic": 2, "extract_instances": 2, "export_labels": 1, "evaluate_semantic": 1,
-        "evaluate_instances": 1, "summarize": 1,
+        "propagate_semantic": 2,
+        "extract_instances": 2,
+        "export_labels": 1,
+        "evaluate_semantic": 1,
+        "evaluate_instances": 1,
+        "summarize": 1,
     }
 
 
@@ -169,7 +185,12 @@ def test_adding_an_image_to_the_infer_list_reruns_one_shard(tiny_run, tmp_path):
     generate_demo_dataset(extra, n_images=17, n_labelled=1, seed=0, min_size=64, max_size=96)
     new_id = "2026_000017"
     assert new_id not in train_ids
-    for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "xml"), ("SegmentationClass", "png"), ("SegmentationObject", "png")):
+    for sub, ext in (
+        ("JPEGImages", "jpg"),
+        ("Annotations", "xml"),
+        ("SegmentationClass", "png"),
+        ("SegmentationObject", "png"),
+    ):
         shutil.copy2(extra / sub / f"{new_id}.{ext}", workdir / "data/VOC" / sub / f"{new_id}.{ext}")
     infer_list.write_text(infer_list.read_text() + new_id + "\n")
     plan = planned_jobs(workdir)
