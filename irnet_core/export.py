@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
 from .instances import Instances
 from .palette import write_palette_png
 
@@ -50,11 +49,11 @@ def coco_instances(
     for position, (image_id, file_name, height, width, inst) in enumerate(images, start=1):
         height, width = int(height), int(width)
         if inst.masks.shape[1:] != (height, width):
-            raise InputError(
-                image_id, f"instance masks {inst.masks.shape[1:]} do not match image size {(height, width)}"
+            raise ValueError(
+                f"{image_id}: instance masks {inst.masks.shape[1:]} do not match image size {(height, width)}"
             )
         if len(inst) and (inst.classes.min() < 0 or inst.classes.max() >= len(categories)):
-            raise InputError(image_id, f"instance classes must lie in 0..{len(categories) - 1}")
+            raise ValueError(f"{image_id}: instance classes must lie in 0..{len(categories) - 1}")
         image_entries.append(
             {"id": position, "file_name": str(file_name), "height": height, "width": width, "voc_id": str(image_id)}
         )

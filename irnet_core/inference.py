@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from irnet_core.data.transforms import normalize, resize_image, scaled_size
-from irnet_core.errors import InputError
+from irnet_core.data.transforms import normalize, resize_image, scaled_size, top_left_crop
 from irnet_core.models.cam_net import CAMNet
 from irnet_core.models.irnet import IRNet
 
@@ -56,9 +55,9 @@ def _resolve_device(model: nn.Module, device: torch.device | None) -> torch.devi
 def _check_image(image: np.ndarray, where: str = "image") -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise InputError(where, f"expected an RGB uint8 array of shape (H, W, 3), got {got}")
+        raise ValueError(f"{where}: expected an RGB uint8 array of shape (H, W, 3), got {got}")
     if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(where, f"empty image of shape {image.shape}")
+        raise ValueError(f"{where}: empty image of shape {image.shape}")
 
 
 def _to_tensor(normalised_hwc: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -105,18 +104,18 @@ def compute_cams(
         (no forward pass is run).
 
     Raises:
-        InputError: bad image (``image``), out-of-range or repeated class indices (``keys``), or an
+        ValueError: bad image (``image``), out-of-range or repeated class indices (``keys``), or an
             empty/non-positive ``scales`` (``scales``).
     """
     _check_image(image)
     height, width = image.shape[:2]
     key_list = [int(k) for k in keys]
     if any(not 0 <= k < model.num_classes for k in key_list):
-        raise InputError("keys", f"class indices {key_list} outside 0..{model.num_classes - 1}")
+        raise ValueError(f"keys: class indices {key_list} outside 0..{model.num_classes - 1}")
     if len(set(key_list)) != len(key_list):
-        raise InputError("keys", f"repeated class indices in {key_list}")
+        raise ValueError(f"keys: repeated class indices in {key_list}")
     if not scales or any(s <= 0 for s in scales):
-        raise InputError("scales", f"expected positive scale factors, got {list(scales)}")
+        raise ValueError(f"scales: expected positive scale factors, got {list(scales)}")
 
     h, w = strided_size(height, width, 4)
     h16, w16 = strided_size(height, width, 16)
@@ -168,11 +167,11 @@ def infer_boundary_displacement(
         un-mirrored image only; channel 0 = dy, 1 = dx, in stride-4 grid cells.
 
     Raises:
-        InputError: bad image (``image``) or non-positive ``pad_size`` (``pad_size``).
+        ValueError: bad image (``image``) or non-positive ``pad_size`` (``pad_size``).
     """
     _check_image(image)
     if pad_size < 1:
-        raise InputError("pad_size", f"expected a positive size, got {pad_size}")
+        raise ValueError(f"pad_size: expected a positive size, got {pad_size}")
     height, width = image.shape[:2]
     h, w = strided_size(height, width, 4)
     device = _resolve_device(model, device)
@@ -185,14 +184,6 @@ def infer_boundary_displacement(
         boundary = torch.sigmoid((edge_logits[0] + edge_logits[1].flip(-1)) / 2)
         disp = displacement[0, :, :h, :w] - model.mean_displacement.to(displacement)[:, None, None]
     return boundary.float().cpu().numpy(), disp.float().cpu().numpy()
-
-
-def _top_left_fit(normalised_hwc: np.ndarray, size: int) -> np.ndarray:
-    """Place an (H,W,3) float image at the top-left of a zero ``size x size`` canvas (overflow is cut)."""
-    canvas = np.zeros((size, size, 3), dtype=np.float32)
-    ch, cw = min(size, normalised_hwc.shape[0]), min(size, normalised_hwc.shape[1])
-    canvas[:ch, :cw] = normalised_hwc[:ch, :cw]
-    return canvas
 
 
 def mean_displacement(
@@ -220,12 +211,12 @@ def mean_displacement(
         float64 ``(2,)`` array ``(mean dy, mean dx)`` in stride-4 grid cells.
 
     Raises:
-        InputError: no images (``images``), a bad image (``images[i]``), or bad sizes.
+        ValueError: no images (``images``), a bad image (``images[i]``), or bad sizes.
     """
     if pad_size < 1:
-        raise InputError("pad_size", f"expected a positive size, got {pad_size}")
+        raise ValueError(f"pad_size: expected a positive size, got {pad_size}")
     if batch_size < 1:
-        raise InputError("batch_size", f"expected a positive batch size, got {batch_size}")
+        raise ValueError(f"batch_size: expected a positive batch size, got {batch_size}")
     device = _resolve_device(model, device)
     image_means: list[torch.Tensor] = []
     batch: list[np.ndarray] = []
@@ -239,12 +230,12 @@ def mean_displacement(
     with _eval_mode(model), torch.inference_mode():
         for i, image in enumerate(images):
             _check_image(image, f"images[{i}]")
-            batch.append(_top_left_fit(normalize(image), pad_size))
+            batch.append(top_left_crop(normalize(image), pad_size))  # zero = the mean colour
             if len(batch) == batch_size:
                 flush()
         if batch:
             flush()
     if not image_means:
-        raise InputError("images", "no images to compute the mean displacement from")
+        raise ValueError("images: no images to compute the mean displacement from")
     # Summed in image order: the same additions whatever the batching.
     return torch.stack(image_means).mean(dim=0).numpy().astype(np.float64)

@@ -15,8 +15,6 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .errors import InputError
-
 # 4-connectivity (no diagonals), as in the official code's connectivity=1 labelling.
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
@@ -41,10 +39,10 @@ class Instances:
         self.classes = np.asarray(self.classes, dtype=np.int64).reshape(-1)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         if self.masks.ndim != 3:
-            raise InputError("Instances", f"masks must be (M, H, W), got shape {self.masks.shape}")
+            raise ValueError(f"Instances: masks must be (M, H, W), got shape {self.masks.shape}")
         m = self.masks.shape[0]
         if self.classes.shape != (m,) or self.scores.shape != (m,):
-            raise InputError("Instances", f"{m} masks but {self.classes.size} classes and {self.scores.size} scores")
+            raise ValueError(f"Instances: {m} masks but {self.classes.size} classes and {self.scores.size} scores")
 
     @classmethod
     def empty(cls, size: tuple[int, int]) -> Instances:
@@ -68,9 +66,9 @@ def grid_size(size: tuple[int, int]) -> tuple[int, int]:
 def _check_displacement(displacement: np.ndarray, where: str) -> np.ndarray:
     displacement = np.asarray(displacement, dtype=np.float64)
     if displacement.ndim != 3 or displacement.shape[0] != 2 or displacement.shape[1] < 1 or displacement.shape[2] < 1:
-        raise InputError(where, f"displacement must be (2, h, w), got shape {displacement.shape}")
+        raise ValueError(f"{where}: displacement must be (2, h, w), got shape {displacement.shape}")
     if not np.all(np.isfinite(displacement)):
-        raise InputError(where, "displacement contains NaN or infinite values")
+        raise ValueError(f"{where}: displacement contains NaN or infinite values")
     return displacement
 
 
@@ -84,7 +82,7 @@ def find_centroids(displacement: np.ndarray, iterations: int = 300) -> np.ndarra
     """
     displacement = _check_displacement(displacement, "find_centroids")
     if iterations < 0:
-        raise InputError("find_centroids", f"iterations must be >= 0, got {iterations}")
+        raise ValueError(f"find_centroids: iterations must be >= 0, got {iterations}")
     _, height, width = displacement.shape
     field = displacement.reshape(2, -1)
     pos_y, pos_x = (axis.astype(np.float64).reshape(-1) for axis in np.mgrid[0:height, 0:width])
@@ -121,12 +119,11 @@ def cluster_centroids(centroids: np.ndarray, displacement: np.ndarray, weak_thre
     centroids = np.asarray(centroids)
     _, height, width = displacement.shape
     if centroids.shape != (2, height, width) or not np.issubdtype(centroids.dtype, np.integer):
-        raise InputError(
-            "cluster_centroids",
-            f"centroids must be integer (2, {height}, {width}), got {centroids.dtype} {centroids.shape}",
+        raise ValueError(
+            f"cluster_centroids: centroids must be integer (2, {height}, {width}), got {centroids.dtype} {centroids.shape}"
         )
     if centroids[0].min() < 0 or centroids[0].max() >= height or centroids[1].min() < 0 or centroids[1].max() >= width:
-        raise InputError("cluster_centroids", "centroids lie outside the grid")
+        raise ValueError("cluster_centroids: centroids lie outside the grid")
 
     weak = np.hypot(displacement[0], displacement[1]) < weak_threshold
     components, _ = ndimage.label(weak, structure=_FOUR_CONNECTED)
@@ -182,9 +179,9 @@ def _as_keys(keys: Sequence[int] | np.ndarray | torch.Tensor, n_channels: int, w
         keys = keys.detach().cpu().numpy()
     key_array = np.asarray(keys, dtype=np.int64).reshape(-1)
     if key_array.size != n_channels:
-        raise InputError(where, f"{key_array.size} keys for {n_channels} CAM channels")
+        raise ValueError(f"{where}: {key_array.size} keys for {n_channels} CAM channels")
     if key_array.size and key_array.min() < 0:
-        raise InputError(where, f"class keys must be >= 0, got {key_array.tolist()}")
+        raise ValueError(f"{where}: class keys must be >= 0, got {key_array.tolist()}")
     return key_array
 
 
@@ -229,21 +226,20 @@ def extract_instances(
     """
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
-        raise InputError("extract_instances", f"image size must be positive, got {size}")
+        raise ValueError(f"extract_instances: image size must be positive, got {size}")
     grid_h, grid_w = grid_size((height, width))
     cam_t = torch.as_tensor(cam).detach().to(device="cpu", dtype=torch.float32)
     if cam_t.ndim != 3 or tuple(cam_t.shape[1:]) != (grid_h, grid_w):
-        raise InputError(
-            "extract_instances",
-            f"cam must be (K, {grid_h}, {grid_w}) for image {height}x{width}, got {tuple(cam_t.shape)}",
+        raise ValueError(
+            f"extract_instances: cam must be (K, {grid_h}, {grid_w}) for image {height}x{width}, got {tuple(cam_t.shape)}"
         )
     key_array = _as_keys(keys, cam_t.shape[0], "extract_instances")
     boundary_t = torch.as_tensor(boundary).detach().to(device="cpu", dtype=torch.float32)
     if tuple(boundary_t.shape) != (grid_h, grid_w):
-        raise InputError("extract_instances", f"boundary must be ({grid_h}, {grid_w}), got {tuple(boundary_t.shape)}")
+        raise ValueError(f"extract_instances: boundary must be ({grid_h}, {grid_w}), got {tuple(boundary_t.shape)}")
     disp = _to_numpy(displacement)
     if disp.shape != (2, grid_h, grid_w):
-        raise InputError("extract_instances", f"displacement must be (2, {grid_h}, {grid_w}), got {disp.shape}")
+        raise ValueError(f"extract_instances: displacement must be (2, {grid_h}, {grid_w}), got {disp.shape}")
     if key_array.size == 0:
         return Instances.empty((height, width))
 
@@ -267,9 +263,8 @@ def extract_instances(
     # An all-zero walk divided by its global max gives NaN; NaN would win every argmax, so treat it as no signal.
     scores = torch.nan_to_num(scores_t.detach().to("cpu", torch.float32), nan=0.0).numpy()
     if scores.shape != (instance_cams.shape[0], height, width):
-        raise InputError(
-            "extract_instances",
-            f"upsampled scores have shape {scores.shape}, expected {(instance_cams.shape[0], height, width)}",
+        raise ValueError(
+            f"extract_instances: upsampled scores have shape {scores.shape}, expected {(instance_cams.shape[0], height, width)}"
         )
 
     winner = _winner_map(scores, bg_threshold)
@@ -290,7 +285,7 @@ def cam_component_instances(
     """
     cams = _to_numpy(high_res).astype(np.float32)
     if cams.ndim != 3:
-        raise InputError("cam_component_instances", f"high_res must be (K, H, W), got shape {cams.shape}")
+        raise ValueError(f"cam_component_instances: high_res must be (K, H, W), got shape {cams.shape}")
     key_array = _as_keys(keys, cams.shape[0], "cam_component_instances")
     if key_array.size == 0:
         return Instances.empty(cams.shape[1:])
@@ -305,12 +300,12 @@ def cam_component_instances(
 def instances_to_map(inst: Instances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Encode disjoint masks as one id map: ``(id_map int32 (H, W), classes int64 (M,), scores float32 (M,))``.
 
-    ``id_map`` is 0 where no instance is and ``i + 1`` on instance ``i``. Raises InputError if masks overlap,
+    ``id_map`` is 0 where no instance is and ``i + 1`` on instance ``i``. Raises ValueError if masks overlap,
     because an id map cannot represent that (masks from an argmax never do).
     """
     masks = inst.masks
     if masks.shape[0] and int(masks.sum(axis=0, dtype=np.int64).max()) > 1:
-        raise InputError("instances_to_map", "instance masks overlap; an id map needs disjoint masks")
+        raise ValueError("instances_to_map: instance masks overlap; an id map needs disjoint masks")
     id_map = np.zeros(masks.shape[1:], dtype=np.int32)
     for index, mask in enumerate(masks):
         id_map[mask] = index + 1
@@ -323,9 +318,9 @@ def map_to_instances(id_map: np.ndarray, classes: np.ndarray, scores: np.ndarray
     classes = np.asarray(classes).reshape(-1)
     scores = np.asarray(scores).reshape(-1)
     if id_map.ndim != 2 or not np.issubdtype(id_map.dtype, np.integer):
-        raise InputError("map_to_instances", f"id map must be integer (H, W), got {id_map.dtype} {id_map.shape}")
+        raise ValueError(f"map_to_instances: id map must be integer (H, W), got {id_map.dtype} {id_map.shape}")
     count = classes.size
     if id_map.size and (int(id_map.min()) < 0 or int(id_map.max()) > count):
-        raise InputError("map_to_instances", f"id map values must lie in 0..{count} for {count} instances")
+        raise ValueError(f"map_to_instances: id map values must lie in 0..{count} for {count} instances")
     masks = id_map[None] == np.arange(1, count + 1, dtype=np.int64)[:, None, None]
     return Instances(masks, classes, scores)

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InputError
-
 IGNORE_LABEL = 255
 
 
@@ -35,34 +33,31 @@ class ConfusionMatrix:
 
     def __init__(self, n_classes: int) -> None:
         if n_classes < 1:
-            raise InputError("ConfusionMatrix", f"n_classes must be >= 1, got {n_classes}")
+            raise ValueError(f"ConfusionMatrix: n_classes must be >= 1, got {n_classes}")
         self.n_classes = int(n_classes)
         self.matrix = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
         """Add one image. ``gt`` values in 0..n_classes-1 or 255 (ignored); ``pred`` values in 0..n_classes-1.
 
-        Raises InputError on shape mismatch or out-of-range values (a prediction may not be 255: map unsure
+        Raises ValueError on shape mismatch or out-of-range values (a prediction may not be 255: map unsure
         pixels to a class before evaluating).
         """
         gt = np.asarray(gt)
         pred = np.asarray(pred)
         if gt.shape != pred.shape:
-            raise InputError("ConfusionMatrix.update", f"gt {gt.shape} and prediction {pred.shape} differ in shape")
+            raise ValueError(f"ConfusionMatrix.update: gt {gt.shape} and prediction {pred.shape} differ in shape")
         gt = gt.reshape(-1).astype(np.int64)
         pred = pred.reshape(-1).astype(np.int64)
         if pred.size and (pred.min() < 0 or pred.max() >= self.n_classes):
-            raise InputError(
-                "ConfusionMatrix.update",
-                f"prediction values must lie in 0..{self.n_classes - 1}, got {pred.min()}..{pred.max()}",
+            raise ValueError(
+                f"ConfusionMatrix.update: prediction values must lie in 0..{self.n_classes - 1}, got {pred.min()}..{pred.max()}"
             )
         keep = gt != IGNORE_LABEL
         gt, pred = gt[keep], pred[keep]
         if gt.size and (gt.min() < 0 or gt.max() >= self.n_classes):
-            raise InputError(
-                "ConfusionMatrix.update",
-                f"ground-truth values must lie in 0..{self.n_classes - 1} "
-                f"or be {IGNORE_LABEL}, got {gt.min()}..{gt.max()}",
+            raise ValueError(
+                f"ConfusionMatrix.update: ground-truth values must lie in 0..{self.n_classes - 1} or be {IGNORE_LABEL}, got {gt.min()}..{gt.max()}"
             )
         self.matrix += np.bincount(gt * self.n_classes + pred, minlength=self.n_classes**2).reshape(
             self.n_classes, self.n_classes
@@ -91,10 +86,8 @@ def _with_background(class_names: Sequence[str], n_classes: int, where: str) -> 
         return ["background", *names]
     if len(names) == n_classes and names[0] == "background":
         return names
-    raise InputError(
-        where,
-        f"expected {n_classes - 1} foreground class names (or {n_classes} starting with "
-        f"'background'), got {len(names)}",
+    raise ValueError(
+        f"{where}: expected {n_classes - 1} foreground class names (or {n_classes} starting with 'background'), got {len(names)}"
     )
 
 
@@ -203,7 +196,7 @@ def voc_instance_ap(
     """
     n_images = len(pred_masks)
     if not (len(pred_labels) == len(pred_scores) == len(gt_masks) == len(gt_labels) == n_images):
-        raise InputError("voc_instance_ap", "prediction and ground-truth lists must have one entry per image")
+        raise ValueError("voc_instance_ap: prediction and ground-truth lists must have one entry per image")
     n_positive = np.zeros(n_classes, dtype=np.int64)
     scores: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
     matches: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
@@ -216,18 +209,18 @@ def voc_instance_ap(
         g_labels = np.asarray(gt_labels[index], dtype=np.int64).reshape(-1)
         where = f"voc_instance_ap image {index}"
         if p_masks.ndim != 3 or p_masks.shape[0] != p_labels.size or p_scores.size != p_labels.size:
-            raise InputError(
-                where, f"prediction masks {p_masks.shape}, labels {p_labels.shape} and scores {p_scores.shape} disagree"
+            raise ValueError(
+                f"{where}: prediction masks {p_masks.shape}, labels {p_labels.shape} and scores {p_scores.shape} disagree"
             )
         if g_masks.ndim != 3 or g_masks.shape[0] != g_labels.size:
-            raise InputError(where, f"ground-truth masks {g_masks.shape} and labels {g_labels.shape} disagree")
+            raise ValueError(f"{where}: ground-truth masks {g_masks.shape} and labels {g_labels.shape} disagree")
         if p_masks.shape[0] and g_masks.shape[0] and p_masks.shape[1:] != g_masks.shape[1:]:
-            raise InputError(
-                where, f"prediction size {p_masks.shape[1:]} differs from ground truth {g_masks.shape[1:]}"
+            raise ValueError(
+                f"{where}: prediction size {p_masks.shape[1:]} differs from ground truth {g_masks.shape[1:]}"
             )
         for labels, kind in ((p_labels, "prediction"), (g_labels, "ground-truth")):
             if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-                raise InputError(where, f"{kind} labels must lie in 0..{n_classes - 1}")
+                raise ValueError(f"{where}: {kind} labels must lie in 0..{n_classes - 1}")
 
         for label in np.unique(np.concatenate([p_labels, g_labels])):
             keep = p_labels == label

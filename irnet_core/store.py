@@ -135,7 +135,7 @@ class ShardWriter:
 
     def write(self, image_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None) -> None:
         if image_id not in self.image_ids:
-            raise InputError(self.path, f"image id {image_id!r} is not one of this shard's images")
+            raise ValueError(f"{self.path}: image id {image_id!r} is not one of this shard's images")
         group = self.root.create_group(image_id, overwrite=True)
         plain_attrs = _plain(dict(attrs or {}))
         group.attrs.update(plain_attrs)

@@ -155,7 +155,7 @@ def evaluate_cam(
     shards = open_shards(cam_stores)
     missing = [i for i in image_ids if i not in shards]
     if missing:
-        raise InputError(missing[0], "eval image has no CAMs in any shard store")
+        raise ValueError(f"{missing[0]}: eval image has no CAMs in any shard store")
 
     def samples():
         for image_id, gt_path in zip(image_ids, gt_paths, strict=True):

@@ -81,7 +81,7 @@ def train_irnet(
     relations = open_shards(relation_stores)
     missing = [i for i in image_ids if i not in relations]
     if missing:
-        raise InputError(missing[0], "training image has no relation labels in any shard store")
+        raise ValueError(f"{missing[0]}: training image has no relation labels in any shard store")
     dataset = RelationCrops(
         paths, image_ids, relations, crop_size=train.crop_size, scale_range=train.scale_range, seed=train.seed
     )

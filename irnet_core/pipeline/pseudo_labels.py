@@ -29,9 +29,8 @@ def _read_inputs(cams: ShardReader, maps: ShardReader, image_id: str, device: to
     cam = torch.from_numpy(cam_arrays["cam"].astype(np.float32)).to(device)
     boundary = torch.from_numpy(map_arrays["boundary"].astype(np.float32)).to(device)
     if cam.shape[1:] != boundary.shape:
-        raise InputError(
-            maps.path,
-            f"{image_id}: boundary map {tuple(boundary.shape)} does not match CAM grid {tuple(cam.shape[1:])}",
+        raise ValueError(
+            f"{maps.path}: {image_id}: boundary map {tuple(boundary.shape)} does not match CAM grid {tuple(cam.shape[1:])}"
         )
     return cam, cam_attrs["keys"], tuple(cam_attrs["size"]), boundary, map_arrays["displacement"].astype(np.float32)
 
@@ -133,7 +132,7 @@ def export_labels(
     records = []
     for image_id, image_path in zip(image_ids, image_paths, strict=True):
         if image_id not in semantic or image_id not in instance:
-            raise InputError(image_id, "image has no pseudo-labels in the shard stores")
+            raise ValueError(f"{image_id}: image has no pseudo-labels in the shard stores")
         labels = semantic[image_id].read(image_id, ["labels"])[0]["labels"]
         write_label_png(Path(out_dir) / f"{image_id}.png", labels)
         found = read_instances(instance[image_id], image_id)

@@ -94,13 +94,6 @@ def html_page(title: str, sections: Sequence[str]) -> str:
     )
 
 
-def write_page(path: str | Path, title: str, sections: Sequence[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html_page(title, sections), encoding="utf-8")
-    return path
-
-
 # ---- evaluation metrics -----------------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from irnet_core.errors import InputError
 from irnet_core.export import coco_instances, write_coco, write_label_png
 from irnet_core.instances import Instances
 from irnet_core.palette import read_label_png
@@ -67,9 +66,9 @@ def test_coco_file_loads_and_decodes_back(tmp_path: Path, capsys: pytest.Capture
 
 def test_coco_rejects_inconsistent_input() -> None:
     image_id, file_name, _, _, inst = _images()[0]
-    with pytest.raises(InputError, match="do not match"):
+    with pytest.raises(ValueError, match="do not match"):
         coco_instances([(image_id, file_name, 7, 8, inst)], CLASSES)
-    with pytest.raises(InputError, match="classes"):
+    with pytest.raises(ValueError, match="classes"):
         coco_instances([(image_id, file_name, 6, 8, inst)], CLASSES[:2])
 
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from irnet_core.errors import InputError
 from irnet_core.inference import compute_cams, infer_boundary_displacement, mean_displacement
 from irnet_core.models import CAMNet, IRNet, build_backbone, build_irnet
 
@@ -93,9 +92,9 @@ def test_cams_restore_train_mode_and_reject_bad_keys(cam_net: CAMNet) -> None:
         assert cam_net.training
     finally:
         cam_net.eval()
-    with pytest.raises(InputError, match="keys"):
+    with pytest.raises(ValueError, match="keys"):
         compute_cams(cam_net, _image(20, 20), [4])
-    with pytest.raises(InputError, match="image"):
+    with pytest.raises(ValueError, match="image"):
         compute_cams(cam_net, _image(20, 20).astype(np.float32), [0])  # type: ignore[arg-type]
 
 
@@ -179,5 +178,5 @@ def test_mean_displacement_ignores_current_calibration_and_needs_images(irnet: I
         np.testing.assert_allclose(mean_displacement(irnet, images, pad_size=16), base, rtol=1e-6)
     finally:
         irnet.mean_displacement.zero_()
-    with pytest.raises(InputError, match="images"):
+    with pytest.raises(ValueError, match="images"):
         mean_displacement(irnet, [], pad_size=16)

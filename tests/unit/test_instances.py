@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from irnet_core.errors import InputError
 from irnet_core.instances import (
     Instances,
     cam_component_instances,
@@ -138,7 +137,7 @@ def test_no_image_level_label_gives_no_instances() -> None:
 
 def test_extract_instances_rejects_a_grid_that_does_not_fit_the_image() -> None:
     cam, boundary, field = _two_object_scene()
-    with pytest.raises(InputError, match="cam must be"):
+    with pytest.raises(ValueError, match="cam must be"):
         extract_instances(cam, [1], boundary, field, (80, 96), propagate_fn=_identity_propagate)
 
 
@@ -195,7 +194,7 @@ def test_id_map_round_trip_is_lossless() -> None:
 
 def test_overlapping_masks_cannot_be_stored_as_a_map() -> None:
     masks = np.ones((2, 3, 3), bool)
-    with pytest.raises(InputError, match="overlap"):
+    with pytest.raises(ValueError, match="overlap"):
         instances_to_map(Instances(masks, [0, 1], [1.0, 1.0]))
-    with pytest.raises(InputError, match="0..1"):
+    with pytest.raises(ValueError, match="0..1"):
         map_to_instances(np.full((2, 2), 2, np.int32), [0], [1.0])

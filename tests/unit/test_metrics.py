@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from irnet_core.errors import InputError
 from irnet_core.metrics import (
     ConfusionMatrix,
     average_precision,
@@ -54,13 +53,13 @@ def test_confusion_matrix_accumulates_over_images() -> None:
 
 def test_out_of_range_predictions_are_rejected() -> None:
     conf = ConfusionMatrix(3)
-    with pytest.raises(InputError, match="prediction"):
+    with pytest.raises(ValueError, match="prediction"):
         conf.update(np.zeros((2, 2), np.uint8), np.full((2, 2), 3, np.uint8))
-    with pytest.raises(InputError, match="prediction"):
+    with pytest.raises(ValueError, match="prediction"):
         conf.update(np.zeros((2, 2), np.uint8), np.full((2, 2), 255, np.uint8))
-    with pytest.raises(InputError, match="ground-truth"):
+    with pytest.raises(ValueError, match="ground-truth"):
         conf.update(np.full((2, 2), 7, np.uint8), np.zeros((2, 2), np.uint8))
-    with pytest.raises(InputError, match="shape"):
+    with pytest.raises(ValueError, match="shape"):
         conf.update(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))
 
 
@@ -75,7 +74,7 @@ def test_semantic_report_is_json_friendly() -> None:
     assert report["pixel_accuracy"] == pytest.approx(3 / 5)
     json.loads(json.dumps(report, allow_nan=False))
     assert semantic_report(conf, ["background", "cat", "dog", "cow"]) == report
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):
         semantic_report(conf, ["cat"])
 
 
@@ -181,7 +180,16 @@ def test_instance_report_thresholds_and_void_pixels() -> None:
 
 
 def test_mismatched_inputs_raise() -> None:
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):
         voc_instance_ap([A[None]], [np.array([0, 0])], [np.array([0.5])], [A[None]], [np.array([0])], 1)
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):
         voc_instance_ap([A[None]], [np.array([3])], [np.array([0.5])], [A[None]], [np.array([0])], 1)
+
+
+def test_internal_checks_are_ordinary_errors_not_user_input_errors():
+    # InputError names a user's file or key; a wrong call inside the library is a bug and must say so.
+    from irnet_core.errors import InputError
+
+    with pytest.raises(ValueError) as info:
+        ConfusionMatrix(3).update(np.zeros((2, 2)), np.zeros((2, 3)))
+    assert not isinstance(info.value, InputError)

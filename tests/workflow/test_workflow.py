@@ -103,6 +103,9 @@ def test_bad_training_data_stops_with_one_line(tmp_path, problem):
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert errors and str(culprit.name) in errors[0], result.stderr[-2000:]
     assert not (workdir / "results/dataset/labels.json").exists()
+    # The console has one line; the job's log has it too, with the full traceback.
+    log = (workdir / "logs/prepare_dataset/prepare_dataset.log").read_text()
+    assert "Traceback (most recent call last)" in log and errors[0].removeprefix("Error: ") in log
 
 
 # ---- the tiny real run -------------------------------------------------------------------------------------
