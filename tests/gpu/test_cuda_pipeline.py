@@ -28,6 +28,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
+
+from irnet_core.config import validate_config
+from irnet_core.settings import (
+    BackboneSettings,
+    CamTrainSettings,
+    IRNetTrainSettings,
+    OptimizerSettings,
+    RelationSettings,
+    from_section,
+)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -35,25 +46,18 @@ pytestmark = [
 ]
 
 N_IMAGES, N_LABELLED = 12, 4
-BACKBONE = {"arch": "resnet18", "weights": "none"}
-CAM_TRAIN = {"seed": 0, "epochs": 2, "batch_size": 4, "crop_size": 64, "resize_long": [64, 96], "holdout_fraction": 0.2}
-CAM_RECIPE = {  # tests/configs/tiny.yaml's scratch recipe (backbone weights none), schema defaults filled in
-    "optimizer": "adamw", "lr": 1.0e-3, "head_lr_mult": 1.0, "momentum": 0.9, "weight_decay": 1.0e-4,
-    "schedule": "cosine", "poly_power": 0.9,
-}  # fmt: skip
-CAM_SCALES = [1.0, 0.5]
-RELATIONS = {
-    "conf_fg": 0.30, "conf_bg": 0.05,
-    "crf": {"iterations": 3, "gt_prob": 0.7, "gauss_sxy": 3, "gauss_compat": 3, "bilateral_sxy": 50,
-            "bilateral_srgb": 5, "bilateral_compat": 10},
-}  # fmt: skip
-IRNET_TRAIN = {
-    "seed": 0, "epochs": 1, "batch_size": 4, "crop_size": 96, "radius": 5, "scale_range": [0.5, 1.5], "lr": 0.1,
-    "disp_lr_mult": 10.0, "momentum": 1.0e-4, "weight_decay": 1.0e-4, "poly_power": 0.9,
-}  # fmt: skip
-PAD_SIZE = 96
-RANDOM_WALK = {"beta": 10, "exp_times": 5, "radius": 5, "sem_bg_threshold": 0.25}
-INSTANCES = {"bg_threshold": 0.25, "centroid_iterations": 50, "weak_threshold": 2.5, "min_fragment": 0.01}
+REPO = Path(__file__).resolve().parents[2]
+# The tiny workflow configuration, validated (schema defaults filled), as typed settings: no retyped copies.
+TINY = validate_config(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()))
+BACKBONE = from_section(BackboneSettings, TINY["backbone"])
+CAM_TRAIN = from_section(CamTrainSettings, TINY["cam"]["train"])
+CAM_RECIPE = from_section(OptimizerSettings, TINY["cam"]["scratch_recipe"])  # backbone weights none
+CAM_SCALES = TINY["cam"]["infer"]["scales"]
+RELATIONS = from_section(RelationSettings, TINY["relations"])
+IRNET_TRAIN = from_section(IRNetTrainSettings, TINY["irnet"]["train"])
+PAD_SIZE = TINY["irnet"]["infer"]["pad_size"]
+RANDOM_WALK = TINY["random_walk"]
+INSTANCES = TINY["instances"]
 
 HAS_CRF = importlib.util.find_spec("pydensecrf") is not None
 HAS_COCO = importlib.util.find_spec("pycocotools") is not None
@@ -148,8 +152,7 @@ def run(tmp_path_factory):
 
     torch.cuda.reset_peak_memory_stats()
     out["cam_row"] = timed(
-        "train_cam", train_cam, labels_path=str(out["labels_path"]), image_paths=[paths[i] for i in train_ids],
-        classes=classes, train=CAM_TRAIN, recipe=CAM_RECIPE, backbone=BACKBONE, out_model=str(out["cam_model"]),
+        "train_cam", train_cam, labels_path=str(out["labels_path"]), classes=classes, train=CAM_TRAIN, recipe=CAM_RECIPE, backbone=BACKBONE, out_model=str(out["cam_model"]),
         out_history=str(out["cam_history"]), checkpoint_dir=str(tmp / "checkpoints" / "cam"), device=CUDA,
     )  # fmt: skip
     out["cam_train_peak_bytes"] = torch.cuda.max_memory_allocated()
@@ -157,13 +160,13 @@ def run(tmp_path_factory):
     for device, key in ((CUDA, "cam_cuda"), (CPU, "cam_cpu")):
         timed(
             f"infer_cam[{device.type}]", infer_cam_shard, model_path=str(out["cam_model"]), image_ids=train_ids,
-            image_paths=[paths[i] for i in train_ids], label_paths=[xmls[i] for i in train_ids], scales=CAM_SCALES,
+            image_paths=[paths[i] for i in train_ids], image_labels=out["labels"]["labels"], scales=CAM_SCALES,
             out_store=str(out[key]), device=device,
         )  # fmt: skip
 
     timed(
         "evaluate_cam_untrained", evaluate_untrained_cams, image_ids=infer_ids, image_paths=[paths[i] for i in infer_ids],
-        label_paths=[xmls[i] for i in infer_ids], gt_paths=class_gt, classes=classes, train=CAM_TRAIN, backbone=BACKBONE,
+        image_labels=out["labels"]["labels"], gt_paths=class_gt, classes=classes, train=CAM_TRAIN, backbone=BACKBONE,
         scales=CAM_SCALES, sweep=[0.1, 0.2, 0.3], out_path=str(out["cam_untrained"]), device=CUDA,
     )  # fmt: skip
     out["cam_metrics"] = timed(
@@ -190,7 +193,7 @@ def run(tmp_path_factory):
     torch.cuda.reset_peak_memory_stats()
     out["irnet_row"] = timed(
         "train_irnet", train_irnet, relation_stores=[str(out["relations"])], image_ids=train_ids,
-        image_paths=[paths[i] for i in train_ids], cam_model_path=str(out["cam_model"]), train=IRNET_TRAIN,
+        labels_path=str(out["labels_path"]), cam_model_path=str(out["cam_model"]), train=IRNET_TRAIN,
         backbone=BACKBONE, backbone_source="cam_frozen", out_model=str(out["irnet_model"]),
         out_history=str(out["irnet_history"]), checkpoint_dir=str(tmp / "checkpoints" / "irnet"), device=CUDA,
     )  # fmt: skip
@@ -276,8 +279,8 @@ def test_every_output_exists_and_stores_open(run) -> None:
         assert reader.image_ids == list(ids), key
     # The trainings really ran on the GPU and produced finite losses.
     assert run["cam_train_peak_bytes"] > 0 and run["irnet_train_peak_bytes"] > 0
-    assert math.isfinite(run["cam_row"]["loss"]) and run["cam_row"]["epoch"] == CAM_TRAIN["epochs"]
-    assert math.isfinite(run["irnet_row"]["loss"]) and run["irnet_row"]["epoch"] == IRNET_TRAIN["epochs"]
+    assert math.isfinite(run["cam_row"]["loss"]) and run["cam_row"]["epoch"] == CAM_TRAIN.epochs
+    assert math.isfinite(run["irnet_row"]["loss"]) and run["irnet_row"]["epoch"] == IRNET_TRAIN.epochs
     for key in ("cam_model", "irnet_model"):
         state = torch.load(run[key], map_location="cpu", weights_only=True)
         assert all(t.device.type == "cpu" for t in state["model"].values())  # loadable without CUDA
