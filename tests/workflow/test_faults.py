@@ -41,7 +41,7 @@ from tests.workflow.harness import SNAKEMAKE, make_workdir
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 CAM_EPOCHS = 3
 IRNET_EPOCHS = 3

@@ -35,7 +35,7 @@ from tests.cluster.fixtures import (  # noqa: E402
 )
 from tests.workflow.harness import make_workdir, snakemake  # noqa: E402
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
 
 TARGET = "results/summary.json"
 CPUS = 2
