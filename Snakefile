@@ -34,8 +34,7 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/summary.json",
-        report_targets(),
+        final_targets(),
 
 
 rule cams:

@@ -1,22 +1,33 @@
 """Exports: label PNGs and COCO-style instance annotations (method doc §2.15, with its defects fixed).
 
 The COCO file differs from the official ``make_cocoann`` on purpose: annotation ids are unique across the
-whole file, category ids are 1-based (``class + 1``) with an explicit category list, masks are stored as
-RLE (lossless, no polygon approximation), and every number is a plain Python int/float so ``json`` works.
+whole file, masks are stored as RLE (lossless, no polygon approximation), every number is a plain Python
+int/float so ``json`` works, and it carries ``info`` and ``licenses`` (pycocotools 2.0.9+ needs ``info`` in
+``loadRes``). Image and category ids are the dataset's own where it has them (COCO), so the file can be scored
+with ``COCOeval`` against the official annotation file without any remapping; otherwise images are numbered
+1..N in export order and categories 1..C. Each image entry also keeps the workflow's string id
+(``image_key``).
+
+:class:`CocoWriter` streams: image entries and annotations go to temporary files as they come, so the memory of
+an export does not grow with the number of images.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .instances import Instances
 from .palette import write_palette_png
+
+INFO = {"description": "IRNet pseudo-labels (irnet_core)", "version": __version__}
 
 
 def write_label_png(path: str | Path, label: np.ndarray) -> None:
@@ -24,56 +35,121 @@ def write_label_png(path: str | Path, label: np.ndarray) -> None:
     write_palette_png(path, label)
 
 
+def coco_categories(class_names: Sequence[str], category_ids: Sequence[int] | None = None) -> list[dict]:
+    ids = list(category_ids) if category_ids is not None else list(range(1, len(class_names) + 1))
+    if len(ids) != len(class_names):
+        raise ValueError(f"{len(ids)} category ids for {len(class_names)} classes")
+    return [{"id": int(i), "name": str(name), "supercategory": "object"} for i, name in zip(ids, class_names)]
+
+
+def _annotations(inst: Instances, image_id: int, size: tuple[int, int], category_ids: Sequence[int], where: str):
+    """COCO annotation dicts (without ``id``) of one image's instances; empty masks are skipped."""
+    from pycocotools import mask as mask_utils  # lazy: compiled extension, only needed for exports
+
+    if inst.masks.shape[1:] != size:
+        raise ValueError(f"{where}: instance masks {inst.masks.shape[1:]} do not match image size {size}")
+    if len(inst) and (inst.classes.min() < 0 or inst.classes.max() >= len(category_ids)):
+        raise ValueError(f"{where}: instance classes must lie in 0..{len(category_ids) - 1}")
+    for mask, label, score in zip(inst.masks, inst.classes, inst.scores, strict=True):
+        if not mask.any():
+            continue
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        yield {
+            "image_id": image_id,
+            "category_id": int(category_ids[int(label)]),
+            "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+            "area": float(mask_utils.area(rle)),
+            "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+            "iscrowd": 0,
+            "score": float(score),
+        }
+
+
+class CocoWriter:
+    """Write a COCO instances file one image at a time; the file appears (atomically) on :meth:`close`."""
+
+    def __init__(self, path: str | Path, class_names: Sequence[str], category_ids: Sequence[int] | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.categories = coco_categories(class_names, category_ids)
+        self.category_ids = [c["id"] for c in self.categories]
+        # Closed in close() or __exit__: the writer is their context.
+        self._images = tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.path.parent)  # noqa: SIM115
+        self._annotations = tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.path.parent)  # noqa: SIM115
+        self.n_images = self.n_annotations = 0
+
+    def add(
+        self, image_key: str, file_name: str, size: tuple[int, int], inst: Instances, source_id: int | None = None
+    ) -> None:
+        """One image and its instances; ``source_id`` is the dataset's own image id (else 1..N in order)."""
+        image_id = int(source_id) if source_id is not None else self.n_images + 1
+        height, width = int(size[0]), int(size[1])
+        entry = {"id": image_id, "file_name": str(file_name), "height": height, "width": width, "image_key": image_key}
+        self._images.write(("," if self.n_images else "") + json.dumps(entry))
+        self.n_images += 1
+        for annotation in _annotations(inst, image_id, (height, width), self.category_ids, image_key):
+            self.n_annotations += 1
+            record = {"id": self.n_annotations, **annotation}
+            self._annotations.write(("," if self.n_annotations > 1 else "") + json.dumps(record))
+
+    def close(self) -> None:
+        handle, temp_name = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(f'{{"info": {json.dumps(INFO)}, "licenses": [], "images": [')
+                for part in (self._images, self._annotations):
+                    part.seek(0)
+                    shutil.copyfileobj(part, out)
+                    out.write('], "annotations": [' if part is self._images else "], ")
+                out.write(f'"categories": {json.dumps(self.categories)}}}')
+            os.replace(temp_name, self.path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        finally:
+            self._images.close()
+            self._annotations.close()
+
+    def __enter__(self) -> CocoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._images.close()
+            self._annotations.close()
+
+
 def coco_instances(
     images: Sequence[tuple[str, str, int, int, Instances]],
     class_names: Sequence[str],
+    category_ids: Sequence[int] | None = None,
 ) -> dict:
-    """Build a COCO instances dict from ``(image_id, file_name, H, W, Instances)`` entries.
-
-    * ``images``: ``id`` = 1-based position in ``images``, ``file_name``, ``height``, ``width`` and ``voc_id``
-      (the original string id).
-    * ``categories``: ``id`` = 1-based index into ``class_names``, ``name``, ``supercategory`` "object".
-    * ``annotations``: ids 1..N unique over the file, ``category_id = class + 1``, ``segmentation`` =
-      uncompressed-size RLE from pycocotools with ``counts`` as str, ``area`` and ``bbox`` from pycocotools,
-      ``iscrowd`` 0 and the detection ``score``. Empty masks are skipped (COCO cannot represent them usefully).
-
-    Raises InputError if a mask does not match its image size or a class is outside ``class_names``.
-    """
-    from pycocotools import mask as mask_utils  # lazy: compiled extension, only needed for exports
-
-    categories = [
-        {"id": index + 1, "name": str(name), "supercategory": "object"} for index, name in enumerate(class_names)
-    ]
-    image_entries: list[dict] = []
-    annotations: list[dict] = []
-    for position, (image_id, file_name, height, width, inst) in enumerate(images, start=1):
-        height, width = int(height), int(width)
-        if inst.masks.shape[1:] != (height, width):
-            raise ValueError(
-                f"{image_id}: instance masks {inst.masks.shape[1:]} do not match image size {(height, width)}"
-            )
-        if len(inst) and (inst.classes.min() < 0 or inst.classes.max() >= len(categories)):
-            raise ValueError(f"{image_id}: instance classes must lie in 0..{len(categories) - 1}")
+    """A COCO instances dict from ``(image_key, file_name, H, W, Instances)`` entries (images numbered 1..N), for
+    small sets held in memory; :class:`CocoWriter` writes the same content as a stream."""
+    categories = coco_categories(class_names, category_ids)
+    ids = [c["id"] for c in categories]
+    image_entries, annotations = [], []
+    for position, (image_key, file_name, height, width, inst) in enumerate(images, start=1):
         image_entries.append(
-            {"id": position, "file_name": str(file_name), "height": height, "width": width, "voc_id": str(image_id)}
+            {
+                "id": position,
+                "file_name": str(file_name),
+                "height": int(height),
+                "width": int(width),
+                "image_key": image_key,
+            }
         )
-        for mask, label, score in zip(inst.masks, inst.classes, inst.scores):
-            if not mask.any():
-                continue
-            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": position,
-                    "category_id": int(label) + 1,
-                    "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
-                    "area": float(mask_utils.area(rle)),
-                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                    "iscrowd": 0,
-                    "score": float(score),
-                }
-            )
-    return {"images": image_entries, "annotations": annotations, "categories": categories}
+        for annotation in _annotations(inst, position, (int(height), int(width)), ids, image_key):
+            annotations.append({"id": len(annotations) + 1, **annotation})
+    return {
+        "info": dict(INFO),
+        "licenses": [],
+        "images": image_entries,
+        "annotations": annotations,
+        "categories": categories,
+    }
 
 
 def write_coco(path: str | Path, coco_dict: dict) -> None:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from irnet_core.data.transforms import normalize, resize_image, scaled_size, top_left_crop
+from irnet_core.data.transforms import long_side_scale, normalize, resize_image, scaled_size, top_left_crop
 from irnet_core.models.cam_net import CAMNet
 from irnet_core.models.irnet import IRNet
 
@@ -82,6 +82,7 @@ def compute_cams(
     *,
     scales: Sequence[float] = CAM_SCALES,
     device: torch.device | None = None,
+    max_long_side: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multi-scale CAMs of one image (method spec §2.4).
 
@@ -98,6 +99,9 @@ def compute_cams(
         keys: class indices present in the image (0-based, distinct); may be empty.
         scales: resize factors.
         device: where to compute; defaults to the model's device.
+        max_long_side: an image whose long side exceeds it is fed to the network scaled down to it (every
+            scale multiplied by the same factor), so any image size fits in memory; both outputs stay at the
+            image's own size.
 
     Returns:
         ``(cam float32 (K, h, w), high_res float32 (K, H, W))``; with ``K == 0`` both are empty
@@ -126,8 +130,10 @@ def compute_cams(
     index = torch.tensor(key_list, dtype=torch.long, device=device)
     cam = torch.zeros((len(key_list), h, w), dtype=torch.float32, device=device)
     high_res = torch.zeros((len(key_list), 16 * h16, 16 * w16), dtype=torch.float32, device=device)
+    fit = long_side_scale((height, width), max_long_side)
     with _eval_mode(model), torch.inference_mode():
         for s in scales:
+            s = s * fit
             scaled = image if s == 1.0 else resize_image(image, scaled_size((height, width), s))
             out = model.cams(_with_mirror(_to_tensor(normalize(scaled), device)))
             # Select the kept classes first: interpolation is per channel, so this only saves work.
@@ -150,6 +156,7 @@ def infer_boundary_displacement(
     *,
     pad_size: int,
     device: torch.device | None = None,
+    max_long_side: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boundary map and calibrated displacement field of one image (method spec §2.10).
 
@@ -160,6 +167,10 @@ def infer_boundary_displacement(
     axis longer than ``pad_size`` the image is padded up to the next multiple of 16 instead; it is
     never cropped (the reference code silently cropped such images, which misaligns the boundary map
     with the CAMs). Outputs are cropped to the stride-4 grid ``(h, w) = ((H-1)//4+1, (W-1)//4+1)``.
+
+    An image whose long side exceeds ``max_long_side`` is fed to the network scaled down to it; both maps
+    are then resampled (bilinear) to the image's own stride-4 grid, and the displacement, measured in grid
+    cells of the smaller image, is scaled up by the same factor.
 
     Returns:
         ``boundary`` float32 ``(h, w)`` in [0, 1]: ``sigmoid((logit(img) + flip(logit(mirror))) / 2)``;
@@ -172,6 +183,12 @@ def infer_boundary_displacement(
     _check_image(image)
     if pad_size < 1:
         raise ValueError(f"pad_size: expected a positive size, got {pad_size}")
+    fit = long_side_scale(image.shape[:2], max_long_side)
+    if fit < 1.0:
+        grid = strided_size(*image.shape[:2], 4)
+        small = resize_image(image, scaled_size(image.shape[:2], fit))
+        boundary, displacement = infer_boundary_displacement(model, small, pad_size=pad_size, device=device)
+        return _resample_maps(boundary, displacement, grid)
     height, width = image.shape[:2]
     h, w = strided_size(height, width, 4)
     device = _resolve_device(model, device)
@@ -184,6 +201,14 @@ def infer_boundary_displacement(
         boundary = torch.sigmoid((edge_logits[0] + edge_logits[1].flip(-1)) / 2)
         disp = displacement[0, :, :h, :w] - model.mean_displacement.to(displacement)[:, None, None]
     return boundary.float().cpu().numpy(), disp.float().cpu().numpy()
+
+
+def _resample_maps(boundary: np.ndarray, displacement: np.ndarray, grid: tuple[int, int]):
+    """Boundary and displacement of a scaled-down image on the original image's grid (displacement rescaled)."""
+    stacked = torch.from_numpy(np.concatenate([boundary[None], displacement]))[None]
+    resized = F.interpolate(stacked, size=grid, mode="bilinear", align_corners=False)[0]
+    factor = torch.tensor([grid[0] / boundary.shape[0], grid[1] / boundary.shape[1]], dtype=resized.dtype)
+    return resized[0].clamp(0, 1).numpy(), (resized[1:] * factor[:, None, None]).numpy()
 
 
 def mean_displacement(

@@ -168,46 +168,39 @@ def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
 
-def voc_instance_ap(
-    pred_masks: Sequence[np.ndarray],
-    pred_labels: Sequence[np.ndarray],
-    pred_scores: Sequence[np.ndarray],
-    gt_masks: Sequence[np.ndarray],
-    gt_labels: Sequence[np.ndarray],
-    n_classes: int,
-    iou_threshold: float = 0.5,
-) -> tuple[np.ndarray, float]:
-    """PASCAL VOC instance-segmentation AP per class and its mean, as chainercv's
-    ``eval_instance_segmentation_voc`` (``use_07_metric=False``) computes them.
+class InstanceAP:
+    """PASCAL VOC instance-segmentation AP, accumulated one image at a time, as chainercv's
+    ``eval_instance_segmentation_voc`` (``use_07_metric=False``) computes it, at several IoU thresholds at once.
 
-    Inputs are per-image lists: predicted masks bool (M, H, W), labels (M,) 0-based, scores (M,); ground-truth
+    :meth:`add` takes one image: predicted masks bool (M, H, W), labels (M,) 0-based, scores (M,); ground-truth
     masks bool (G, H, W) and labels (G,). Per image and class, predictions are visited by descending score; each
-    takes the ground-truth instance of maximal mask IoU: a true positive if that IoU >= ``iou_threshold`` and the
+    takes the ground-truth instance of maximal mask IoU: a true positive if that IoU >= the threshold and the
     instance is not yet taken, a false positive otherwise (also when its best instance is already taken: there
-    is no fall-back to the second best). Per class, all predictions of the dataset are ranked by score (ties keep
-    input order), giving cumulative precision and recall; AP is the area under the monotone precision envelope.
-
-    Returns ``(ap float64 (n_classes,), mAP)``: NaN AP for classes without ground truth (their predictions are
-    ignored), AP 0 for classes with ground truth but no prediction; mAP is the NaN-mean (NaN if no class has GT).
+    is no fall-back to the second best). Only each prediction's score and match flags are kept, so memory does
+    not grow with the images' sizes. :meth:`result` ranks, per class, all predictions of the dataset by score
+    (ties keep input order) and returns the area under the monotone precision envelope.
 
     Void regions: ground-truth instances come from VOC's SegmentationObject; the 255 void pixels belong to no
     ground-truth mask, and predictions are *not* masked there, so predicted pixels on void count in the union,
     exactly as in chainercv.
     """
-    n_images = len(pred_masks)
-    if not (len(pred_labels) == len(pred_scores) == len(gt_masks) == len(gt_labels) == n_images):
-        raise ValueError("voc_instance_ap: prediction and ground-truth lists must have one entry per image")
-    n_positive = np.zeros(n_classes, dtype=np.int64)
-    scores: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
-    matches: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
 
-    for index in range(n_images):
-        p_masks = np.asarray(pred_masks[index], dtype=bool)
-        p_labels = np.asarray(pred_labels[index], dtype=np.int64).reshape(-1)
-        p_scores = np.asarray(pred_scores[index], dtype=np.float64).reshape(-1)
-        g_masks = np.asarray(gt_masks[index], dtype=bool)
-        g_labels = np.asarray(gt_labels[index], dtype=np.int64).reshape(-1)
-        where = f"voc_instance_ap image {index}"
+    def __init__(self, n_classes: int, iou_thresholds: Sequence[float] = (0.5,)) -> None:
+        self.n_classes = int(n_classes)
+        self.thresholds = [float(t) for t in iou_thresholds]
+        self.n_positive = np.zeros(self.n_classes, dtype=np.int64)
+        self._scores: list[list[np.ndarray]] = [[] for _ in range(self.n_classes)]
+        # _matches[t][c]: per image, the match flags of class c's predictions at threshold t.
+        self._matches: list[list[list[np.ndarray]]] = [[[] for _ in range(self.n_classes)] for _ in self.thresholds]
+        self.n_images = 0
+
+    def add(self, pred_masks, pred_labels, pred_scores, gt_masks, gt_labels) -> None:
+        p_masks = np.asarray(pred_masks, dtype=bool)
+        p_labels = np.asarray(pred_labels, dtype=np.int64).reshape(-1)
+        p_scores = np.asarray(pred_scores, dtype=np.float64).reshape(-1)
+        g_masks = np.asarray(gt_masks, dtype=bool)
+        g_labels = np.asarray(gt_labels, dtype=np.int64).reshape(-1)
+        where = f"InstanceAP image {self.n_images}"
         if p_masks.ndim != 3 or p_masks.shape[0] != p_labels.size or p_scores.size != p_labels.size:
             raise ValueError(
                 f"{where}: prediction masks {p_masks.shape}, labels {p_labels.shape} and scores {p_scores.shape} disagree"
@@ -219,41 +212,83 @@ def voc_instance_ap(
                 f"{where}: prediction size {p_masks.shape[1:]} differs from ground truth {g_masks.shape[1:]}"
             )
         for labels, kind in ((p_labels, "prediction"), (g_labels, "ground-truth")):
-            if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-                raise ValueError(f"{where}: {kind} labels must lie in 0..{n_classes - 1}")
-
+            if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
+                raise ValueError(f"{where}: {kind} labels must lie in 0..{self.n_classes - 1}")
+        self.n_images += 1
         for label in np.unique(np.concatenate([p_labels, g_labels])):
             keep = p_labels == label
             order = _descending(p_scores[keep])
             cls_masks = p_masks[keep][order]
             cls_gt = g_masks[g_labels == label]
-            n_positive[label] += cls_gt.shape[0]
-            scores[label].append(p_scores[keep][order])
-            match = np.zeros(cls_masks.shape[0], dtype=bool)
-            if cls_masks.shape[0] and cls_gt.shape[0]:
-                ious = mask_iou(cls_masks, cls_gt)
-                best = ious.argmax(axis=1)
-                taken = np.zeros(cls_gt.shape[0], dtype=bool)
-                for row, gt_index in enumerate(best):
-                    if ious[row, gt_index] >= iou_threshold:
-                        match[row] = not taken[gt_index]
-                        taken[gt_index] = True
-            matches[label].append(match)
+            self.n_positive[label] += cls_gt.shape[0]
+            self._scores[label].append(p_scores[keep][order])
+            ious = mask_iou(cls_masks, cls_gt) if cls_masks.shape[0] and cls_gt.shape[0] else None
+            for t, threshold in enumerate(self.thresholds):
+                match = np.zeros(cls_masks.shape[0], dtype=bool)
+                if ious is not None:
+                    best = ious.argmax(axis=1)
+                    taken = np.zeros(cls_gt.shape[0], dtype=bool)
+                    for row, gt_index in enumerate(best):
+                        if ious[row, gt_index] >= threshold:
+                            match[row] = not taken[gt_index]
+                            taken[gt_index] = True
+                self._matches[t][label].append(match)
 
-    ap = np.full(n_classes, np.nan)
-    for label in range(n_classes):
-        if n_positive[label] == 0:
-            continue
-        cls_scores = np.concatenate(scores[label]) if scores[label] else np.zeros(0)
-        cls_match = np.concatenate(matches[label]) if matches[label] else np.zeros(0, dtype=bool)
-        ranked = cls_match[_descending(cls_scores)]
-        tp = np.cumsum(ranked)
-        fp = np.cumsum(~ranked)
-        precision = tp / np.maximum(tp + fp, 1)
-        recall = tp / n_positive[label]
-        ap[label] = average_precision(precision, recall)
-    valid = ~np.isnan(ap)
-    return ap, float(np.mean(ap[valid])) if np.any(valid) else math.nan
+    def result(self) -> dict[float, tuple[np.ndarray, float]]:
+        """Per threshold: ``(ap float64 (n_classes,), mAP)``; NaN AP for classes without ground truth (their
+        predictions are ignored), AP 0 for classes with ground truth but no prediction; mAP is the NaN-mean."""
+        out = {}
+        for t, threshold in enumerate(self.thresholds):
+            ap = np.full(self.n_classes, np.nan)
+            for label in range(self.n_classes):
+                if self.n_positive[label] == 0:
+                    continue
+                scores = np.concatenate(self._scores[label]) if self._scores[label] else np.zeros(0)
+                matches = self._matches[t][label]
+                ranked = (np.concatenate(matches) if matches else np.zeros(0, dtype=bool))[_descending(scores)]
+                tp = np.cumsum(ranked)
+                fp = np.cumsum(~ranked)
+                precision = tp / np.maximum(tp + fp, 1)
+                recall = tp / self.n_positive[label]
+                ap[label] = average_precision(precision, recall)
+            valid = ~np.isnan(ap)
+            out[threshold] = (ap, float(np.mean(ap[valid])) if np.any(valid) else math.nan)
+        return out
+
+
+def voc_instance_ap(
+    pred_masks: Sequence[np.ndarray],
+    pred_labels: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    gt_masks: Sequence[np.ndarray],
+    gt_labels: Sequence[np.ndarray],
+    n_classes: int,
+    iou_threshold: float = 0.5,
+) -> tuple[np.ndarray, float]:
+    """PASCAL VOC instance AP per class and its mean over per-image lists (see :class:`InstanceAP`)."""
+    n_images = len(pred_masks)
+    if not (len(pred_labels) == len(pred_scores) == len(gt_masks) == len(gt_labels) == n_images):
+        raise ValueError("voc_instance_ap: prediction and ground-truth lists must have one entry per image")
+    accumulator = InstanceAP(n_classes, (iou_threshold,))
+    for image in zip(pred_masks, pred_labels, pred_scores, gt_masks, gt_labels, strict=True):
+        accumulator.add(*image)
+    return accumulator.result()[float(iou_threshold)]
+
+
+REPORT_IOUS = {"25": 0.25, "50": 0.5, "75": 0.75}
+
+
+def instance_ap_report(accumulator: InstanceAP, class_names: Sequence[str]) -> dict:
+    """JSON-friendly summary of an accumulator built with the thresholds of :data:`REPORT_IOUS`:
+    ``{"map25", "map50", "map75", "per_class": {name: {"ap25", "ap50", "ap75"}}}`` with None for NaN."""
+    names = [str(name) for name in class_names]
+    results = accumulator.result()
+    by_tag = {tag: results[threshold] for tag, threshold in REPORT_IOUS.items()}
+    report: dict = {f"map{tag}": _json_float(by_tag[tag][1]) for tag in by_tag}
+    report["per_class"] = {
+        name: {f"ap{tag}": _json_float(by_tag[tag][0][index]) for tag in by_tag} for index, name in enumerate(names)
+    }
+    return report
 
 
 def instance_report(
@@ -264,19 +299,33 @@ def instance_report(
     gt_labels: Sequence[np.ndarray],
     class_names: Sequence[str],
 ) -> dict:
-    """JSON-friendly AP summary at IoU 0.25, 0.5 and 0.75.
+    """JSON-friendly AP summary at IoU 0.25, 0.5 and 0.75 over per-image lists (see :func:`instance_ap_report`)."""
+    accumulator = InstanceAP(len(class_names), tuple(REPORT_IOUS.values()))
+    for image in zip(pred_masks, pred_labels, pred_scores, gt_masks, gt_labels, strict=True):
+        accumulator.add(*image)
+    return instance_ap_report(accumulator, class_names)
 
-    ``class_names`` are the foreground names, index = 0-based class. Returns
-    ``{"map25", "map50", "map75", "per_class": {name: {"ap25", "ap50", "ap75"}}}`` with None for NaN.
-    """
-    names = [str(name) for name in class_names]
-    results = {}
-    for tag, threshold in (("25", 0.25), ("50", 0.5), ("75", 0.75)):
-        results[tag] = voc_instance_ap(
-            pred_masks, pred_labels, pred_scores, gt_masks, gt_labels, len(names), iou_threshold=threshold
-        )
-    report: dict = {f"map{tag}": _json_float(results[tag][1]) for tag in results}
-    report["per_class"] = {
-        name: {f"ap{tag}": _json_float(results[tag][0][index]) for tag in results} for index, name in enumerate(names)
-    }
-    return report
+
+def coco_segm_ap(annotation_file: str, predictions: Sequence[dict], image_ids: Sequence[int]) -> dict:
+    """COCO mask AP (pycocotools ``COCOeval``, iouType ``segm``) of ``predictions`` (COCO result dicts with the
+    source's image and category ids and a ``score``) on ``image_ids`` of ``annotation_file``. Crowd regions are
+    handled as COCO does. Returns fractions: ``{"ap", "ap50", "ap75"}`` (None when nothing can be scored)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    wanted = set(int(i) for i in image_ids)
+    predictions = [p for p in predictions if int(p["image_id"]) in wanted]
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and tables
+        ground_truth = COCO(str(annotation_file))
+        if not predictions:
+            return {"ap": 0.0, "ap50": 0.0, "ap75": 0.0}
+        evaluation = COCOeval(ground_truth, ground_truth.loadRes(list(predictions)), "segm")
+        evaluation.params.imgIds = sorted(wanted)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    stats = evaluation.stats
+    return {key: _json_float(value) if value >= 0 else None for key, value in zip(("ap", "ap50", "ap75"), stats[:3])}

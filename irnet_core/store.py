@@ -231,3 +231,16 @@ def open_shards(paths: Iterable[str | Path]) -> dict[str, ShardReader]:
                 raise InputError(path, f"image {image_id!r} also appears in {index[image_id].path}")
             index[image_id] = reader
     return index
+
+
+def recorded_sizes(path: str | Path) -> list[tuple[int, int]]:
+    """The image sizes ``(H, W)`` that a store's groups record (attribute ``size``), from its consolidated
+    metadata only: cheap enough for a scheduler's resource estimate."""
+    with _quiet_zarr():
+        root = zarr.open_consolidated(str(path), mode="r", zarr_format=3)
+        sizes = []
+        for _, group in root.groups():
+            size = group.attrs.get("size")
+            if size is not None:
+                sizes.append((int(size[0]), int(size[1])))
+    return sizes

@@ -24,7 +24,7 @@ rule train_cam:
         train=config["cam"]["train"],
         recipe=cam_recipe(),
         backbone=config["backbone"],
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         checkpoint_dir="results/checkpoints/train_cam",
     script:
         "../workflow_scripts/train_cam.py"
@@ -45,12 +45,12 @@ rule infer_cam:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=shard_mem_mb,
+        mem_mb=shard_mem_mb(64),
         runtime=shard_runtime(8),
         gpu=GPU_JOBS,
     params:
         infer=config["cam"]["infer"],
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         image_ids=shard_ids,
     script:
         "../workflow_scripts/infer_cam.py"
@@ -61,7 +61,7 @@ rule evaluate_cam_untrained:
     input:
         images=eval_images(),
         labels=eval_label_files(),
-        class_gt=eval_class_gt,
+        ground_truth=eval_ground_truth(),
     output:
         metrics="results/eval/cam_untrained.json",
     log:
@@ -74,12 +74,13 @@ rule evaluate_cam_untrained:
     resources:
         mem_mb=4000,
         runtime=12 * 60,
+        gpu=GPU_JOBS,  # it runs the untrained network over the eval images: CUDA where the trainings use it
     params:
         train=config["cam"]["train"],
         backbone=config["backbone"],
         infer=config["cam"]["infer"],
         sweep=config["cam"]["eval"]["sweep"],
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         image_ids=EVAL_IDS,
     script:
         "../workflow_scripts/evaluate_cam_untrained.py"
@@ -89,7 +90,7 @@ rule evaluate_cam:
     input:
         cams=cam_shards(),
         untrained=rules.evaluate_cam_untrained.output.metrics,
-        class_gt=eval_class_gt,
+        ground_truth=eval_ground_truth(),
     output:
         metrics=report(
             "results/eval/cam.json",
@@ -109,7 +110,7 @@ rule evaluate_cam:
         runtime=60,
     params:
         eval=config["cam"]["eval"],
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         image_ids=EVAL_IDS,
     script:
         "../workflow_scripts/evaluate_cam.py"

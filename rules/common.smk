@@ -4,6 +4,7 @@
 
 import functools
 import os
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)  # irnet_core from this checkout, even when it is not pip-installed
@@ -24,23 +25,44 @@ except InputError as exc:
     stop(exc)
 config.clear()
 config.update(_validated)
-# What this run uses, before anything runs: `snakemake -n` is enough to see it.
-write_effective_config(config, "results/config.effective.yaml")
 
 DEMO_ROOT = "results/demo/VOC2012"
 ROOT = os.path.normpath(config["dataset"]["root"])
 IS_DEMO = ROOT == DEMO_ROOT
 N_SHARDS = config["compute"]["shards"]
 SHARDS = list(range(N_SHARDS))
+LIST_KEYS = ("train_list", "infer_list", "eval_list", "calibration_list", "val_list")
 
 
 wildcard_constraints:
     shard=r"\d+",
 
 
-def list_path(key):
-    path = config["dataset"][key]
-    return path if os.path.isabs(path) else os.path.join(ROOT, path)
+def _open_dataset():
+    """The dataset reader (irnet_core.data.dataset); the demo's files do not exist yet, and need not."""
+    from irnet_core.data.dataset import open_dataset
+    from irnet_core.data.voc import VOCDataset
+
+    section = config["dataset"]
+    try:
+        if IS_DEMO:
+            return VOCDataset(ROOT, classes=section["classes"], exif=section["exif_orientation"] or "ignore")
+        if not os.path.isdir(ROOT):
+            stop(
+                f"config key dataset.root: folder {ROOT} does not exist "
+                "(the demo runs with `make demo` or `--configfile configs/demo.yaml`)"
+            )
+        return open_dataset(section)
+    except InputError as exc:
+        stop(exc)
+
+
+DATASET = _open_dataset()
+# The format's own classes and EXIF policy, resolved: params and the effective configuration show what is used.
+config["dataset"]["classes"] = list(DATASET.classes)
+config["dataset"]["exif_orientation"] = DATASET.exif
+# What this run uses, before anything runs: `snakemake -n` is enough to see it.
+write_effective_config(config, "results/config.effective.yaml")
 
 
 def _demo_lists():
@@ -48,7 +70,9 @@ def _demo_lists():
 
     splits = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"])
     lists = {}
-    for key in ("train_list", "infer_list", "eval_list"):
+    for key in LIST_KEYS:
+        if config["dataset"][key] is None:
+            continue
         name = os.path.splitext(os.path.basename(config["dataset"][key]))[0]
         if name not in splits:
             stop(f"config key dataset.{key}: the demo dataset has lists {sorted(splits)}, not {name!r}")
@@ -56,55 +80,68 @@ def _demo_lists():
     return lists
 
 
-def _disk_lists():
-    from irnet_core.data.voc import read_id_list
+def _read_lists():
+    from irnet_core.data.dataset import read_lists
 
-    if not os.path.isdir(ROOT):
-        stop(
-            f"config key dataset.root: folder {ROOT} does not exist "
-            "(the demo runs with `make demo` or `--configfile configs/demo.yaml`)"
-        )
     try:
-        return {key: read_id_list(list_path(key)) for key in ("train_list", "infer_list", "eval_list")}
+        return read_lists(DATASET, config["dataset"])
     except InputError as exc:
         stop(exc)
 
 
-_lists = _demo_lists() if IS_DEMO else _disk_lists()
-TRAIN_IDS = _lists["train_list"]
-INFER_IDS = _lists["infer_list"]
-EVAL_IDS = _lists["eval_list"]
-_not_inferred = sorted(set(EVAL_IDS) - set(INFER_IDS))
-if _not_inferred:
-    stop(
-        f"config key dataset.eval_list: {len(_not_inferred)} id(s) are not in dataset.infer_list, "
-        f"e.g. {_not_inferred[0]!r}"
-    )
-if not TRAIN_IDS:
-    stop(f"{list_path('train_list')}: the training list is empty")
+_lists = _demo_lists() if IS_DEMO else _read_lists()
+TRAIN_IDS = _lists.get("train_list", [])
+INFER_IDS = _lists.get("infer_list", [])
+EVAL_IDS = _lists.get("eval_list", [])
+CALIBRATION_IDS = _lists.get("calibration_list", [])
+VAL_IDS = _lists.get("val_list", [])
 
-# CAMs are computed for every image that trains IRNet or gets pseudo-labels; shards split that union.
-_TRAIN_SET = set(TRAIN_IDS)
-_INFER_SET = set(INFER_IDS)
-SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET, N_SHARDS)
+
+def _check_lists():
+    """The relations between the lists that the stages rely on, each a one-line error naming the keys."""
+    if not TRAIN_IDS:
+        stop(f"config key dataset.train_list: the training list {config['dataset']['train_list']} is empty")
+    rules = (
+        ("eval_list", EVAL_IDS, "is not in dataset.infer_list", lambda i: i not in _INFER_SET),
+        ("calibration_list", CALIBRATION_IDS, "is also in dataset.eval_list", lambda i: i in _EVAL_SET),
+        ("val_list", VAL_IDS, "also trains or gets pseudo-labels", lambda i: i in _TRAIN_SET | _INFER_SET),
+    )
+    for key, ids, problem, bad in rules:
+        offending = [i for i in ids if bad(i)]
+        if offending:
+            stop(f"config key dataset.{key}: {len(offending)} id(s) {problem}, e.g. {offending[0]!r}")
+
+
+_TRAIN_SET, _INFER_SET, _EVAL_SET = set(TRAIN_IDS), set(INFER_IDS), set(EVAL_IDS)
+_check_lists()
+# CAMs are computed for every image that trains IRNet, gets pseudo-labels or calibrates thresholds; shards split
+# that union by a hash of the id.
+_CALIBRATION_SET = set(CALIBRATION_IDS)
+SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET, N_SHARDS)
 
 
 @functools.cache
 def image_file(image_id):
     if IS_DEMO:
         return f"{ROOT}/JPEGImages/{image_id}.jpg"
-    from irnet_core.data.voc import image_path
-
-    return str(image_path(ROOT, image_id))
+    return str(DATASET.image_path(image_id))
 
 
-@functools.cache
-def label_file(image_id):
-    """The file that holds an image's image-level labels: its XML annotation, else its class PNG."""
-    xml = f"{ROOT}/Annotations/{image_id}.xml"
-    if IS_DEMO or os.path.exists(xml):
-        return xml
-    return f"{ROOT}/SegmentationClass/{image_id}.png"
+def label_files(image_ids):
+    """The files that hold these images' image-level labels (VOC: one XML each; COCO: the instances file)."""
+    return list(dict.fromkeys(DATASET.annotation_files(image_ids, "labels")))
+
+
+def ground_truth_files(image_ids):
+    """The semantic and instance ground truth of these images (inputs of the stages that score against it)."""
+    files = DATASET.annotation_files(image_ids, "semantic") + DATASET.annotation_files(image_ids, "instance")
+    return list(dict.fromkeys(files))
+
+
+def dataset_params():
+    """How the stages open the dataset (format, root, classes, EXIF policy, format options): not the lists, which
+    reach each rule as its own ids, and not the index cache, which changes no result."""
+    return {k: v for k, v in config["dataset"].items() if k not in LIST_KEYS and k != "index_cache"}
 
 
 def _check_exist(paths, what):
@@ -115,9 +152,9 @@ def _check_exist(paths, what):
         stop(f"{missing[0]}: {what} does not exist ({len(missing)} missing in all)")
 
 
-_check_exist([image_file(i) for i in sorted(_TRAIN_SET | _INFER_SET)], "image")
-_check_exist([label_file(i) for i in sorted(_TRAIN_SET | _INFER_SET)], "annotation (XML or SegmentationClass PNG)")
-_check_exist([f"{ROOT}/SegmentationClass/{i}.png" for i in EVAL_IDS], "ground truth of an eval image")
+_check_exist([image_file(i) for i in sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS))], "image")
+_check_exist(label_files(sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET)), "annotation")
+_check_exist(ground_truth_files(sorted(_EVAL_SET | _CALIBRATION_SET | set(VAL_IDS))), "ground truth")
 
 
 # ---- input functions and params -------------------------------------------------------------------------
@@ -141,7 +178,7 @@ def train_images(wildcards=None):
 
 
 def train_label_files(wildcards=None):
-    return [label_file(i) for i in TRAIN_IDS]
+    return label_files(TRAIN_IDS)
 
 
 def shard_ids(wildcards):
@@ -156,16 +193,21 @@ def shard_infer_ids(wildcards):
     return [i for i in shard_ids(wildcards) if i in _INFER_SET]
 
 
+def shard_mapped_ids(wildcards):
+    """Images of a shard that get IRNet maps: the infer list's and the calibration list's."""
+    return [i for i in shard_ids(wildcards) if i in _INFER_SET or i in _CALIBRATION_SET]
+
+
 def shard_images(wildcards):
     return [image_file(i) for i in shard_ids(wildcards)]
 
 
 def shard_label_files(wildcards):
-    return [label_file(i) for i in shard_ids(wildcards)]
+    return label_files(shard_ids(wildcards))
 
 
-def shard_infer_images(wildcards):
-    return [image_file(i) for i in shard_infer_ids(wildcards)]
+def shard_mapped_images(wildcards):
+    return [image_file(i) for i in shard_mapped_ids(wildcards)]
 
 
 def eval_images(wildcards=None):
@@ -173,15 +215,11 @@ def eval_images(wildcards=None):
 
 
 def eval_label_files(wildcards=None):
-    return [label_file(i) for i in EVAL_IDS]
+    return label_files(EVAL_IDS)
 
 
-def eval_class_gt(wildcards=None):
-    return [f"{ROOT}/SegmentationClass/{i}.png" for i in EVAL_IDS]
-
-
-def eval_object_gt(wildcards=None):
-    return [f"{ROOT}/SegmentationObject/{i}.png" for i in EVAL_IDS]
+def eval_ground_truth(wildcards=None):
+    return ground_truth_files(EVAL_IDS)
 
 
 def stage_shards(stage):
@@ -218,16 +256,34 @@ def irnet_cam_model(wildcards=None):
 
 
 def gpu_jobs():
-    """GPU count that GPU-friendly rules request (a resource, so profiles can map it to a scheduler)."""
+    """GPUs each CUDA-using job requests (resource `gpu`, which profiles map to the scheduler): decided by the
+    configuration, never by the host that submits the jobs.
+
+    `compute.device` cpu: none; cuda or cuda:N: one. auto: for a local run (jobs run here, only --cores given),
+    one when this machine has an NVIDIA driver; for a run that submits jobs (--jobs, e.g. profiles/slurm), one
+    when the run declares GPUs (`resources: gpu=N` in the profile or on the command line), else the run stops:
+    a login node's own hardware says nothing about the compute nodes, and silently training on CPU for a day is
+    the worst outcome.
+    """
     device = config["compute"]["device"]
     if device == "cpu":
         return 0
     if device.startswith("cuda"):
         return 1
-    # Importing torch here would cost seconds on every DAG build; the driver's presence is enough.
-    from irnet_core.hardware import nvidia_gpu_present
+    declared = getattr(workflow.global_resources.get("gpu"), "value", workflow.global_resources.get("gpu"))
+    submits_jobs = getattr(workflow.global_resources.get("_nodes"), "value", None) is not None
+    if not submits_jobs or not workflow.is_main_process:
+        # Importing torch here would cost seconds on every DAG build; the driver's presence is enough.
+        from irnet_core.hardware import nvidia_gpu_present
 
-    return 1 if nvidia_gpu_present() else 0
+        return 1 if nvidia_gpu_present() else 0
+    if declared:
+        return 1
+    stop(
+        "config key compute.device: 'auto' cannot tell from here whether the jobs' nodes have GPUs; set it to "
+        "cuda (each CUDA-using job requests a GPU) or cpu, or declare the GPUs the run may use (resources: gpu=N "
+        "in the profile or on the command line)"
+    )
 
 
 GPU_JOBS = gpu_jobs()
@@ -247,19 +303,39 @@ def shard_runtime(seconds_per_image):
     return runtime
 
 
-def shard_mem_mb(wildcards, attempt):
-    """Peak memory of a shard job grows with the image size, not with the shard: a fixed base plus retries."""
-    return 4000 * attempt
+def _largest_image_pixels(input):
+    """Pixels of the largest image a shard job holds: from the image headers (cheap), else from the sizes its
+    CAM store records; 0 while the inputs do not exist yet (a dry run), when the base figure stands alone."""
+    from irnet_core.data.images import image_size
+    from irnet_core.store import recorded_sizes
+
+    try:
+        if "images" in input.keys() and len(input.images):
+            return max(h * w for h, w in map(image_size, input.images))
+        if "cams" in input.keys():
+            return max((h * w for h, w in recorded_sizes(input.cams)), default=0)
+    except (InputError, OSError, ValueError):
+        pass
+    return 0
 
 
-def report_targets():
-    """The report's figures and tables (rules/report.smk); rule all builds them so `--report` finds them all."""
-    return REPORT_FILES
+def shard_mem_mb(bytes_per_pixel):
+    """Peak memory (MB) of a shard job: a base for the process and the network, plus a per-pixel figure times the
+    largest image of the shard (not the shard's size: images are processed one at a time), doubled per retry.
+    Snakemake evaluates it when the job is about to run, when its inputs exist (the figures: docs/scaling.md)."""
+
+    def mem_mb(wildcards, input, attempt):
+        return attempt * (2000 + -(-_largest_image_pixels(input) * bytes_per_pixel // 2**20))
+
+    return mem_mb
 
 
-def export_file_names():
-    """Image file names for the COCO export (the images themselves are inputs upstream already)."""
-    return [os.path.basename(image_file(i)) for i in INFER_IDS]
+def final_targets():
+    """What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
+    report's figures and tables (so that `--report` finds them all). Without ground truth there is nothing to
+    score: the pseudo-labels are the result."""
+    exports = ["results/pseudo_labels/instances.json"]
+    return [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
 
 
 def shard_train_images(wildcards):
@@ -267,6 +343,8 @@ def shard_train_images(wildcards):
 
 
 def calibration_ids():
+    """The mean-displacement pass runs over the first training images (not the infer list: the model must not
+    depend on which images get labelled)."""
     return TRAIN_IDS[: config["irnet"]["calibration"]["max_images"]]
 
 
@@ -278,5 +356,7 @@ def benchmark_files(shards, image_ids):
     """The benchmark file of every job that the rules defined so far can run, in their order; wildcards are
     shard and image_id."""
     patterns = [str(defined.benchmark) for defined in workflow.rules if defined.benchmark is not None]
+    # A rule's pattern carries the wildcard constraints (`{shard,\d+}`), which expand() does not fill in.
+    patterns = [re.sub(r"\{\s*(\w+)\s*,(?:[^{}]|\{[^{}]*\})*\}", r"{\1}", pattern) for pattern in patterns]
     paths = expand(patterns, shard=shards, image_id=image_ids, allow_missing=True)
     return [path for path in dict.fromkeys(paths) if "{" not in path]

@@ -31,7 +31,6 @@ rule prepare_dataset:
     # Image-level labels and sizes of the training images; stops on unreadable images, unknown class names and
     # training images without any label.
     input:
-        id_list=list_path("train_list"),
         images=train_images(),
         labels=train_label_files(),
     output:
@@ -47,7 +46,7 @@ rule prepare_dataset:
         mem_mb=2000,
         runtime=60,
     params:
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         image_ids=TRAIN_IDS,
     script:
         "../workflow_scripts/prepare_dataset.py"

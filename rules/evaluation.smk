@@ -4,7 +4,7 @@
 rule evaluate_semantic:
     input:
         semantic=rules.export_labels.output.semantic,
-        class_gt=eval_class_gt,
+        ground_truth=eval_ground_truth(),
     output:
         metrics=report(
             "results/eval/semantic.json",
@@ -23,7 +23,7 @@ rule evaluate_semantic:
         mem_mb=2000,
         runtime=60,
     params:
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         image_ids=EVAL_IDS,
     script:
         "../workflow_scripts/evaluate_semantic.py"
@@ -32,9 +32,9 @@ rule evaluate_semantic:
 rule evaluate_instances:
     input:
         instances=stage_shards("instances"),
+        coco=rules.export_labels.output.coco,  # COCO sources: scored with COCOeval against the official file
         cams=cam_shards(),
-        class_gt=eval_class_gt,
-        object_gt=eval_object_gt(),
+        ground_truth=eval_ground_truth(),
     output:
         metrics=report(
             "results/eval/instances.json",
@@ -53,7 +53,7 @@ rule evaluate_instances:
         mem_mb=4000,
         runtime=60,
     params:
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         baseline_threshold=config["evaluation"]["cam_baseline_threshold"],
         image_ids=EVAL_IDS,
     script:

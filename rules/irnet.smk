@@ -25,6 +25,7 @@ rule train_irnet:
         train=config["irnet"]["train"],
         backbone=config["backbone"],
         backbone_source=irnet_backbone_source(),
+        dataset=dataset_params(),
         image_ids=TRAIN_IDS,
         checkpoint_dir="results/checkpoints/train_irnet",
     script:
@@ -52,6 +53,7 @@ rule calibrate_displacement:
     params:
         calibration=config["irnet"]["calibration"],
         pad_size=config["irnet"]["train"]["crop_size"],
+        dataset=dataset_params(),
         image_ids=calibration_ids(),
     script:
         "../workflow_scripts/calibrate_displacement.py"
@@ -61,7 +63,7 @@ rule infer_irnet:
     input:
         model=rules.train_irnet.output.model,
         calibration=rules.calibrate_displacement.output.calibration,
-        images=shard_infer_images,
+        images=shard_mapped_images,
     output:
         maps=directory("results/irnet/shard-{shard}.zarr"),
     log:
@@ -72,11 +74,12 @@ rule infer_irnet:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=shard_mem_mb,
+        mem_mb=shard_mem_mb(32),
         runtime=shard_runtime(4),
         gpu=GPU_JOBS,
     params:
         infer=config["irnet"]["infer"],
-        image_ids=shard_infer_ids,
+        dataset=dataset_params(),
+        image_ids=shard_mapped_ids,
     script:
         "../workflow_scripts/infer_irnet.py"

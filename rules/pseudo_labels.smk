@@ -16,7 +16,7 @@ rule propagate_semantic:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=shard_mem_mb,
+        mem_mb=shard_mem_mb(64),
         runtime=shard_runtime(4),
         gpu=GPU_JOBS,
     params:
@@ -40,7 +40,7 @@ rule extract_instances:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=shard_mem_mb,
+        mem_mb=shard_mem_mb(128),
         runtime=shard_runtime(8),
         gpu=GPU_JOBS,
     params:
@@ -69,8 +69,7 @@ rule export_labels:
         mem_mb=4000,
         runtime=60,
     params:
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         image_ids=INFER_IDS,
-        file_names=export_file_names(),
     script:
         "../workflow_scripts/export_labels.py"

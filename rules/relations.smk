@@ -16,10 +16,11 @@ rule mine_relations:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=shard_mem_mb,
+        mem_mb=shard_mem_mb(200),
         runtime=shard_runtime(6),
     params:
         relations=config["relations"],
+        dataset=dataset_params(),
         image_ids=shard_train_ids,
     script:
         "../workflow_scripts/mine_relations.py"

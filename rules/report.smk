@@ -26,8 +26,7 @@ rule report_figures:
         maps=lambda wildcards: f"results/irnet/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
         semantic=lambda wildcards: f"results/semantic/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
         instances=lambda wildcards: f"results/instances/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
-        class_gt=f"{ROOT}/SegmentationClass/{{image_id}}.png",
-        object_gt=f"{ROOT}/SegmentationObject/{{image_id}}.png",
+        ground_truth=lambda wildcards: ground_truth_files([wildcards.image_id]),
     output:
         cam=report(
             "results/report/figures/{image_id}_cam.png",
@@ -67,7 +66,7 @@ rule report_figures:
         mem_mb=2000,
         runtime=15,
     params:
-        classes=config["dataset"]["classes"],
+        dataset=dataset_params(),
         instances=config["instances"],
     script:
         "../workflow_scripts/report_figures.py"
@@ -161,5 +160,5 @@ rule report_tables:
         "../workflow_scripts/report_tables.py"
 
 
-# Everything the report shows; rule all requests it (report_targets), so `--report` finds every file after a run.
+# Everything the report shows; rule all requests it (final_targets), so `--report` finds every file after a run.
 REPORT_FILES = [*REPORT_FIGURE_FILES, *rules.report_curves.output, *rules.report_tables.output]

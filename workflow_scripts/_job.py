@@ -68,10 +68,31 @@ def run_job(snakemake: Any, main: Callable[[], Any]) -> Any:
 
 
 def compute_device(snakemake: Any):
-    """The torch device of this job, from the run setting `compute.device` (never a param: reruns nothing)."""
-    from irnet_core.devices import resolve_device
+    """The torch device of this job, from the run setting `compute.device` (never a param: reruns nothing).
 
-    return resolve_device(snakemake.config["compute"]["device"])
+    A job that was given a GPU (resource `gpu`) and meant to use CUDA (device auto or cuda) but sees none stops
+    with one line instead of computing for hours on the CPU. Under a scheduler the job runs on the GPU it was
+    given: CUDA_VISIBLE_DEVICES holds only that one, so `cuda:N` is read as the allocation's first GPU.
+    """
+    import torch
+
+    from irnet_core.devices import resolve_device
+    from irnet_core.errors import InputError
+
+    name = snakemake.config["compute"]["device"]
+    requested = int(snakemake.resources.get("gpu", 0) or 0)
+    if requested and name != "cpu" and not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        raise InputError(
+            "config key compute.device",
+            f"rule {snakemake.rule} was given {requested} GPU(s) but sees no CUDA device (CUDA_VISIBLE_DEVICES={visible})",
+        )
+    if requested and name.startswith("cuda:") and "SLURM_JOB_ID" in os.environ:
+        log.info("%s under SLURM: using the allocated GPU (cuda:0 of CUDA_VISIBLE_DEVICES)", name)
+        name = "cuda"
+    device = resolve_device(name)
+    log.info("device %s%s", device, f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    return device
 
 
 def settings(cls: type, section: Any, key: str):
@@ -81,11 +102,12 @@ def settings(cls: type, section: Any, key: str):
     return from_section(cls, section, key)
 
 
-def voc_image_labels(image_ids, label_paths, classes) -> dict[str, list[int]]:
-    """Image-level labels of VOC-layout annotation files (`<root>/Annotations/<id>.xml` or its class PNG)."""
-    from irnet_core.data.voc import load_image_labels
+def job_dataset(snakemake: Any):
+    """The dataset reader of this job (irnet_core.data.dataset), from the rule's `dataset` params; the COCO index
+    cache (a run setting: it changes no result) comes from the config."""
+    from irnet_core.data.dataset import open_dataset
 
-    return {
-        image_id: load_image_labels(Path(path).parent.parent, image_id, classes)
-        for image_id, path in zip(image_ids, label_paths, strict=True)
-    }
+    section = dict(snakemake.params.dataset)
+    if section.get("format") == "coco":
+        section["index_cache"] = snakemake.config["dataset"].get("index_cache")
+    return open_dataset(section)

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, run_job
+from _job import compute_device, job_dataset, run_job
 
 
 def main():
@@ -12,7 +12,8 @@ def main():
 
     calibrate_displacement(
         model_path=snakemake.input.model,
-        image_paths=snakemake.input.images,
+        dataset=job_dataset(snakemake),
+        image_ids=snakemake.params.image_ids,
         pad_size=snakemake.params.pad_size,
         out_path=snakemake.output.calibration,
         device=compute_device(snakemake),

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import run_job
+from _job import job_dataset, run_job
 
 
 def main():
@@ -13,9 +13,8 @@ def main():
     evaluate_cam(
         cam_stores=snakemake.input.cams,
         untrained_path=snakemake.input.untrained,
+        dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        gt_paths=snakemake.input.class_gt,
-        classes=snakemake.params.classes,
         threshold=snakemake.params.eval["threshold"],
         sweep=snakemake.params.eval["sweep"],
         out_path=snakemake.output.metrics,

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, run_job, settings, voc_image_labels
+from _job import compute_device, job_dataset, run_job, settings
 
 
 def main():
@@ -13,14 +13,12 @@ def main():
 
     params = snakemake.params
     evaluate_untrained_cams(
+        dataset=job_dataset(snakemake),
         image_ids=params.image_ids,
-        image_paths=snakemake.input.images,
-        image_labels=voc_image_labels(params.image_ids, snakemake.input.labels, params.classes),
-        gt_paths=snakemake.input.class_gt,
-        classes=params.classes,
         train=settings(CamTrainSettings, params.train, "cam.train"),
         backbone=settings(BackboneSettings, params.backbone, "backbone"),
         scales=params.infer["scales"],
+        max_long_side=params.infer["max_long_side"],
         sweep=params.sweep,
         out_path=snakemake.output.metrics,
         device=compute_device(snakemake),

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import run_job
+from _job import job_dataset, run_job
 
 
 def main():
@@ -13,12 +13,11 @@ def main():
     evaluate_instances(
         instance_stores=snakemake.input.instances,
         cam_stores=snakemake.input.cams,
+        dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        class_gt_paths=snakemake.input.class_gt,
-        object_gt_paths=snakemake.input.object_gt,
-        classes=snakemake.params.classes,
         baseline_threshold=snakemake.params.baseline_threshold,
         out_path=snakemake.output.metrics,
+        exported_coco=snakemake.input.coco,
     )
 
 

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import run_job
+from _job import job_dataset, run_job
 
 
 def main():
@@ -12,9 +12,8 @@ def main():
 
     evaluate_semantic(
         label_dir=snakemake.input.semantic,
+        dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        gt_paths=snakemake.input.class_gt,
-        classes=snakemake.params.classes,
         out_path=snakemake.output.metrics,
     )
 

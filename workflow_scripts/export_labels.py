@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import run_job
+from _job import job_dataset, run_job
 
 
 def main():
@@ -13,9 +13,8 @@ def main():
     export_labels(
         semantic_stores=snakemake.input.semantic,
         instance_stores=snakemake.input.instances,
+        dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        image_paths=snakemake.params.file_names,  # only the file names are used
-        classes=snakemake.params.classes,
         out_dir=snakemake.output.semantic,
         out_coco=snakemake.output.coco,
     )

@@ -4,19 +4,18 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, run_job, voc_image_labels
+from _job import compute_device, job_dataset, run_job
 
 
 def main():
     from irnet_core.pipeline.cam import infer_cam_shard
 
-    ids = snakemake.params.image_ids
     infer_cam_shard(
         model_path=snakemake.input.model,
-        image_ids=ids,
-        image_paths=snakemake.input.images,
-        image_labels=voc_image_labels(ids, snakemake.input.labels, snakemake.params.classes),
+        dataset=job_dataset(snakemake),
+        image_ids=snakemake.params.image_ids,
         scales=snakemake.params.infer["scales"],
+        max_long_side=snakemake.params.infer["max_long_side"],
         out_store=snakemake.output.cams,
         device=compute_device(snakemake),
     )

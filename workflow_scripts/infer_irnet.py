@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, run_job
+from _job import compute_device, job_dataset, run_job
 
 
 def main():
@@ -13,9 +13,10 @@ def main():
     infer_irnet_shard(
         model_path=snakemake.input.model,
         calibration_path=snakemake.input.calibration,
+        dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        image_paths=snakemake.input.images,
         pad_size=snakemake.params.infer["pad_size"],
+        max_long_side=snakemake.params.infer["max_long_side"],
         out_store=snakemake.output.maps,
         device=compute_device(snakemake),
     )

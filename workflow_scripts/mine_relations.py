@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import run_job, settings
+from _job import job_dataset, run_job, settings
 
 
 def main():
@@ -13,8 +13,8 @@ def main():
 
     mine_relations_shard(
         cam_store=snakemake.input.cams,
+        dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        image_paths=snakemake.input.images,
         relations=settings(RelationSettings, snakemake.params.relations, "relations"),
         out_store=snakemake.output.relations,
     )

@@ -4,17 +4,15 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import run_job
+from _job import job_dataset, run_job
 
 
 def main():
     from irnet_core.pipeline.common import prepare_labels
 
     prepare_labels(
+        dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        image_paths=snakemake.input.images,
-        label_paths=snakemake.input.labels,
-        classes=snakemake.params.classes,
         out_path=snakemake.output.labels,
         threads=snakemake.threads,
     )

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import run_job
+from _job import job_dataset, run_job
 
 
 def main():
@@ -12,15 +12,12 @@ def main():
 
     report_figures(
         image_id=snakemake.wildcards.image_id,
-        image_path=snakemake.input.image,
+        dataset=job_dataset(snakemake),
         cam_store=snakemake.input.cams,
         relations_store=snakemake.input.relations,
         irnet_store=snakemake.input.maps,
         semantic_store=snakemake.input.semantic,
         instance_store=snakemake.input.instances,
-        class_gt_path=snakemake.input.class_gt,
-        object_gt_path=snakemake.input.object_gt,
-        classes=snakemake.params.classes,
         instances=snakemake.params.instances,
         out_cam=snakemake.output.cam,
         out_relations=snakemake.output.relations,

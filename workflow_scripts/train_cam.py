@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, run_job, settings
+from _job import compute_device, job_dataset, run_job, settings
 
 
 def main():
@@ -13,8 +13,8 @@ def main():
 
     params = snakemake.params  # result settings; run settings (compute:) come from the config
     train_cam(
+        dataset=job_dataset(snakemake),
         labels_path=snakemake.input.labels,
-        classes=params.classes,
         train=settings(CamTrainSettings, params.train, "cam.train"),
         recipe=settings(OptimizerSettings, params.recipe, "cam recipe"),
         backbone=settings(BackboneSettings, params.backbone, "backbone"),

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, run_job, settings
+from _job import compute_device, job_dataset, run_job, settings
 
 
 def main():
@@ -14,6 +14,7 @@ def main():
     params = snakemake.params  # result settings; run settings (compute:) come from the config
     train_irnet(
         relation_stores=snakemake.input.relations,
+        dataset=job_dataset(snakemake),
         image_ids=params.image_ids,
         labels_path=snakemake.input.labels,
         cam_model_path=snakemake.input.cam_model[0] if snakemake.input.cam_model else None,

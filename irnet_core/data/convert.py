@@ -261,3 +261,23 @@ def voc_to_folder(
     for name, ids in lists.items():
         (out_root / "lists" / f"{name}.txt").write_text("".join(f"{mapping[voc_id]}\n" for voc_id in ids))
     return mapping
+
+
+def convert_dataset(
+    voc_root: str | Path, out_root: str | Path, fmt: str, lists: Mapping[str, Sequence[str]], *, classes: Sequence[str]
+) -> dict[str, str]:
+    """The VOC dataset at ``voc_root`` in format ``fmt`` (``coco`` or ``folder``) under ``out_root``, with each of
+    ``lists`` (``{name: voc ids}``, e.g. the demo's train_aug and train) written as ``lists/<name>.txt`` of the new
+    ids in the same order: read through those lists, the same images train the same networks in every format.
+    COCO gets one split, ``train2014``, holding every listed image. Returns ``{voc id: new id}``."""
+    out_root = Path(out_root)
+    if fmt == "folder":
+        return voc_to_folder(voc_root, out_root, lists, classes=classes)
+    if fmt != "coco":
+        raise ValueError(f"unknown dataset format {fmt!r}")
+    every = list(dict.fromkeys(voc_id for ids in lists.values() for voc_id in ids))
+    mapping = voc_to_coco(voc_root, out_root, {"train2014": every}, classes=classes)
+    (out_root / "lists").mkdir(parents=True, exist_ok=True)
+    for name, ids in lists.items():
+        (out_root / "lists" / f"{name}.txt").write_text("".join(f"{mapping[voc_id]}\n" for voc_id in ids))
+    return mapping

@@ -690,10 +690,26 @@ def generate_demo_dataset(
 # ----------------------------------------------------------------------------------------------------- CLI
 
 
+def _generate_in_format(args) -> None:
+    """The demo in the COCO or folder layout: generated in VOC layout beside it, then converted without loss."""
+    import tempfile
+
+    from .convert import convert_dataset
+
+    args.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.root) as staging:
+        generate_demo_dataset(
+            staging, n_images=args.n_images, n_labelled=args.n_labelled, seed=args.seed, min_size=args.min_size,
+            max_size=args.max_size, workers=args.workers, preset=args.preset,
+        )  # fmt: skip
+        lists = demo_split_ids(args.n_images, args.n_labelled)
+        convert_dataset(staging, args.root, args.format, lists, classes=DEMO_CLASSES)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints an :class:`InputError` as one line and returns 2."""
     parser = argparse.ArgumentParser(prog="python -m irnet_core.data.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path, help="output folder (VOC 2012 layout)")
+    parser.add_argument("root", type=Path, help="output folder")
     parser.add_argument("--n-images", type=int, required=True, help="number of images (train_aug)")
     parser.add_argument("--n-labelled", type=int, required=True, help="size of the 'train' subset")
     parser.add_argument("--seed", type=int, required=True)
@@ -701,8 +717,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, required=True, help="largest image side in pixels")
     parser.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
     parser.add_argument("--preset", default="standard", help=f"scene design, one of: {', '.join(DEMO_PRESETS)}")
+    parser.add_argument(
+        "--format",
+        default="voc",
+        choices=["voc", "coco", "folder"],
+        help="dataset layout: VOC 2012, COCO 2014 (lists/*.txt name the splits' ids) or folder + labels.csv",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.format != "voc":
+            _generate_in_format(args)
+            return 0
         generate_demo_dataset(
             args.root,
             n_images=args.n_images,

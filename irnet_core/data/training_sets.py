@@ -8,15 +8,13 @@ workers (persistent or not) or on where a resumed training starts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import InputError
 from ..training import sample_rng
 from . import transforms as T
-from .images import load_image
 
 
 def split_holdout(image_ids: Sequence[str], fraction: float) -> tuple[list[int], list[int]]:
@@ -36,20 +34,32 @@ def multi_hot(labels: Sequence[Sequence[int]], n_classes: int) -> np.ndarray:
     return targets
 
 
+ImageLoader = Callable[[str], np.ndarray]  # image id -> uint8 (H, W, 3), e.g. a dataset's load_image
+
+
 class ClassificationCrops(torch.utils.data.Dataset):
     """CAM classifier samples: random long-side resize, flip and crop of an image, and its multi-hot target."""
 
-    def __init__(self, paths: Sequence[str], targets: np.ndarray, *, crop_size: int, resize_long, seed: int):
-        self.paths, self.targets = list(paths), targets
+    def __init__(
+        self,
+        load: ImageLoader,
+        image_ids: Sequence[str],
+        targets: np.ndarray,
+        *,
+        crop_size: int,
+        resize_long,
+        seed: int,
+    ):
+        self.load, self.image_ids, self.targets = load, list(image_ids), targets
         self.crop_size, self.resize_long, self.seed = crop_size, resize_long, seed
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.image_ids)
 
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
         rng = sample_rng(self.seed, epoch, index)
-        image = load_image(self.paths[index])
+        image = self.load(self.image_ids[index])
         image = T.random_resize_long(image, int(self.resize_long[0]), int(self.resize_long[1]), rng)
         image = T.normalize(image)
         image, _ = T.random_hflip(image, None, rng)
@@ -61,9 +71,10 @@ class RelationCrops(torch.utils.data.Dataset):
     """IRNet samples: random rescale, flip and crop of an image and its relation labels, labels then on the
     stride-4 grid. ``relations[id]`` is a store reader holding that image's ``labels``."""
 
-    def __init__(self, image_paths: Sequence[str], image_ids: Sequence[str], relations: Mapping, *, crop_size: int,
-                 scale_range, seed: int):  # fmt: skip
-        self.image_paths, self.image_ids, self.relations = list(image_paths), list(image_ids), relations
+    def __init__(
+        self, load: ImageLoader, image_ids: Sequence[str], relations: Mapping, *, crop_size: int, scale_range, seed: int
+    ):
+        self.load, self.image_ids, self.relations = load, list(image_ids), relations
         self.crop_size, self.scale_range, self.seed = crop_size, scale_range, seed
 
     def __len__(self) -> int:
@@ -73,12 +84,10 @@ class RelationCrops(torch.utils.data.Dataset):
         epoch, index = key
         rng = sample_rng(self.seed, epoch, index)
         image_id = self.image_ids[index]
-        image = load_image(self.image_paths[index])
+        image = self.load(image_id)
         labels = self.relations[image_id].read(image_id, ["labels"])[0]["labels"]
         if labels.shape != image.shape[:2]:
-            raise InputError(
-                self.image_paths[index], f"image is {image.shape[:2]} but its relation labels are {labels.shape}"
-            )
+            raise ValueError(f"{image_id}: image is {image.shape[:2]} but its relation labels are {labels.shape}")
         image, labels = T.random_scale(image, labels, float(self.scale_range[0]), float(self.scale_range[1]), rng)
         image = T.normalize(image)
         image, labels = T.random_hflip(image, labels, rng)

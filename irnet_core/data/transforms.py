@@ -65,6 +65,13 @@ def scaled_size(size: Size, scale: float) -> Size:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
+def long_side_scale(size: Size, max_long_side: int | None) -> float:
+    """The factor that brings an image of ``size`` down to a long side of ``max_long_side`` (1.0 if it fits or
+    there is no cap): images of any size reach the networks at a size their memory allows."""
+    long_side = max(size)
+    return 1.0 if max_long_side is None or long_side <= max_long_side else max_long_side / long_side
+
+
 def resize_image(img: np.ndarray, size: Size) -> np.ndarray:
     """Resize an RGB uint8 image to ``(H, W)`` with PIL bicubic (PIL clamps the overshoot to 0..255)."""
     _check_rgb_uint8(img, "resize_image")

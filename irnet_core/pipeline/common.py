@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..data.voc import image_size, load_image, load_image_labels
+from ..data.dataset import Dataset
 from ..errors import InputError
 from ..provenance import file_digest
 
@@ -42,51 +43,48 @@ def read_labels_file(path: str | Path) -> dict:
         return json.load(handle)
 
 
-def prepare_labels(
-    *,
-    image_ids: Sequence[str],
-    image_paths: Sequence[str],
-    label_paths: Sequence[str],
-    classes: Sequence[str],
-    out_path: str,
-    threads: int = 1,
-) -> dict:
+def prepare_labels(*, dataset: Dataset, image_ids: Sequence[str], out_path: str, threads: int = 1) -> dict:
     """Validate the training images and write their image-level labels, sizes and content digests.
 
     Every image is fully decoded once here, so a corrupt file stops the workflow before training starts; a
     training image without any label is an error (it would teach the classifier "no class present"). The
-    SHA-256 of each image file lets the trainings tell a checkpoint of these exact images from one of others.
+    SHA-256 of each image file lets the trainings tell a checkpoint of these exact images from one of others,
+    and holds out images by content whatever their ids (the same images in another dataset format train the
+    same networks).
     """
 
-    def check(args):
-        image_id, image_path, label_path = args
-        keys = load_image_labels(Path(label_path).parent.parent, image_id, classes)
+    def check(image_id):
+        keys = dataset.image_labels(image_id)
         if not keys:
-            raise InputError(label_path, f"training image {image_id!r} has no image-level label")
-        height, width = image_size(image_path)
-        load_image(image_path)  # full decode: truncated or corrupt files fail here
-        return image_id, keys, [height, width], file_digest(image_path)
+            where = dataset.annotation_files([image_id], "labels")[0]
+            raise InputError(where, f"training image {image_id!r} has no image-level label")
+        image = dataset.load_image(image_id)  # full decode: truncated or corrupt files fail here
+        return keys, list(image.shape[:2]), file_digest(dataset.image_path(image_id))
 
-    jobs = list(zip(image_ids, image_paths, label_paths, strict=True))
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = list(pool.map(check, jobs))
+        results = dict(zip(image_ids, pool.map(check, image_ids), strict=True))
     data = {
-        "classes": list(classes),
-        "image_ids": [r[0] for r in results],
-        "labels": {r[0]: r[1] for r in results},
-        "sizes": {r[0]: r[2] for r in results},
-        "image_digests": {r[0]: r[3] for r in results},
-        # Training rules read the image paths from here instead of listing every image as an input.
-        "paths": {image_id: str(path) for image_id, path, _ in jobs},
+        "classes": list(dataset.classes),
+        "image_ids": list(image_ids),
+        "labels": {i: r[0] for i, r in results.items()},
+        "sizes": {i: r[1] for i, r in results.items()},
+        "image_digests": {i: r[2] for i, r in results.items()},
+        "paths": {i: str(dataset.image_path(i)) for i in image_ids},
     }
     write_json(out_path, data)
     return data
 
 
-def progress(items, total: int, what: str, logger):
-    """Yield ``items`` and log progress about ten times (every item when there are fewer than ten)."""
+def progress(items, total: int, what: str, logger, every_seconds: float = 30.0):
+    """Yield ``items`` and log how far a shard job is: images done, images/s and the time left, about ten times
+    over the job and at least every ``every_seconds`` (a long shard shows it is alive)."""
     step = max(1, total // 10)
+    start = last = time.perf_counter()
     for done, item in enumerate(items, start=1):
         yield item
-        if done % step == 0 or done == total:
-            logger.info("%s: %d/%d", what, done, total)
+        now = time.perf_counter()
+        if done % step == 0 or done == total or now - last >= every_seconds:
+            last = now
+            rate = done / max(now - start, 1e-9)
+            left = (total - done) / rate
+            logger.info("%s: %d/%d images, %.2f images/s, ETA %dm%02ds", what, done, total, rate, left // 60, left % 60)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..config import fingerprint
-from ..data.images import load_image
+from ..data.dataset import Dataset
 from ..data.training_sets import RelationCrops
 from ..errors import InputError
 from ..inference import infer_boundary_displacement, mean_displacement
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def mine_relations_shard(
-    *, cam_store: str, image_ids: Sequence[str], image_paths: Sequence[str], relations: RelationSettings, out_store: str
+    *, cam_store: str, dataset: Dataset, image_ids: Sequence[str], relations: RelationSettings, out_store: str
 ) -> int:
     """Relation labels (0 bg, c+1 fg, 255 unsure) of one shard's training images, as uint8 maps."""
     from ..relations import CRFParams, mine_relation_labels
@@ -41,12 +41,10 @@ def mine_relations_shard(
     with ShardWriter(
         out_store, stage="relations", image_ids=image_ids, attrs={"relations": as_plain(relations)}
     ) as writer:
-        for image_id, image_path in progress(
-            zip(image_ids, image_paths, strict=True), len(image_ids), "relations", log
-        ):
+        for image_id in progress(image_ids, len(image_ids), "relations", log):
             arrays, attrs = cams.read(image_id, ["high_res"])
             labels = mine_relation_labels(
-                load_image(image_path),
+                dataset.load_image(image_id),
                 arrays["high_res"].astype(np.float32),
                 attrs["keys"],
                 conf_fg=relations.conf_fg,
@@ -63,6 +61,7 @@ def mine_relations_shard(
 def train_irnet(
     *,
     relation_stores: Sequence[str],
+    dataset: Dataset,
     image_ids: Sequence[str],
     labels_path: str,
     cam_model_path: str | None,
@@ -76,18 +75,16 @@ def train_irnet(
     num_workers: int = 0,
 ) -> dict:
     """Train IRNet's boundary and displacement branches on relation labels; resumable per epoch."""
-    recorded = read_labels_file(labels_path)
-    paths = [recorded["paths"][i] for i in image_ids]
+    image_digests = read_labels_file(labels_path)["image_digests"]
     relations = open_shards(relation_stores)
     missing = [i for i in image_ids if i not in relations]
     if missing:
         raise ValueError(f"{missing[0]}: training image has no relation labels in any shard store")
-    dataset = RelationCrops(
-        paths, image_ids, relations, crop_size=train.crop_size, scale_range=train.scale_range, seed=train.seed
-    )
-    if len(dataset) < train.batch_size:
+    samples = RelationCrops(dataset.load_image, image_ids, relations, crop_size=train.crop_size,
+                            scale_range=train.scale_range, seed=train.seed)  # fmt: skip
+    if len(samples) < train.batch_size:
         raise InputError(
-            "config key irnet.train.batch_size", f"{train.batch_size} exceeds the {len(dataset)} training images"
+            "config key irnet.train.batch_size", f"{train.batch_size} exceeds the {len(samples)} training images"
         )
     seed_everything(train.seed)
     precision = Precision.for_device(device)
@@ -98,11 +95,10 @@ def train_irnet(
                                  {"params": groups["backbone"]}], recipe)  # fmt: skip
     index = get_path_index(train.radius, train.crop_size // 4, train.crop_size // 4).to(device)
     # Content, not names: relation labels (digests their writer recorded), CAM network bytes, image bytes.
-    image_digests = recorded.get("image_digests") or {}
     digest = fingerprint(as_plain(train), as_plain(backbone), backbone_source, list(image_ids),
                          [ShardReader(store).content_digest for store in relation_stores],
                          file_digest(cam_model_path) if cam_model_path else None,
-                         [image_digests.get(i) or file_digest(p) for i, p in zip(image_ids, paths)], code_digest())  # fmt: skip
+                         [image_digests[i] for i in image_ids], code_digest())  # fmt: skip
 
     def step(batch):
         images, label_grid = batch
@@ -113,10 +109,10 @@ def train_irnet(
         return {("loss" if key == "total" else key): value for key, value in losses.items()}
 
     checkpoint = Path(checkpoint_dir) / "last.pt"
-    max_step = (len(dataset) // train.batch_size) * train.epochs
+    max_step = (len(samples) // train.batch_size) * train.epochs
     history = fit(Training(
         name="train_irnet", model=net, optimizer=optimizer, scheduler=build_scheduler(optimizer, max_step, "poly", train.poly_power),
-        dataset=dataset, step=step, batch_size=train.batch_size, epochs=train.epochs, seed=train.seed, precision=precision,
+        dataset=samples, step=step, batch_size=train.batch_size, epochs=train.epochs, seed=train.seed, precision=precision,
         checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
     ))  # fmt: skip
     save_irnet(out_model, net, backbone_source=backbone_source, crop_size=train.crop_size, fingerprint=digest)
@@ -130,7 +126,8 @@ def train_irnet(
 def calibrate_displacement(
     *,
     model_path: str,
-    image_paths: Sequence[str],
+    dataset: Dataset,
+    image_ids: Sequence[str],
     pad_size: int,
     out_path: str,
     device: torch.device,
@@ -139,11 +136,11 @@ def calibrate_displacement(
     """The mean displacement μ over training images (method doc §2.9), written as JSON."""
     net = load_irnet(model_path, device)
     mu = mean_displacement(
-        net, (load_image(p) for p in image_paths), pad_size=pad_size, device=device, batch_size=batch_size
+        net, (dataset.load_image(i) for i in image_ids), pad_size=pad_size, device=device, batch_size=batch_size
     )
-    result = {"mean_displacement": [float(mu[0]), float(mu[1])], "n_images": len(image_paths), "pad_size": pad_size}
+    result = {"mean_displacement": [float(mu[0]), float(mu[1])], "n_images": len(image_ids), "pad_size": pad_size}
     write_json(out_path, result)
-    log.info("mean displacement (dy, dx) = (%.4f, %.4f) over %d images", mu[0], mu[1], len(image_paths))
+    log.info("mean displacement (dy, dx) = (%.4f, %.4f) over %d images", mu[0], mu[1], len(image_ids))
     return result
 
 
@@ -151,11 +148,12 @@ def infer_irnet_shard(
     *,
     model_path: str,
     calibration_path: str,
+    dataset: Dataset,
     image_ids: Sequence[str],
-    image_paths: Sequence[str],
     pad_size: int,
     out_store: str,
     device: torch.device,
+    max_long_side: int | None = None,
 ) -> int:
     """Boundary map (flip-averaged) and calibrated displacement field of one shard's images, float16."""
     net = load_irnet(model_path, device)
@@ -163,11 +161,11 @@ def infer_irnet_shard(
         mu = json.load(handle)["mean_displacement"]
     net.mean_displacement.copy_(torch.tensor(mu, dtype=net.mean_displacement.dtype))
     with ShardWriter(out_store, stage="irnet", image_ids=image_ids, attrs={"mean_displacement": mu}) as writer:
-        for image_id, image_path in progress(
-            zip(image_ids, image_paths, strict=True), len(image_ids), "IRNet maps", log
-        ):
-            image = load_image(image_path)
-            boundary, displacement = infer_boundary_displacement(net, image, pad_size=pad_size, device=device)
+        for image_id in progress(image_ids, len(image_ids), "IRNet maps", log):
+            image = dataset.load_image(image_id)
+            boundary, displacement = infer_boundary_displacement(
+                net, image, pad_size=pad_size, device=device, max_long_side=max_long_side
+            )
             writer.write(
                 image_id,
                 {"boundary": boundary.astype(np.float16), "displacement": displacement.astype(np.float16)},

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.dataset import Dataset
 from ..errors import InputError
-from ..export import coco_instances, write_coco, write_label_png
+from ..export import CocoWriter, write_label_png
 from ..instances import Instances, cam_component_instances, extract_instances, instances_to_map, map_to_instances
-from ..metrics import ConfusionMatrix, instance_report, semantic_report
+from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, coco_segm_ap, instance_ap_report, semantic_report
 from ..palette import read_label_png
 from ..store import ShardReader, ShardWriter, open_shards
 from .common import progress, write_json
@@ -119,109 +120,71 @@ def export_labels(
     *,
     semantic_stores: Sequence[str],
     instance_stores: Sequence[str],
+    dataset: Dataset,
     image_ids: Sequence[str],
-    image_paths: Sequence[str],
-    classes: Sequence[str],
     out_dir: str,
     out_coco: str,
 ) -> dict:
-    """VOC-palette PNGs of the semantic labels and a COCO instances file of the instance labels."""
+    """VOC-palette PNGs of the semantic labels and a COCO instances file of the instance labels, one image at a
+    time (memory does not grow with the number of images). The COCO file keeps the dataset's own image and
+    category ids where it has them (see :mod:`irnet_core.export`)."""
     semantic = open_shards(semantic_stores)
     instance = open_shards(instance_stores)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    records = []
-    for image_id, image_path in zip(image_ids, image_paths, strict=True):
-        if image_id not in semantic or image_id not in instance:
-            raise ValueError(f"{image_id}: image has no pseudo-labels in the shard stores")
-        labels = semantic[image_id].read(image_id, ["labels"])[0]["labels"]
-        write_label_png(Path(out_dir) / f"{image_id}.png", labels)
-        found = read_instances(instance[image_id], image_id)
-        records.append((image_id, Path(image_path).name, int(labels.shape[0]), int(labels.shape[1]), found))
-    coco = coco_instances(records, classes)
-    write_coco(out_coco, coco)
-    log.info("exported %d label maps and %d instances", len(records), len(coco["annotations"]))
-    return {"images": len(records), "annotations": len(coco["annotations"])}
+    with CocoWriter(out_coco, dataset.classes, dataset.category_ids) as coco:
+        for image_id in progress(image_ids, len(image_ids), "export", log):
+            if image_id not in semantic or image_id not in instance:
+                raise ValueError(f"{image_id}: image has no pseudo-labels in the shard stores")
+            labels = semantic[image_id].read(image_id, ["labels"])[0]["labels"]
+            write_label_png(Path(out_dir) / f"{image_id}.png", labels)
+            found = read_instances(instance[image_id], image_id)
+            coco.add(image_id, dataset.file_name(image_id), labels.shape, found, dataset.source_image_id(image_id))
+    log.info("exported %d label maps and %d instances", coco.n_images, coco.n_annotations)
+    return {"images": coco.n_images, "annotations": coco.n_annotations}
 
 
-def evaluate_semantic(
-    *, label_dir: str, image_ids: Sequence[str], gt_paths: Sequence[str], classes: Sequence[str], out_path: str
-) -> dict:
-    """mIoU of the exported semantic pseudo-labels against ground truth (method doc §2.14)."""
-    matrix = ConfusionMatrix(len(classes) + 1)
-    for image_id, gt_path in zip(image_ids, gt_paths, strict=True):
-        gt = read_label_png(gt_path)
+def evaluate_semantic(*, label_dir: str, dataset: Dataset, image_ids: Sequence[str], out_path: str) -> dict:
+    """mIoU of the exported semantic pseudo-labels against ground truth (method doc §2.14), one image at a time."""
+    matrix = ConfusionMatrix(len(dataset.classes) + 1)
+    for image_id in image_ids:
+        gt = dataset.semantic_gt(image_id)
         pred = read_label_png(Path(label_dir) / f"{image_id}.png")
         if pred.shape != gt.shape:
-            raise InputError(gt_path, f"ground truth is {gt.shape} but the pseudo-label is {pred.shape}")
-        pred = np.where(pred == 255, 0, pred)
-        matrix.update(gt, pred)
-    report = semantic_report(matrix, ["background", *classes])
-    result = {**report, "n_images": len(image_ids)}
+            where = dataset.annotation_files([image_id], "semantic")[0]
+            raise InputError(where, f"ground truth is {gt.shape} but the pseudo-label is {pred.shape}")
+        matrix.update(gt, np.where(pred == 255, 0, pred))
+    result = {**semantic_report(matrix, ["background", *dataset.classes]), "n_images": len(image_ids)}
     write_json(out_path, result)
     return result
-
-
-def _instance_gt(class_path: str, object_path: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """GT instances (chainercv semantics): SegmentationObject ids 1..254, class = majority class value − 1."""
-    classes = read_label_png(class_path)
-    objects = read_label_png(object_path)
-    if classes.shape != objects.shape:
-        raise InputError(object_path, f"shape {objects.shape} differs from {class_path} {classes.shape}")
-    ids = [i for i in np.unique(objects) if 0 < i < 255]
-    masks, labels = [], []
-    for instance_id in ids:
-        mask = objects == instance_id
-        values = classes[mask]
-        values = values[(values > 0) & (values < 255)]
-        if not values.size:
-            continue
-        label = int(np.bincount(values).argmax()) - 1
-        if label >= n_classes:
-            raise InputError(class_path, f"label value {label + 1} is out of range for {n_classes} classes")
-        masks.append(mask)
-        labels.append(label)
-    shape = (len(masks), *classes.shape)
-    return (np.stack(masks) if masks else np.zeros(shape, dtype=bool)), np.asarray(labels, dtype=np.int64)
 
 
 def evaluate_instances(
     *,
     instance_stores: Sequence[str],
     cam_stores: Sequence[str],
+    dataset: Dataset,
     image_ids: Sequence[str],
-    class_gt_paths: Sequence[str],
-    object_gt_paths: Sequence[str],
-    classes: Sequence[str],
     baseline_threshold: float,
     out_path: str,
+    exported_coco: str | None = None,
 ) -> dict:
-    """PASCAL VOC instance AP at IoU 0.25/0.5/0.75 for IRNet's instances and the CAM-components baseline."""
+    """PASCAL VOC instance AP at IoU 0.25/0.5/0.75 for IRNet's instances and the CAM-components baseline,
+    accumulated one image at a time; for a COCO source also COCO's AP / AP50 / AP75 (pycocotools, segm) of the
+    exported file ``exported_coco`` against the official annotation file."""
     instance = open_shards(instance_stores)
     cams = open_shards(cam_stores)
-    gt_masks, gt_labels = [], []
-    ours: list[Instances] = []
-    baseline: list[Instances] = []
-    for image_id, class_path, object_path in zip(image_ids, class_gt_paths, object_gt_paths, strict=True):
-        masks, labels = _instance_gt(class_path, object_path, len(classes))
-        gt_masks.append(masks)
-        gt_labels.append(labels)
-        ours.append(read_instances(instance[image_id], image_id))
+    thresholds = tuple(REPORT_IOUS.values())
+    ours, baseline = InstanceAP(len(dataset.classes), thresholds), InstanceAP(len(dataset.classes), thresholds)
+    n_found = n_gt = 0
+    for image_id in progress(image_ids, len(image_ids), "instance evaluation", log):
+        gt_masks, gt_classes, _ = dataset.instance_gt(image_id)  # crowd / void regions: not used by VOC AP
+        found = read_instances(instance[image_id], image_id)
         arrays, attrs = cams[image_id].read(image_id, ["high_res"])
-        baseline.append(
-            cam_component_instances(arrays["high_res"].astype(np.float32), attrs["keys"], baseline_threshold)
-        )
-
-    def report(found: list[Instances]) -> dict:
-        return instance_report(
-            [f.masks for f in found],
-            [f.classes for f in found],
-            [f.scores for f in found],
-            gt_masks,
-            gt_labels,
-            classes,
-        )
-
-    main, base = report(ours), report(baseline)
+        components = cam_component_instances(arrays["high_res"].astype(np.float32), attrs["keys"], baseline_threshold)
+        ours.add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
+        baseline.add(components.masks, components.classes, components.scores, gt_masks, gt_classes)
+        n_found, n_gt = n_found + len(found), n_gt + len(gt_classes)
+    main, base = instance_ap_report(ours, dataset.classes), instance_ap_report(baseline, dataset.classes)
     result = {
         **main,
         "map25_cam_baseline": base["map25"],
@@ -230,11 +193,27 @@ def evaluate_instances(
         "cam_baseline_per_class": base["per_class"],
         "cam_baseline_threshold": baseline_threshold,
         "n_images": len(image_ids),
-        "n_instances": int(sum(len(f.classes) for f in ours)),
-        "n_gt_instances": int(sum(len(g) for g in gt_labels)),
+        "n_instances": n_found,
+        "n_gt_instances": n_gt,
     }
+    if exported_coco is not None and dataset.format == "coco":
+        result["coco"] = coco_scores(dataset, image_ids, exported_coco)
     write_json(out_path, result)
     return result
+
+
+def coco_scores(dataset: Dataset, image_ids: Sequence[str], exported_coco: str) -> dict:
+    """COCO AP, AP50, AP75 (segm) of the exported instances against the dataset's annotation file(s), on
+    ``image_ids``: per annotation file when the images come from several splits, else one set of keys."""
+    with open(exported_coco) as handle:
+        predictions = json.load(handle)["annotations"]
+    by_file: dict[str, list[int]] = {}
+    for image_id in image_ids:
+        by_file.setdefault(dataset.annotation_files([image_id], "instance")[0], []).append(
+            dataset.source_image_id(image_id)
+        )
+    scores = {path: coco_segm_ap(path, predictions, ids) for path, ids in by_file.items()}
+    return next(iter(scores.values())) if len(scores) == 1 else scores
 
 
 # ---- summary ----------------------------------------------------------------------------------------------

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..data.voc import load_image
+from ..data.dataset import Dataset
 from ..errors import InputError
 from ..instances import find_centroids
-from ..palette import read_label_png
 from ..report import figures, tables
 from ..store import ShardReader
 from .pseudo_labels import read_instances
@@ -44,8 +43,8 @@ def detect_centroids(
     displacement = np.asarray(displacement, dtype=np.float64)
     foreground = np.asarray(foreground, dtype=bool)
     if foreground.shape != displacement.shape[1:]:
-        raise InputError(
-            "detect_centroids", f"foreground {foreground.shape} does not match displacement {displacement.shape}"
+        raise ValueError(
+            f"detect_centroids: foreground {foreground.shape} does not match displacement {displacement.shape}"
         )
     ends = find_centroids(displacement, iterations)
     weak = np.hypot(displacement[0], displacement[1]) < weak_threshold
@@ -64,48 +63,22 @@ def detect_centroids(
     return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
 
 
-def gt_instances(class_map: np.ndarray, object_map: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth instances of VOC's PNGs: masks bool (G, H, W) and 0-based classes (G,).
-
-    Object ids 1..254 of ``SegmentationObject`` are the instances; an instance's class is the most frequent
-    ``SegmentationClass`` value under it (the convention of the evaluation). Objects on void only are skipped.
-    """
-    if class_map.shape != object_map.shape:
-        raise InputError("gt_instances", f"class map {class_map.shape} and object map {object_map.shape} differ")
-    masks, labels = [], []
-    for object_id in np.unique(object_map):
-        if object_id == 0 or object_id == 255:
-            continue
-        mask = object_map == object_id
-        values = class_map[mask]
-        values = values[(values > 0) & (values <= n_classes)]
-        if values.size:
-            masks.append(mask)
-            labels.append(int(np.bincount(values).argmax()) - 1)
-    if not masks:
-        return np.zeros((0, *class_map.shape), dtype=bool), np.zeros(0, dtype=np.int64)
-    return np.stack(masks), np.asarray(labels, dtype=np.int64)
-
-
 def _read(store: str, image_id: str, names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
     reader = ShardReader(store)
     if image_id not in reader:
-        raise InputError(store, f"image {image_id!r} is not in this store")
+        raise ValueError(f"{store}: image {image_id!r} is not in this store")
     return reader.read(image_id, names)
 
 
 def report_figures(
     *,
     image_id: str,
-    image_path: str,
+    dataset: Dataset,
     cam_store: str,
     relations_store: str,
     irnet_store: str,
     semantic_store: str,
     instance_store: str,
-    class_gt_path: str,
-    object_gt_path: str,
-    classes: Sequence[str],
     instances: Mapping[str, float],
     out_cam: str,
     out_relations: str,
@@ -113,11 +86,12 @@ def report_figures(
     out_pseudo_labels: str,
 ) -> None:
     """The four per-stage strips of one image: CAMs, relation labels, IRNet maps, pseudo-labels vs ground truth."""
-    image = load_image(image_path)
+    image = dataset.load_image(image_id)
+    classes = dataset.classes
     cam_arrays, cam_attrs = _read(cam_store, image_id, ["high_res"])
     size = tuple(int(v) for v in cam_attrs["size"])
     if image.shape[:2] != size:
-        raise InputError(image_path, f"image is {image.shape[:2]} but its CAMs are {size}")
+        raise ValueError(f"{image_id}: image is {image.shape[:2]} but its CAMs are {size}")
     keys = [int(k) for k in cam_attrs["keys"]]
     figures.save_png(figures.cam_figure(image, cam_arrays["high_res"], keys, classes, f"{image_id} · CAMs"), out_cam)
 
@@ -142,8 +116,8 @@ def report_figures(
     )
 
     found = read_instances(ShardReader(instance_store), image_id)
-    gt_class = read_label_png(class_gt_path)
-    gt_masks, gt_classes = gt_instances(gt_class, read_label_png(object_gt_path), len(classes))
+    gt_class = dataset.semantic_gt(image_id)
+    gt_masks, gt_classes, _ = dataset.instance_gt(image_id)
     figures.save_png(
         figures.pseudo_label_figure(
             image,

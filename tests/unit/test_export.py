@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from irnet_core.export import coco_instances, write_coco, write_label_png
+from irnet_core.export import CocoWriter, coco_instances, write_coco, write_label_png
 from irnet_core.instances import Instances
 from irnet_core.palette import read_label_png
 
@@ -40,7 +40,8 @@ def test_coco_file_loads_and_decodes_back(tmp_path: Path, capsys: pytest.Capture
     capsys.readouterr()  # COCO prints progress lines
 
     assert [img["id"] for img in coco.dataset["images"]] == [1, 2, 3]
-    assert [img["voc_id"] for img in coco.dataset["images"]] == ["2007_000032", "2007_000039", "2007_000063"]
+    assert [img["image_key"] for img in coco.dataset["images"]] == ["2007_000032", "2007_000039", "2007_000063"]
+    assert "info" in coco.dataset and coco.dataset["licenses"] == []
     assert coco.imgs[2]["height"] == 5 and coco.imgs[2]["width"] == 4
     assert [(c["id"], c["name"], c["supercategory"]) for c in coco.dataset["categories"]] == [
         (1, "aeroplane", "object"),
@@ -70,6 +71,21 @@ def test_coco_rejects_inconsistent_input() -> None:
         coco_instances([(image_id, file_name, 7, 8, inst)], CLASSES)
     with pytest.raises(ValueError, match="classes"):
         coco_instances([(image_id, file_name, 6, 8, inst)], CLASSES[:2])
+
+
+def test_streamed_file_equals_the_in_memory_one_and_keeps_source_ids(tmp_path: Path) -> None:
+    images = _images()
+    with CocoWriter(tmp_path / "stream.json", CLASSES, category_ids=[1, 3, 7]) as writer:
+        for position, (key, file_name, height, width, inst) in enumerate(images):
+            writer.add(key, file_name, (height, width), inst, source_id=100 + position)
+    streamed = json.loads((tmp_path / "stream.json").read_text())
+    in_memory = coco_instances(images, CLASSES, category_ids=[1, 3, 7])
+    assert [i["id"] for i in streamed["images"]] == [100, 101, 102]
+    assert [a["category_id"] for a in streamed["annotations"]] == [1, 7, 3]  # the source's category ids
+    for a, b in zip(streamed["annotations"], in_memory["annotations"], strict=True):
+        assert {k: v for k, v in a.items() if k != "image_id"} == {k: v for k, v in b.items() if k != "image_id"}
+    assert streamed["categories"] == in_memory["categories"] and streamed["info"] == in_memory["info"]
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_write_label_png_round_trip(tmp_path: Path) -> None:

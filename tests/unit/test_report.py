@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from irnet_core.errors import InputError
+from irnet_core.data.voc import VOCDataset
 from irnet_core.palette import voc_palette, write_palette_png
 from irnet_core.pipeline.report import (
     detect_centroids,
-    gt_instances,
     read_history,
     report_curves,
     report_figures,
@@ -206,19 +205,8 @@ def test_detect_centroids_finds_one_centroid_per_object():
     assert centroids[:, 2].sum() <= np.count_nonzero(objects)
     # No foreground: nothing to draw, even though every background pixel "converges" where it stands.
     assert detect_centroids(field, np.zeros_like(objects, bool), 40, 2.5).shape == (0, 3)
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError):
         detect_centroids(field, np.zeros((3, 3), bool), 40, 2.5)
-
-
-def test_gt_instances_uses_object_ids_and_majority_class():
-    scene = _scene()
-    objects = scene["objects"].copy()
-    objects[0, 0] = 255  # void in the object map is not an instance
-    masks, classes = gt_instances(scene["class_gt"], objects, len(CLASSES))
-    assert masks.shape == (3, H, W) and classes.tolist() == [1, 1, 0]
-    assert masks[2].sum() == np.count_nonzero(scene["objects"] == 3)
-    empty_masks, empty_classes = gt_instances(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), 3)
-    assert empty_masks.shape == (0, 4, 4) and empty_classes.size == 0
 
 
 def test_training_curves_have_the_panels_of_their_columns(tmp_path):
@@ -268,7 +256,7 @@ def test_read_history_reads_floats_and_names_a_bad_cell(tmp_path):
     assert rows[1] == {"epoch": 2.0, "step": 44.0, "loss": 0.25, "val_map": 0.9}
     assert np.isnan(rows[0]["val_map"])
     path.write_text("epoch,loss\n1,oops\n")
-    with pytest.raises(InputError, match=r"train_log.csv:2.*'loss'"):
+    with pytest.raises(ValueError, match=r"train_log.csv:2.*'loss'"):
         read_history(path)
 
 
@@ -391,9 +379,13 @@ def _write_stores(root: Path, image_id: str, scene: dict) -> dict[str, str]:
         with ShardWriter(path, stage=stage, image_ids=[image_id]) as writer:
             writer.write(image_id, data, attrs)
         paths[stage] = str(path)
-    Image.fromarray(scene["image"]).save(root / "image.jpg", quality=95)
-    write_palette_png(root / "class.png", scene["class_gt"])
-    write_palette_png(root / "object.png", scene["objects"])
+    voc = root / "VOC"  # the image and its ground truth, read through the dataset interface as the workflow does
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject"):
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(scene["image"]).save(voc / f"JPEGImages/{image_id}.jpg", quality=95)
+    write_palette_png(voc / f"SegmentationClass/{image_id}.png", scene["class_gt"])
+    write_palette_png(voc / f"SegmentationObject/{image_id}.png", scene["objects"])
+    paths["dataset"] = VOCDataset(voc, classes=CLASSES)
     return paths
 
 
@@ -404,15 +396,12 @@ def test_report_figures_writes_four_real_pngs(tmp_path):
     }
     report_figures(
         image_id="2026_000001",
-        image_path=str(tmp_path / "image.jpg"),
+        dataset=stores["dataset"],
         cam_store=stores["cam"],
         relations_store=stores["relations"],
         irnet_store=stores["irnet"],
         semantic_store=stores["semantic"],
         instance_store=stores["instances"],
-        class_gt_path=str(tmp_path / "class.png"),
-        object_gt_path=str(tmp_path / "object.png"),
-        classes=CLASSES,
         instances={"centroid_iterations": 30, "weak_threshold": 2.5},
         out_cam=str(outs["cam"]),
         out_relations=str(outs["relations"]),
@@ -421,18 +410,15 @@ def test_report_figures_writes_four_real_pngs(tmp_path):
     )
     for path in outs.values():
         _assert_real_figure(path)
-    with pytest.raises(InputError, match="not in this store"):
+    with pytest.raises(ValueError, match=r"2026_000002\.jpg: image file does not exist"):
         report_figures(
             image_id="2026_000002",
-            image_path=str(tmp_path / "image.jpg"),
+            dataset=stores["dataset"],
             cam_store=stores["cam"],
             relations_store=stores["relations"],
             irnet_store=stores["irnet"],
             semantic_store=stores["semantic"],
             instance_store=stores["instances"],
-            class_gt_path=str(tmp_path / "class.png"),
-            object_gt_path=str(tmp_path / "object.png"),
-            classes=CLASSES,
             instances={"centroid_iterations": 3, "weak_threshold": 2.5},
             out_cam=str(outs["cam"]),
             out_relations=str(outs["relations"]),
