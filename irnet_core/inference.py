@@ -75,6 +75,67 @@ def _max_normalise(maps: torch.Tensor) -> torch.Tensor:
     return maps / (maps.amax(dim=(-2, -1), keepdim=True) + CAM_NORM_EPS)
 
 
+def cam_inputs(image: np.ndarray, scales: Sequence[float], max_long_side: int | None = None) -> list[torch.Tensor]:
+    """The CPU half of :func:`compute_cams`: per scale, the resized, normalised image and its mirror as one
+    float32 ``(2, 3, h, w)`` tensor. Pure CPU work (PIL bicubic resizing), so a data loader can run it in worker
+    processes while the network computes the previous image."""
+    _check_image(image)
+    if not scales or any(s <= 0 for s in scales):
+        raise ValueError(f"scales: expected positive scale factors, got {list(scales)}")
+    height, width = image.shape[:2]
+    fit = long_side_scale((height, width), max_long_side)
+    inputs = []
+    for s in scales:
+        s = s * fit
+        scaled = image if s == 1.0 else resize_image(image, scaled_size((height, width), s))
+        inputs.append(_with_mirror(_to_tensor(normalize(scaled), torch.device("cpu"))))
+    return inputs
+
+
+def cams_from_inputs(
+    model: CAMNet,
+    inputs: Sequence[torch.Tensor],
+    keys: Sequence[int],
+    size: tuple[int, int],
+    *,
+    device: torch.device | None = None,
+    precision=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network half of :func:`compute_cams`: CAMs of an image of ``size`` from its :func:`cam_inputs`.
+
+    ``precision`` (an :class:`irnet_core.training.Precision`) runs the forward passes in mixed precision and
+    channels-last on CUDA; the sums over scales, interpolations and normalisation stay float32.
+    """
+    height, width = size
+    key_list = [int(k) for k in keys]
+    if any(not 0 <= k < model.num_classes for k in key_list):
+        raise ValueError(f"keys: class indices {key_list} outside 0..{model.num_classes - 1}")
+    if len(set(key_list)) != len(key_list):
+        raise ValueError(f"keys: repeated class indices in {key_list}")
+    h, w = strided_size(height, width, 4)
+    h16, w16 = strided_size(height, width, 16)
+    if not key_list:
+        return np.zeros((0, h, w), np.float32), np.zeros((0, height, width), np.float32)
+
+    device = _resolve_device(model, device)
+    index = torch.tensor(key_list, dtype=torch.long, device=device)
+    cam = torch.zeros((len(key_list), h, w), dtype=torch.float32, device=device)
+    high_res = torch.zeros((len(key_list), 16 * h16, 16 * w16), dtype=torch.float32, device=device)
+    autocast = precision.autocast() if precision is not None else contextlib.nullcontext()
+    with _eval_mode(model), torch.inference_mode():
+        for pair in inputs:
+            pair = precision.to_device(pair) if precision is not None else pair.to(device)
+            with autocast:
+                out = model.cams(pair)
+            # Select the kept classes first: interpolation is per channel, so this only saves work.
+            flip_sum = (out[0] + out[1].flip(-1))[index].unsqueeze(0).float()
+            cam += F.interpolate(flip_sum, size=(h, w), mode="bilinear", align_corners=False)[0]
+            high_res += F.interpolate(flip_sum, size=high_res.shape[-2:], mode="bilinear", align_corners=False)[0]
+        cam = _max_normalise(cam)
+        high_res = _max_normalise(high_res[:, :height, :width])
+    return cam.cpu().numpy().astype(np.float32, copy=False), high_res.cpu().numpy().astype(np.float32, copy=False)
+
+
 def compute_cams(
     model: CAMNet,
     image: np.ndarray,
@@ -91,58 +152,16 @@ def compute_cams(
     ``cam = sum_s bilinear(A_s -> (h, w))`` with ``h = (H-1)//4+1``; ``high_res = sum_s
     bilinear(A_s -> (16*ceil(H/16), 16*ceil(W/16)))`` cropped top-left to ``H x W``. Only the channels
     in ``keys`` are kept (in the given order), each divided by its own max + 1e-5, separately for the
-    two outputs, so values lie in [0, 1).
+    two outputs, so values lie in [0, 1). An image whose long side exceeds ``max_long_side`` is fed to the
+    network scaled down to it (every scale multiplied by the same factor); both outputs keep the image's size.
 
-    Args:
-        model: the CAM network (any train/eval mode; it runs in eval mode here).
-        image: RGB uint8 ``(H, W, 3)``.
-        keys: class indices present in the image (0-based, distinct); may be empty.
-        scales: resize factors.
-        device: where to compute; defaults to the model's device.
-        max_long_side: an image whose long side exceeds it is fed to the network scaled down to it (every
-            scale multiplied by the same factor), so any image size fits in memory; both outputs stay at the
-            image's own size.
-
-    Returns:
-        ``(cam float32 (K, h, w), high_res float32 (K, H, W))``; with ``K == 0`` both are empty
-        (no forward pass is run).
-
-    Raises:
-        ValueError: bad image (``image``), out-of-range or repeated class indices (``keys``), or an
-            empty/non-positive ``scales`` (``scales``).
+    Returns ``(cam float32 (K, h, w), high_res float32 (K, H, W))``; with ``K == 0`` both are empty (no forward
+    pass is run). ValueError for a bad image, out-of-range or repeated class indices, or non-positive scales.
     """
-    _check_image(image)
-    height, width = image.shape[:2]
-    key_list = [int(k) for k in keys]
-    if any(not 0 <= k < model.num_classes for k in key_list):
-        raise ValueError(f"keys: class indices {key_list} outside 0..{model.num_classes - 1}")
-    if len(set(key_list)) != len(key_list):
-        raise ValueError(f"keys: repeated class indices in {key_list}")
-    if not scales or any(s <= 0 for s in scales):
-        raise ValueError(f"scales: expected positive scale factors, got {list(scales)}")
-
-    h, w = strided_size(height, width, 4)
-    h16, w16 = strided_size(height, width, 16)
-    if not key_list:
-        return np.zeros((0, h, w), np.float32), np.zeros((0, height, width), np.float32)
-
-    device = _resolve_device(model, device)
-    index = torch.tensor(key_list, dtype=torch.long, device=device)
-    cam = torch.zeros((len(key_list), h, w), dtype=torch.float32, device=device)
-    high_res = torch.zeros((len(key_list), 16 * h16, 16 * w16), dtype=torch.float32, device=device)
-    fit = long_side_scale((height, width), max_long_side)
-    with _eval_mode(model), torch.inference_mode():
-        for s in scales:
-            s = s * fit
-            scaled = image if s == 1.0 else resize_image(image, scaled_size((height, width), s))
-            out = model.cams(_with_mirror(_to_tensor(normalize(scaled), device)))
-            # Select the kept classes first: interpolation is per channel, so this only saves work.
-            flip_sum = (out[0] + out[1].flip(-1))[index].unsqueeze(0).float()
-            cam += F.interpolate(flip_sum, size=(h, w), mode="bilinear", align_corners=False)[0]
-            high_res += F.interpolate(flip_sum, size=high_res.shape[-2:], mode="bilinear", align_corners=False)[0]
-        cam = _max_normalise(cam)
-        high_res = _max_normalise(high_res[:, :height, :width])
-    return cam.cpu().numpy().astype(np.float32, copy=False), high_res.cpu().numpy().astype(np.float32, copy=False)
+    inputs = cam_inputs(image, scales, max_long_side) if len(keys) else []
+    if not len(keys):
+        _check_image(image)
+    return cams_from_inputs(model, inputs, keys, image.shape[:2], device=device)
 
 
 def _inference_pad(size: int, pad_size: int) -> int:
@@ -157,6 +176,7 @@ def infer_boundary_displacement(
     pad_size: int,
     device: torch.device | None = None,
     max_long_side: int | None = None,
+    precision=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boundary map and calibrated displacement field of one image (method spec §2.10).
 
@@ -187,7 +207,9 @@ def infer_boundary_displacement(
     if fit < 1.0:
         grid = strided_size(*image.shape[:2], 4)
         small = resize_image(image, scaled_size(image.shape[:2], fit))
-        boundary, displacement = infer_boundary_displacement(model, small, pad_size=pad_size, device=device)
+        boundary, displacement = infer_boundary_displacement(
+            model, small, pad_size=pad_size, device=device, precision=precision
+        )
         return _resample_maps(boundary, displacement, grid)
     height, width = image.shape[:2]
     h, w = strided_size(height, width, 4)
@@ -196,7 +218,12 @@ def infer_boundary_displacement(
     with _eval_mode(model), torch.inference_mode():
         pair = _with_mirror(_to_tensor(normalize(image), device))
         pair = F.pad(pair, (0, padded_w - width, 0, padded_h - height))
-        edge_logits, displacement = model(pair)
+        if precision is not None:  # CUDA: mixed precision and channels-last for the network, float32 after it
+            with precision.autocast():
+                edge_logits, displacement = model(precision.to_device(pair))
+            edge_logits, displacement = edge_logits.float(), displacement.float()
+        else:
+            edge_logits, displacement = model(pair)
         edge_logits = edge_logits[:, 0, :h, :w]
         boundary = torch.sigmoid((edge_logits[0] + edge_logits[1].flip(-1)) / 2)
         disp = displacement[0, :, :h, :w] - model.mean_displacement.to(displacement)[:, None, None]

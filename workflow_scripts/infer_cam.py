@@ -16,6 +16,7 @@ def main():
         image_ids=snakemake.params.image_ids,
         scales=snakemake.params.infer["scales"],
         max_long_side=snakemake.params.infer["max_long_side"],
+        num_workers=snakemake.config["compute"]["num_workers"],
         out_store=snakemake.output.cams,
         device=compute_device(snakemake),
     )

@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from ..config import fingerprint
 from ..data import transforms as T
 from ..data.dataset import Dataset
+from ..data.inference_sets import CamInferenceInputs, loader
 from ..data.training_sets import ClassificationCrops, multi_hot, split_holdout
 from ..errors import InputError
 from ..evaluation import sweep_cam_thresholds, sweep_summary
-from ..inference import compute_cams
+from ..inference import cams_from_inputs, compute_cams
 from ..metrics import ConfusionMatrix, classification_report, semantic_report
 from ..models.cam_net import build_cam_net, load_cam_net, save_cam_net
 from ..provenance import code_digest
@@ -112,21 +113,33 @@ def train_cam(
 
 
 def infer_cam_shard(
-    *, model_path: str, dataset: Dataset, image_ids: Sequence[str], scales: Sequence[float], out_store: str,
-    device: torch.device, max_long_side: int | None = None,
-) -> int:  # fmt: skip
-    """Multi-scale CAMs of one shard's images into a Zarr store (float16 `cam` at stride 4 and `high_res`)."""
+    *,
+    model_path: str,
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    scales: Sequence[float],
+    out_store: str,
+    device: torch.device,
+    max_long_side: int | None = None,
+    num_workers: int = 0,
+) -> int:
+    """Multi-scale CAMs of one shard's images into a Zarr store (float16 `cam` at stride 4 and `high_res`).
+
+    Images are decoded and resized ``num_workers`` processes ahead of the network (0: in this process); on
+    CUDA the forward passes run in mixed precision and channels-last (:class:`irnet_core.training.Precision`).
+    """
     model, state = load_cam_net(model_path, device)
+    precision = Precision.for_device(device)
+    model = precision.prepare_model(model)
     attrs = {"classes": state["classes"], "scales": list(scales)}
+    samples = loader(CamInferenceInputs(dataset, image_ids, scales, max_long_side), num_workers, device)
     with ShardWriter(out_store, stage="cam", image_ids=image_ids, attrs=attrs) as writer:
-        for image_id in progress(image_ids, len(image_ids), "CAMs", log):
-            keys = dataset.image_labels(image_id)
-            image = dataset.load_image(image_id)
-            cam, high_res = compute_cams(model, image, keys, scales=scales, device=device, max_long_side=max_long_side)
+        for image_id, keys, size, inputs in progress(samples, len(image_ids), "CAMs", log):
+            cam, high_res = cams_from_inputs(model, inputs, keys, size, device=device, precision=precision)
             writer.write(
                 image_id,
                 {"cam": cam.astype(np.float16), "high_res": high_res.astype(np.float16)},
-                {"keys": list(keys), "size": list(image.shape[:2]), "stride": 4},
+                {"keys": list(keys), "size": list(size), "stride": 4},
             )
     log.info("wrote CAMs of %d images to %s", len(image_ids), out_store)
     return len(image_ids)

@@ -156,7 +156,8 @@ def infer_irnet_shard(
     max_long_side: int | None = None,
 ) -> int:
     """Boundary map (flip-averaged) and calibrated displacement field of one shard's images, float16."""
-    net = load_irnet(model_path, device)
+    precision = Precision.for_device(device)
+    net = precision.prepare_model(load_irnet(model_path, device))
     with open(calibration_path) as handle:
         mu = json.load(handle)["mean_displacement"]
     net.mean_displacement.copy_(torch.tensor(mu, dtype=net.mean_displacement.dtype))
@@ -164,7 +165,7 @@ def infer_irnet_shard(
         for image_id in progress(image_ids, len(image_ids), "IRNet maps", log):
             image = dataset.load_image(image_id)
             boundary, displacement = infer_boundary_displacement(
-                net, image, pad_size=pad_size, device=device, max_long_side=max_long_side
+                net, image, pad_size=pad_size, device=device, max_long_side=max_long_side, precision=precision
             )
             writer.write(
                 image_id,

@@ -7,9 +7,10 @@ Skipped (a no-op) where CUDA is not available, as in CI. Run it on a GPU machine
 
 (``-s`` also prints the per-stage wall times.) What is compared between CPU and CUDA, and why that much:
 
-* CAMs: the CUDA-trained classifier's CAMs inferred on CUDA and on the CPU. cuDNN convolutions may use TF32, and
-  the stores hold float16, so they agree to about 1e-3, not bit for bit (asserted: max abs diff < 1e-2).
-* IRNet maps: the same trained IRNet inferred on both devices (boundary max abs diff < 2e-2, a loose bound).
+* CAMs: the CUDA-trained classifier's CAMs inferred on CUDA and on the CPU. The CUDA forward passes run in
+  bf16 (mixed precision; sums and normalisation in float32) and the stores hold float16, so they agree to a few
+  1e-3, not bit for bit (asserted: max abs diff < 3e-2).
+* IRNet maps: the same trained IRNet inferred on both devices, bf16 on CUDA (boundary max abs diff < 3e-2).
 * Random-walk semantic labels from identical inputs (the CUDA CAM and IRNet stores) propagated on each device:
   float32 sparse products in both, so argmax flips only at near-ties (asserted: >= 99% of pixels agree).
 
@@ -87,7 +88,7 @@ def _gt_relations(root: Path, image_ids, labels: dict, out_store: Path) -> None:
 def run(tmp_path_factory):
     """Run every stage once (CUDA, plus the CPU repeats that are compared) and return the paths and results."""
     from irnet_core.data.demo import DEMO_CLASSES, generate_demo_dataset
-    from irnet_core.data.voc import image_path, read_id_list
+    from irnet_core.data.voc import VOCDataset, read_id_list
     from irnet_core.pipeline.cam import evaluate_cam, evaluate_untrained_cams, infer_cam_shard, train_cam
     from irnet_core.pipeline.common import prepare_labels
     from irnet_core.pipeline.irnet import calibrate_displacement, infer_irnet_shard, mine_relations_shard, train_irnet
@@ -122,12 +123,9 @@ def run(tmp_path_factory):
         max_size=96,
     )
     classes = list(DEMO_CLASSES)
+    dataset = VOCDataset(root, classes=classes)
     train_ids = read_id_list(root / "ImageSets/Segmentation/train_aug.txt")
     infer_ids = read_id_list(root / "ImageSets/Segmentation/train.txt")
-    paths = {i: str(image_path(root, i)) for i in train_ids}
-    xmls = {i: str(root / "Annotations" / f"{i}.xml") for i in train_ids}
-    class_gt = [str(root / "SegmentationClass" / f"{i}.png") for i in infer_ids]
-    object_gt = [str(root / "SegmentationObject" / f"{i}.png") for i in infer_ids]
 
     out = {
         "root": root, "classes": classes, "train_ids": train_ids, "infer_ids": infer_ids, "timings": timings,
@@ -146,39 +144,38 @@ def run(tmp_path_factory):
     }  # fmt: skip
 
     out["labels"] = timed(
-        "prepare_labels", prepare_labels, image_ids=train_ids, image_paths=[paths[i] for i in train_ids],
-        label_paths=[xmls[i] for i in train_ids], classes=classes, out_path=str(out["labels_path"]),
+        "prepare_labels", prepare_labels, dataset=dataset, image_ids=train_ids, out_path=str(out["labels_path"]),
     )  # fmt: skip
 
     torch.cuda.reset_peak_memory_stats()
     out["cam_row"] = timed(
-        "train_cam", train_cam, labels_path=str(out["labels_path"]), classes=classes, train=CAM_TRAIN, recipe=CAM_RECIPE, backbone=BACKBONE, out_model=str(out["cam_model"]),
+        "train_cam", train_cam, dataset=dataset, labels_path=str(out["labels_path"]), train=CAM_TRAIN, recipe=CAM_RECIPE, backbone=BACKBONE, out_model=str(out["cam_model"]),
         out_history=str(out["cam_history"]), checkpoint_dir=str(tmp / "checkpoints" / "cam"), device=CUDA,
     )  # fmt: skip
     out["cam_train_peak_bytes"] = torch.cuda.max_memory_allocated()
 
     for device, key in ((CUDA, "cam_cuda"), (CPU, "cam_cpu")):
         timed(
-            f"infer_cam[{device.type}]", infer_cam_shard, model_path=str(out["cam_model"]), image_ids=train_ids,
-            image_paths=[paths[i] for i in train_ids], image_labels=out["labels"]["labels"], scales=CAM_SCALES,
+            f"infer_cam[{device.type}]", infer_cam_shard, model_path=str(out["cam_model"]), dataset=dataset,
+            image_ids=train_ids, scales=CAM_SCALES,
             out_store=str(out[key]), device=device,
         )  # fmt: skip
 
     timed(
-        "evaluate_cam_untrained", evaluate_untrained_cams, image_ids=infer_ids, image_paths=[paths[i] for i in infer_ids],
-        image_labels=out["labels"]["labels"], gt_paths=class_gt, classes=classes, train=CAM_TRAIN, backbone=BACKBONE,
+        "evaluate_cam_untrained", evaluate_untrained_cams, dataset=dataset, image_ids=infer_ids, train=CAM_TRAIN,
+        backbone=BACKBONE,
         scales=CAM_SCALES, sweep=[0.1, 0.2, 0.3], out_path=str(out["cam_untrained"]), device=CUDA,
     )  # fmt: skip
     out["cam_metrics"] = timed(
         "evaluate_cam", evaluate_cam, cam_stores=[str(out["cam_cuda"])], untrained_path=str(out["cam_untrained"]),
-        image_ids=infer_ids, gt_paths=class_gt, classes=classes, threshold=0.15, sweep=[0.1, 0.2, 0.3],
+        dataset=dataset, image_ids=infer_ids, threshold=0.15, sweep=[0.1, 0.2, 0.3],
         out_path=str(out["cam_eval"]),
     )  # fmt: skip
 
     if HAS_CRF:
         timed(
-            "mine_relations", mine_relations_shard, cam_store=str(out["cam_cuda"]), image_ids=train_ids,
-            image_paths=[paths[i] for i in train_ids], relations=RELATIONS, out_store=str(out["relations"]),
+            "mine_relations", mine_relations_shard, cam_store=str(out["cam_cuda"]), dataset=dataset,
+            image_ids=train_ids, relations=RELATIONS, out_store=str(out["relations"]),
         )  # fmt: skip
     else:
         timed(
@@ -192,7 +189,7 @@ def run(tmp_path_factory):
 
     torch.cuda.reset_peak_memory_stats()
     out["irnet_row"] = timed(
-        "train_irnet", train_irnet, relation_stores=[str(out["relations"])], image_ids=train_ids,
+        "train_irnet", train_irnet, relation_stores=[str(out["relations"])], dataset=dataset, image_ids=train_ids,
         labels_path=str(out["labels_path"]), cam_model_path=str(out["cam_model"]), train=IRNET_TRAIN,
         backbone=BACKBONE, backbone_source="cam_frozen", out_model=str(out["irnet_model"]),
         out_history=str(out["irnet_history"]), checkpoint_dir=str(tmp / "checkpoints" / "irnet"), device=CUDA,
@@ -201,13 +198,13 @@ def run(tmp_path_factory):
 
     out["calibration_result"] = timed(
         "calibrate_displacement", calibrate_displacement, model_path=str(out["irnet_model"]),
-        image_paths=[paths[i] for i in train_ids[:8]], pad_size=PAD_SIZE, out_path=str(out["calibration"]),
+        dataset=dataset, image_ids=train_ids[:8], pad_size=PAD_SIZE, out_path=str(out["calibration"]),
         device=CUDA, batch_size=4,
     )  # fmt: skip
     for device, key in ((CUDA, "irnet_cuda"), (CPU, "irnet_cpu")):
         timed(
             f"infer_irnet[{device.type}]", infer_irnet_shard, model_path=str(out["irnet_model"]),
-            calibration_path=str(out["calibration"]), image_ids=infer_ids, image_paths=[paths[i] for i in infer_ids],
+            calibration_path=str(out["calibration"]), dataset=dataset, image_ids=infer_ids,
             pad_size=PAD_SIZE, out_store=str(out[key]), device=device,
         )  # fmt: skip
 
@@ -227,17 +224,17 @@ def run(tmp_path_factory):
     if HAS_COCO:
         out["export"] = timed(
             "export_labels", export_labels, semantic_stores=[str(out["semantic_cuda"])],
-            instance_stores=[str(out["instances_cuda"])], image_ids=infer_ids, image_paths=[paths[i] for i in infer_ids],
-            classes=classes, out_dir=str(out["label_dir"]), out_coco=str(out["coco"]),
+            instance_stores=[str(out["instances_cuda"])], dataset=dataset, image_ids=infer_ids,
+            out_dir=str(out["label_dir"]), out_coco=str(out["coco"]),
         )  # fmt: skip
         out["semantic_metrics"] = timed(
-            "evaluate_semantic", evaluate_semantic, label_dir=str(out["label_dir"]), image_ids=infer_ids,
-            gt_paths=class_gt, classes=classes, out_path=str(out["semantic_eval"]),
+            "evaluate_semantic", evaluate_semantic, label_dir=str(out["label_dir"]), dataset=dataset,
+            image_ids=infer_ids, out_path=str(out["semantic_eval"]),
         )  # fmt: skip
     out["instance_metrics"] = timed(
         "evaluate_instances", evaluate_instances, instance_stores=[str(out["instances_cuda"])],
-        cam_stores=[str(out["cam_cuda"])], image_ids=infer_ids, class_gt_paths=class_gt, object_gt_paths=object_gt,
-        classes=classes, baseline_threshold=0.15, out_path=str(out["instances_eval"]),
+        cam_stores=[str(out["cam_cuda"])], dataset=dataset, image_ids=infer_ids, baseline_threshold=0.15,
+        out_path=str(out["instances_eval"]),
     )  # fmt: skip
 
     print("\nCUDA pipeline stage wall times (s), device", torch.cuda.get_device_name(0))
@@ -311,7 +308,7 @@ def test_cam_inference_on_cpu_matches_cuda(run) -> None:
             assert a[name].shape == b[name].shape and a[name].dtype == b[name].dtype
             worst = max(worst, float(np.abs(a[name].astype(np.float32) - b[name].astype(np.float32)).max()))
     print(f"\nCAM max |CUDA - CPU| = {worst:.2e}")
-    assert worst < 1e-2
+    assert worst < 3e-2
 
 
 def test_cam_evaluations(run) -> None:
@@ -356,7 +353,7 @@ def test_irnet_maps_and_calibration(run) -> None:
         diff = np.abs(a["displacement"].astype(np.float32) - b["displacement"].astype(np.float32)).max() / scale
         worst_displacement = max(worst_displacement, float(diff))
     print(f"\nIRNet max |CUDA - CPU|: boundary {worst_boundary:.2e}, displacement (relative) {worst_displacement:.2e}")
-    assert worst_boundary < 2e-2
+    assert worst_boundary < 3e-2
     assert worst_displacement < 5e-2
 
 
