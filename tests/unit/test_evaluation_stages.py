@@ -1,0 +1,68 @@
+"""The evaluation stage entry points score a perfect prediction as perfect: mIoU 1.0 and mAP 1.0.
+
+Ground truth of a few generated images goes into the shard stores as if the pipeline had predicted it; export,
+semantic and instance evaluation then run exactly as their workflow jobs do (through the dataset reader and
+the one ground-truth decoder), on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
+from irnet_core.data.voc import VOCDataset
+from irnet_core.instances import Instances, instances_to_map
+from irnet_core.pipeline.pseudo_labels import evaluate_instances, evaluate_semantic, export_labels
+from irnet_core.store import ShardWriter
+
+
+@pytest.fixture(scope="module")
+def perfect(tmp_path_factory):
+    root = tmp_path_factory.mktemp("perfect")
+    generate_demo_dataset(root / "VOC", n_images=5, n_labelled=5, seed=3, min_size=64, max_size=96)
+    dataset = VOCDataset(root / "VOC", classes=DEMO_CLASSES)
+    ids = demo_split_ids(5, 5)["train"]
+    stores = {stage: str(root / stage / "shard-0.zarr") for stage in ("semantic", "instances", "cam")}
+    writers = {stage: ShardWriter(path, stage=stage, image_ids=ids) for stage, path in stores.items()}
+    for image_id in ids:
+        semantic = dataset.semantic_gt(image_id)
+        masks, classes, _ = dataset.instance_gt(image_id)
+        keys = dataset.image_labels(image_id)
+        size = list(semantic.shape)
+        writers["semantic"].write(
+            image_id, {"labels": np.where(semantic == 255, 0, semantic)}, {"keys": keys, "size": size}
+        )
+        id_map, inst_classes, scores = instances_to_map(Instances(masks, classes, np.ones(len(classes))))
+        writers["instances"].write(
+            image_id,
+            {"instance_map": id_map, "classes": inst_classes.astype(np.int64), "scores": scores.astype(np.float32)},
+            {"keys": keys, "size": size, "count": len(classes)},
+        )
+        cams = np.stack([(semantic == k + 1).astype(np.float16) for k in keys])
+        writers["cam"].write(image_id, {"high_res": cams}, {"keys": keys, "size": size})
+    for writer in writers.values():
+        writer.close()
+    export_labels(semantic_stores=[stores["semantic"]], instance_stores=[stores["instances"]], dataset=dataset,
+                  image_ids=ids, out_dir=str(root / "labels"), out_coco=str(root / "instances.json"))  # fmt: skip
+    semantic = evaluate_semantic(label_dir=str(root / "labels"), dataset=dataset, image_ids=ids,
+                                 out_path=str(root / "semantic.json"))  # fmt: skip
+    instances = evaluate_instances(instance_stores=[stores["instances"]], cam_stores=[stores["cam"]], dataset=dataset,
+                                   image_ids=ids, baseline_threshold=0.5, out_path=str(root / "instances.json.eval"))  # fmt: skip
+    return root, semantic, instances
+
+
+def test_a_perfect_semantic_prediction_scores_miou_one(perfect):
+    root, semantic, _ = perfect
+    assert semantic["miou"] == pytest.approx(1.0) and semantic["n_images"] == 5
+    assert json.loads((root / "semantic.json").read_text())["miou"] == pytest.approx(1.0)
+
+
+def test_perfect_instances_score_map_one_at_every_iou(perfect):
+    _, _, instances = perfect
+    assert instances["map25"] == instances["map50"] == instances["map75"] == pytest.approx(1.0)
+    assert instances["n_instances"] == instances["n_gt_instances"] > 5
+    # CAMs equal to the class maps: components of touching same-class objects merge, so the baseline falls short.
+    assert 0.0 < instances["map50_cam_baseline"] <= 1.0
