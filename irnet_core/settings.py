@@ -53,6 +53,7 @@ class CamTrainSettings:
 @dataclass(frozen=True)
 class CamInferSettings:
     scales: tuple[float, ...]
+    max_long_side: int | None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
+from irnet_core.data.training_sets import split_holdout
+from irnet_core.pipeline.common import read_labels_file
 from tests.workflow.harness import planned_jobs, snakemake
 from tests.workflow.outputs import AFFECTED, PRODUCTS, changed_products, snapshot
 
@@ -47,10 +49,15 @@ def set_config(workdir, path, value):
 
 
 def relabel_one_object(workdir) -> str:
-    """Give the only object of a one-object training image another class; returns the image id."""
+    """Give the only object of a one-object image that the CAM network trains on (not one of its held-out
+    images, whose edit leaves the model as it was) another class; returns the image id."""
     voc = workdir / "data/VOC"
-    classes = yaml.safe_load((workdir / "tiny.yaml").read_text())["dataset"]["classes"]
-    for image_id in (voc / "ImageSets/Segmentation/train_aug.txt").read_text().split():
+    config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    classes = config["dataset"]["classes"]
+    labels = read_labels_file(workdir / "results/dataset/labels.json")
+    ids = labels["image_ids"]
+    trained, _ = split_holdout([labels["image_digests"][i] for i in ids], config["cam"]["train"]["holdout_fraction"])
+    for image_id in [ids[pos] for pos in trained]:
         path = voc / "Annotations" / f"{image_id}.xml"
         tree = ET.parse(path)
         names = [obj.find("name") for obj in tree.getroot().iter("object")]
