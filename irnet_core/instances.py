@@ -191,7 +191,21 @@ def _to_numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.asarray(array)
 
 
-def extract_instances(
+@dataclass(frozen=True)
+class InstanceScores:
+    """Propagated instance scores of one image, before the background threshold: ``scores`` float32
+    (R, H, W), one row per (class, centroid cluster) in class-major order, divided by their global maximum;
+    ``row_classes`` int64 (R,) the 0-based class of each row."""
+
+    scores: np.ndarray
+    row_classes: np.ndarray
+
+    @classmethod
+    def empty(cls, size: tuple[int, int]) -> InstanceScores:
+        return cls(np.zeros((0, *size), np.float32), np.zeros(0, np.int64))
+
+
+def instance_scores(
     cam: np.ndarray | torch.Tensor,
     keys: Sequence[int] | np.ndarray | torch.Tensor,
     boundary: np.ndarray | torch.Tensor,
@@ -201,28 +215,16 @@ def extract_instances(
     beta: float = 10.0,
     exp_times: int = 8,
     radius: int = 5,
-    bg_threshold: float = 0.25,
     centroid_iterations: int = 300,
     weak_threshold: float = 2.5,
-    min_fragment: float = 0.01,
     device: torch.device | str = "cpu",
     propagate_fn: PropagateFn | None = None,
     upsample_fn: UpsampleFn | None = None,
-) -> Instances:
-    """Instance pseudo-labels of one image (method doc §2.13).
-
-    Inputs on the stride-4 grid: ``cam`` (K, h, w) max-normalised CAMs of the classes ``keys`` (0-based),
-    ``boundary`` (h, w) in [0, 1], ``displacement`` (2, h, w). ``size`` is the image (H, W).
-
-    Steps: centroid walk and clustering into N clusters; instance CAMs ``X[k*N + n] = cam[k] * (cluster == n)``
-    (class-major); random walk of all K*N rows; x4 upsampling, crop and division by the global maximum; argmax
-    against a constant background channel ``bg_threshold``; every row's winning region is split into 4-connected
-    fragments at full resolution. Each fragment is one detection of class ``keys[k]`` with score = maximum of its
-    row's normalised score inside the fragment, except fragments smaller than ``min_fragment * H * W`` pixels,
-    which are kept with score 0. K = 0 gives zero detections.
-
-    ``propagate_fn`` and ``upsample_fn`` default to :func:`irnet_core.random_walk.propagate` and
-    :func:`irnet_core.random_walk.upsample_scores`; they are parameters so tests can substitute them.
+) -> InstanceScores:
+    """The instance rows of one image (method doc §2.13), everything of :func:`extract_instances` up to the
+    background threshold: centroid walk and clustering into N clusters; instance CAMs
+    ``X[k*N + n] = cam[k] * (cluster == n)``; random walk of all K*N rows; x4 upsampling, crop and division by
+    the global maximum. Kept apart from :func:`instances_from_scores` so that a threshold sweep needs one walk.
     """
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
@@ -241,7 +243,7 @@ def extract_instances(
     if disp.shape != (2, grid_h, grid_w):
         raise ValueError(f"extract_instances: displacement must be (2, {grid_h}, {grid_w}), got {disp.shape}")
     if key_array.size == 0:
-        return Instances.empty((height, width))
+        return InstanceScores.empty((height, width))
 
     if propagate_fn is None or upsample_fn is None:
         from . import random_walk  # lazy: keeps this module importable without the random-walk code
@@ -266,10 +268,58 @@ def extract_instances(
         raise ValueError(
             f"extract_instances: upsampled scores have shape {scores.shape}, expected {(instance_cams.shape[0], height, width)}"
         )
+    return InstanceScores(scores, np.repeat(key_array, n_clusters))
 
-    winner = _winner_map(scores, bg_threshold)
-    row_classes = np.repeat(key_array, n_clusters)
-    return _fragments(winner, scores, row_classes, min_fragment * height * width)
+
+def instances_from_scores(rows: InstanceScores, bg_threshold: float, min_fragment: float) -> Instances:
+    """Argmax of the rows against a constant background channel ``bg_threshold``; every row's winning region
+    is split into 4-connected fragments at full resolution, each one detection of the row's class with score
+    = the row's maximum inside it, except fragments smaller than ``min_fragment * H * W`` pixels (score 0)."""
+    height, width = rows.scores.shape[1:]
+    if rows.scores.shape[0] == 0:
+        return Instances.empty((height, width))
+    winner = _winner_map(rows.scores, bg_threshold)
+    return _fragments(winner, rows.scores, rows.row_classes, min_fragment * height * width)
+
+
+def instance_class_map(rows: InstanceScores, bg_threshold: float) -> np.ndarray:
+    """The semantic label map uint8 (H, W) that the instance rows give (0 background, class + 1)."""
+    lookup = np.concatenate([[0], rows.row_classes + 1]).astype(np.uint8)
+    return lookup[_winner_map(rows.scores, bg_threshold)]
+
+
+def extract_instances(
+    cam: np.ndarray | torch.Tensor,
+    keys: Sequence[int] | np.ndarray | torch.Tensor,
+    boundary: np.ndarray | torch.Tensor,
+    displacement: np.ndarray | torch.Tensor,
+    size: tuple[int, int],
+    *,
+    beta: float = 10.0,
+    exp_times: int = 8,
+    radius: int = 5,
+    bg_threshold: float = 0.25,
+    centroid_iterations: int = 300,
+    weak_threshold: float = 2.5,
+    min_fragment: float = 0.01,
+    device: torch.device | str = "cpu",
+    propagate_fn: PropagateFn | None = None,
+    upsample_fn: UpsampleFn | None = None,
+) -> Instances:
+    """Instance pseudo-labels of one image (method doc §2.13): :func:`instance_scores`, then
+    :func:`instances_from_scores`.
+
+    Inputs on the stride-4 grid: ``cam`` (K, h, w) max-normalised CAMs of the classes ``keys`` (0-based),
+    ``boundary`` (h, w) in [0, 1], ``displacement`` (2, h, w). ``size`` is the image (H, W). K = 0 gives zero
+    detections. ``propagate_fn`` and ``upsample_fn`` default to :func:`irnet_core.random_walk.propagate` and
+    :func:`irnet_core.random_walk.upsample_scores`; they are parameters so tests can substitute them.
+    """
+    rows = instance_scores(
+        cam, keys, boundary, displacement, size, beta=beta, exp_times=exp_times, radius=radius,
+        centroid_iterations=centroid_iterations, weak_threshold=weak_threshold, device=device,
+        propagate_fn=propagate_fn, upsample_fn=upsample_fn,
+    )  # fmt: skip
+    return instances_from_scores(rows, bg_threshold, min_fragment)
 
 
 def cam_component_instances(

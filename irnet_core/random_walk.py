@@ -246,6 +246,48 @@ def upsample_scores(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @torch.no_grad()
+def semantic_scores(
+    cam: torch.Tensor,
+    keys: Sequence[int] | torch.Tensor,
+    boundary: torch.Tensor,
+    size: tuple[int, int],
+    *,
+    beta: float = 10.0,
+    exp_times: int = 8,
+    radius: int = 5,
+) -> torch.Tensor:
+    """Propagated class scores ``(K, H, W)`` of one image (spec §2.12), before any background threshold.
+
+    Propagates the ``(K, h, w)`` CAMs of the present classes ``keys`` (sorted 0-based indices, each < 254) with
+    :func:`propagate` over the ``(h, w)`` boundary map and upsamples with :func:`upsample_scores` to the image's
+    ``size = (H, W)``. Kept apart from :func:`labels_from_scores` so that a threshold sweep needs one walk.
+    """
+    keys = [int(k) for k in (keys.tolist() if isinstance(keys, torch.Tensor) else keys)]
+    if cam.dim() != 3 or cam.shape[0] != len(keys):
+        raise ValueError(f"cam must have shape ({len(keys)}, h, w) to match keys, got {tuple(cam.shape)}")
+    if any(k < 0 or k >= 254 for k in keys):
+        raise ValueError(f"class indices must lie in [0, 254), got {keys}")
+    height, width = size
+    if not keys:
+        return torch.zeros((0, height, width), dtype=torch.float32, device=cam.device)
+    y = propagate(cam, boundary, beta=beta, exp_times=exp_times, radius=radius)
+    return upsample_scores(y, size)
+
+
+def labels_from_scores(scores: torch.Tensor, keys: Sequence[int], bg_threshold: float) -> torch.Tensor:
+    """Label map uint8 ``(H, W)`` from ``(K, H, W)`` scores: argmax over a constant background score
+    ``bg_threshold`` and the scores (first maximum wins, so ties go to background and to the lower key),
+    mapping channel 0 to 0 and channel ``k + 1`` to ``keys[k] + 1``."""
+    keys = [int(k) for k in keys]
+    if not keys:
+        return torch.zeros(tuple(scores.shape[1:]), dtype=torch.uint8, device=scores.device)
+    background = torch.full_like(scores[:1], bg_threshold)
+    winner = torch.cat([background, scores]).argmax(dim=0)
+    lookup = torch.tensor([0, *(k + 1 for k in keys)], dtype=torch.uint8, device=scores.device)
+    return lookup[winner]
+
+
+@torch.no_grad()
 def semantic_labels(
     cam: torch.Tensor,
     keys: Sequence[int] | torch.Tensor,
@@ -257,11 +299,8 @@ def semantic_labels(
     radius: int = 5,
     bg_threshold: float = 0.25,
 ) -> torch.Tensor:
-    """Semantic pseudo-label map of one image (spec §2.12).
-
-    Propagates the ``(K, h, w)`` CAMs with :func:`propagate`, upsamples with :func:`upsample_scores`, prepends a
-    constant background score ``bg_threshold`` and takes the argmax (first maximum wins, so ties go to background
-    and to the lower key), mapping channel 0 → 0 and channel ``k + 1`` → ``keys[k] + 1``.
+    """Semantic pseudo-label map of one image (spec §2.12): :func:`semantic_scores` then
+    :func:`labels_from_scores`.
 
     Args:
         cam: ``(K, h, w)`` CAMs of the present classes, in the order of ``keys``.
@@ -272,17 +311,6 @@ def semantic_labels(
     Returns:
         ``(H, W)`` torch.uint8 labels (0 background, class + 1) on ``cam``'s device; all zeros when ``K = 0``.
     """
-    keys = [int(k) for k in (keys.tolist() if isinstance(keys, torch.Tensor) else keys)]
-    if cam.dim() != 3 or cam.shape[0] != len(keys):
-        raise ValueError(f"cam must have shape ({len(keys)}, h, w) to match keys, got {tuple(cam.shape)}")
-    if any(k < 0 or k >= 254 for k in keys):
-        raise ValueError(f"class indices must lie in [0, 254), got {keys}")
-    height, width = size
-    if not keys:
-        return torch.zeros((height, width), dtype=torch.uint8, device=cam.device)
-    y = propagate(cam, boundary, beta=beta, exp_times=exp_times, radius=radius)
-    scores = upsample_scores(y, size)
-    background = torch.full_like(scores[:1], bg_threshold)
-    winner = torch.cat([background, scores]).argmax(dim=0)
-    lookup = torch.tensor([0, *(k + 1 for k in keys)], dtype=torch.uint8, device=cam.device)
-    return lookup[winner]
+    key_list = [int(k) for k in (keys.tolist() if isinstance(keys, torch.Tensor) else keys)]
+    scores = semantic_scores(cam, key_list, boundary, size, beta=beta, exp_times=exp_times, radius=radius)
+    return labels_from_scores(scores, key_list, bg_threshold)
