@@ -98,7 +98,7 @@ def slurm_mb(memory: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def runs(slurm_cluster, tmp_path_factory):  # noqa: F811
+def runs(slurm_cluster, tiny_run, tmp_path_factory):  # noqa: F811
     """(SLURM work folder, local work folder, plan {rule: jobs}, submitted job ids, SLURM's records, Snakemake's output)."""
     on_slurm = make_workdir(tmp_path_factory.mktemp("slurm"))
     plan = planned_jobs(on_slurm, TARGET)  # before the run starts
@@ -109,9 +109,8 @@ def runs(slurm_cluster, tmp_path_factory):  # noqa: F811
     # Right away: slurmctld forgets finished jobs after MinJobAge (3600 s in the harness).
     records = {job_id: slurm_job_record(job_id) for job_id in job_ids}
 
-    local = make_workdir(tmp_path_factory.mktemp("local"))
-    snakemake(local, "--cores", str(CPUS), TARGET)  # harness: tiny.yaml; same thread cap
-    return on_slurm, local, plan, job_ids, records, proc.stdout
+    # The shared tiny run is the local reference: same config, and `--cores 2` caps every job's threads at CPUS.
+    return on_slurm, tiny_run, plan, job_ids, records, proc.stdout
 
 
 def test_every_job_went_through_sbatch(runs, capsys):
