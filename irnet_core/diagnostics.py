@@ -84,3 +84,65 @@ def centre_separation(displacement: np.ndarray, object_gt: np.ndarray, iteration
             gap = np.linalg.norm(walks[a][1].mean(axis=1) - walks[b][1].mean(axis=1))
             out.append(float(gap / min(_rms_spread(walks[a][0]), _rms_spread(walks[b][0]))))
     return out
+
+
+def class_borders(class_gt: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:
+    """Grid cells on a ground-truth class border: the void band (255) or a label change between 4-neighbours."""
+    labels = grid_labels(class_gt, grid_shape)
+    border = labels == 255
+    for axis in (0, 1):
+        change = np.diff(labels.astype(np.int16), axis=axis) != 0
+        lead = [slice(None)] * 2
+        lead[axis] = slice(None, -1)
+        trail = [slice(None)] * 2
+        trail[axis] = slice(1, None)
+        border[tuple(lead)] |= change
+        border[tuple(trail)] |= change
+    return border
+
+
+def boundary_precision_recall(
+    boundary: np.ndarray, class_gt: np.ndarray, threshold: float = 0.5, tolerance: int = 1
+) -> tuple[int, int, int, int]:
+    """Counts for the boundary map's precision and recall on ground-truth class borders (stride-4 grid):
+    (predicted cells near a border, predicted cells, border cells near a prediction, border cells), where
+    "near" is within ``tolerance`` cells and a predicted cell is one scoring at least ``threshold``."""
+    border = class_borders(class_gt, boundary.shape)
+    predicted = boundary >= threshold
+    structure = np.ones((2 * tolerance + 1, 2 * tolerance + 1), bool)
+    near_border = ndimage.binary_dilation(border, structure) if border.any() else border
+    near_predicted = ndimage.binary_dilation(predicted, structure) if predicted.any() else predicted
+    return (
+        int((predicted & near_border).sum()),
+        int(predicted.sum()),
+        int((border & near_predicted).sum()),
+        int(border.sum()),
+    )
+
+
+def relation_label_counts(relations: np.ndarray, class_gt: np.ndarray) -> dict[str, int]:
+    """How right and how complete mined relation labels (0 bg, c + 1, 255 unsure) are against ground truth
+    (void pixels left out): confident foreground pixels and how many have the true class, confident
+    background pixels and how many are true background, and all pixels."""
+    valid = class_gt != 255
+    rel, gt = relations[valid], class_gt[valid]
+    foreground = (rel != 0) & (rel != 255)
+    background = rel == 0
+    return {
+        "pixels": int(valid.sum()),
+        "fg": int(foreground.sum()),
+        "fg_correct": int((foreground & (rel == gt)).sum()),
+        "bg": int(background.sum()),
+        "bg_correct": int((background & (gt == 0)).sum()),
+        "gt_fg": int((gt != 0).sum()),
+        "gt_fg_confident": int(((gt != 0) & foreground & (rel == gt)).sum()),
+    }
+
+
+def endpoint_errors(displacement: np.ndarray, object_gt: np.ndarray, iterations: int = 100) -> list[float]:
+    """Per ground-truth instance: the mean distance (grid cells) from the end points of its cells, after
+    following the displacement field, to the instance's true centre (the mean of its cells)."""
+    return [
+        float(np.linalg.norm(end - start.mean(axis=1, keepdims=True), axis=0).mean())
+        for start, end in walk_instances(displacement, object_gt, iterations)
+    ]
