@@ -80,11 +80,19 @@ def _coerce_scalar(value: Any, types: set[str]) -> Any:
     return value
 
 
+def _types(schema: dict, node: dict) -> set[str]:
+    """The JSON types a node allows, its alternatives' (anyOf, e.g. `auto` or a number) included."""
+    kind = node.get("type")
+    types = set(kind) if isinstance(kind, list) else {kind} if kind else set()
+    for alternative in node.get("anyOf", []):
+        types |= _types(schema, _resolve(schema, alternative))
+    return types
+
+
 def coerce_types(config: Any, schema: dict, node: dict | None = None) -> Any:
     """Convert strings to the schema's numeric/boolean types, recursively (a copy is returned)."""
     node = _resolve(schema, schema if node is None else node)
-    kind = node.get("type")
-    types = set(kind) if isinstance(kind, list) else {kind} if kind else set()
+    types = _types(schema, node)
     if isinstance(config, str) and types & {"object", "array"}:
         # A whole section given on the command line as a YAML string.
         try:
@@ -118,6 +126,8 @@ def validate_config(config: Mapping, schema: dict | None = None) -> dict:
         error = errors[0]
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         message = error.message.replace("\n", " ")
+        if error.validator == "anyOf" and {"const": "auto"} in error.validator_value:
+            message = f"{error.instance!r} is neither auto nor a number in [0, 1]"
         if len(message) > 200:
             message = message[:200] + "..."
         raise InputError(f"config key {key}", message)
@@ -133,7 +143,8 @@ def _check_consistency(config: dict) -> None:
     if demo and demo.get("n_labelled", 0) > demo.get("n_images", 0):
         raise InputError("config key demo.n_labelled", "must not exceed demo.n_images")
     relations = config.get("relations", {})
-    if relations.get("conf_bg", 0) > relations.get("conf_fg", 1):
+    fixed = [relations.get(key) for key in ("conf_bg", "conf_fg")]
+    if all(isinstance(value, (int, float)) for value in fixed) and fixed[0] > fixed[1]:
         raise InputError("config key relations.conf_bg", "must not exceed relations.conf_fg")
     for key in ("cam.train.resize_long", "irnet.train.scale_range"):
         section, sub, leaf = key.split(".")

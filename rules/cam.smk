@@ -91,6 +91,7 @@ rule evaluate_cam:
         cams=cam_shards(),
         untrained=rules.evaluate_cam_untrained.output.metrics,
         ground_truth=eval_ground_truth(),
+        thresholds=threshold_files(("cam", "eval", "threshold")),
     output:
         metrics=report(
             "results/eval/cam.json",

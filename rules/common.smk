@@ -68,7 +68,11 @@ write_effective_config(config, "results/config.effective.yaml")
 def _demo_lists():
     from irnet_core.data.demo import demo_split_ids
 
-    splits = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"])
+    demo = config["demo"]
+    try:
+        splits = demo_split_ids(demo["n_images"], demo["n_labelled"], demo["n_calibration"])
+    except InputError as exc:
+        stop(f"config key demo.{exc}")
     lists = {}
     for key in LIST_KEYS:
         if config["dataset"][key] is None:
@@ -93,7 +97,8 @@ _lists = _demo_lists() if IS_DEMO else _read_lists()
 TRAIN_IDS = _lists.get("train_list", [])
 INFER_IDS = _lists.get("infer_list", [])
 EVAL_IDS = _lists.get("eval_list", [])
-CALIBRATION_IDS = _lists.get("calibration_list", [])
+# Only the first calibration.max_images are used: a long list (e.g. a COCO split) costs no extra inference.
+CALIBRATION_IDS = _lists.get("calibration_list", [])[: config["calibration"]["max_images"]]
 VAL_IDS = _lists.get("val_list", [])
 
 
@@ -164,7 +169,9 @@ def demo_outputs():
     from irnet_core.data.demo import demo_split_ids
 
     ids = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"])["train_aug"]
+    lists = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"], config["demo"]["n_calibration"])
     files = {
+        **{name: f"{DEMO_ROOT}/ImageSets/Segmentation/{name}.txt" for name in lists},
         "images": [f"{DEMO_ROOT}/JPEGImages/{i}.jpg" for i in ids],
         "annotations": [f"{DEMO_ROOT}/Annotations/{i}.xml" for i in ids],
         "classes": [f"{DEMO_ROOT}/SegmentationClass/{i}.png" for i in ids],
@@ -194,8 +201,8 @@ def shard_infer_ids(wildcards):
 
 
 def shard_mapped_ids(wildcards):
-    """Images of a shard that get IRNet maps: the infer list's and the calibration list's."""
-    return [i for i in shard_ids(wildcards) if i in _INFER_SET or i in _CALIBRATION_SET]
+    """Images of a shard that get IRNet maps: the infer list's and the threshold calibration's."""
+    return [i for i in shard_ids(wildcards) if i in _INFER_SET or i in _THRESHOLD_SET]
 
 
 def shard_images(wildcards):
@@ -342,14 +349,76 @@ def shard_train_images(wildcards):
     return [image_file(i) for i in shard_train_ids(wildcards)]
 
 
-def calibration_ids():
+def displacement_calibration_ids():
     """The mean-displacement pass runs over the first training images (not the infer list: the model must not
     depend on which images get labelled)."""
     return TRAIN_IDS[: config["irnet"]["calibration"]["max_images"]]
 
 
-def calibration_images(wildcards=None):
-    return [image_file(i) for i in calibration_ids()]
+def displacement_calibration_images(wildcards=None):
+    return [image_file(i) for i in displacement_calibration_ids()]
+
+
+# ---- thresholds: `auto` keys read the calibration stages' files (rules/calibration.smk) -------------------
+
+CAM_THRESHOLDS = "results/calibration/cam.json"
+LABEL_THRESHOLDS = "results/calibration/labels.json"
+CALIBRATION_SUMMARY = "results/eval/calibration.json"
+
+
+def _threshold_sample():
+    """(image ids, with ground truth) of the calibration stages: the first images of the calibration list, or,
+    without one, a stable sample of training images (they have CAMs and mined relation labels, which the
+    label-free rules compare with; they get IRNet maps like the infer list)."""
+    from irnet_core.thresholds import label_free_sample
+
+    if CALIBRATION_IDS:
+        return CALIBRATION_IDS, True
+    return label_free_sample(TRAIN_IDS, INFER_IDS, config["calibration"]["max_images"]), False
+
+
+THRESHOLD_IDS, THRESHOLDS_WITH_GT = _threshold_sample()
+_THRESHOLD_SET = set(THRESHOLD_IDS)
+
+
+def threshold_files(*key_paths):
+    """The calibration files that the `auto` keys among ``key_paths`` (tuples such as ("relations", "conf_fg"))
+    read: inputs of the rules that use them, so that a number given by the user depends on no calibration."""
+    from irnet_core.thresholds import CALIBRATED_NAME, is_auto
+
+    files = []
+    for key_path in key_paths:
+        if is_auto(config, key_path):
+            cam_part = CALIBRATED_NAME[key_path] in ("cam", "conf_fg", "conf_bg")
+            files.append(CAM_THRESHOLDS if cam_part else LABEL_THRESHOLDS)
+    return sorted(set(files))
+
+
+def walk_params():
+    """The random walk's own settings, without the semantic labels' threshold (instances have their own)."""
+    return {key: config["random_walk"][key] for key in ("beta", "exp_times", "radius")}
+
+
+def configured_thresholds():
+    """Every threshold key and its configured value (a number or auto), as (section, ..., key) -> value."""
+    from irnet_core.thresholds import CALIBRATED_NAME
+
+    values = {}
+    for key_path in CALIBRATED_NAME:
+        node = config
+        for key in key_path:
+            node = node[key]
+        values[key_path] = node
+    return values
+
+
+def calibration_ground_truth(wildcards=None):
+    return ground_truth_files(THRESHOLD_IDS) if THRESHOLDS_WITH_GT else []
+
+
+def calibration_relations(wildcards=None):
+    """The label-free rules compare with the mined relation labels; calibrated ones with ground truth."""
+    return [] if THRESHOLDS_WITH_GT else stage_shards("relations")
 
 
 def benchmark_files(shards, image_ids):

@@ -8,8 +8,6 @@ if IS_DEMO:
         # Deterministic synthetic data in the exact VOC 2012 layout; ground truth is read only by evaluation.
         output:
             **demo_outputs(),
-            train_aug=f"{DEMO_ROOT}/ImageSets/Segmentation/train_aug.txt",
-            train=f"{DEMO_ROOT}/ImageSets/Segmentation/train.txt",
         log:
             "logs/make_demo_dataset/make_demo_dataset.log",
         benchmark:

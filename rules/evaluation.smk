@@ -35,6 +35,7 @@ rule evaluate_instances:
         coco=rules.export_labels.output.coco,  # COCO sources: scored with COCOeval against the official file
         cams=cam_shards(),
         ground_truth=eval_ground_truth(),
+        thresholds=threshold_files(("evaluation", "cam_baseline_threshold")),
     output:
         metrics=report(
             "results/eval/instances.json",
@@ -54,7 +55,7 @@ rule evaluate_instances:
         runtime=60,
     params:
         dataset=dataset_params(),
-        baseline_threshold=config["evaluation"]["cam_baseline_threshold"],
+        evaluation=config["evaluation"],
         image_ids=EVAL_IDS,
     script:
         "../workflow_scripts/evaluate_instances.py"
@@ -66,6 +67,7 @@ rule summarize:
         cam="results/eval/cam.json",
         semantic="results/eval/semantic.json",
         instances="results/eval/instances.json",
+        calibration=CALIBRATION_SUMMARY,
     output:
         summary="results/summary.json",
         table="results/summary.txt",
@@ -79,6 +81,7 @@ rule summarize:
         runtime=10,
     params:
         benchmark_dir="benchmarks",
+        thresholds={".".join(key): value for key, value in configured_thresholds().items()},
         stage_order=[other.name for other in workflow.rules],  # the rules defined so far: pipeline order
     script:
         "../workflow_scripts/summarize.py"

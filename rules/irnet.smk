@@ -36,7 +36,7 @@ rule calibrate_displacement:
     # The mean displacement (the paper's MeanShift value) over training images, as an explicit step.
     input:
         model=rules.train_irnet.output.model,
-        images=calibration_images,
+        images=displacement_calibration_images,
     output:
         calibration="results/irnet/calibration.json",
     log:
@@ -54,7 +54,7 @@ rule calibrate_displacement:
         calibration=config["irnet"]["calibration"],
         pad_size=config["irnet"]["train"]["crop_size"],
         dataset=dataset_params(),
-        image_ids=calibration_ids(),
+        image_ids=displacement_calibration_ids(),
     script:
         "../workflow_scripts/calibrate_displacement.py"
 

@@ -6,6 +6,7 @@ rule propagate_semantic:
     input:
         cams="results/cam/shard-{shard}.zarr",
         maps="results/irnet/shard-{shard}.zarr",
+        thresholds=threshold_files(("random_walk", "sem_bg_threshold")),
     output:
         labels=directory("results/semantic/shard-{shard}.zarr"),
     log:
@@ -30,6 +31,7 @@ rule extract_instances:
     input:
         cams="results/cam/shard-{shard}.zarr",
         maps="results/irnet/shard-{shard}.zarr",
+        thresholds=threshold_files(("instances", "bg_threshold")),
     output:
         instances=directory("results/instances/shard-{shard}.zarr"),
     log:
@@ -44,7 +46,7 @@ rule extract_instances:
         runtime=shard_runtime(8),
         gpu=GPU_JOBS,
     params:
-        random_walk=config["random_walk"],
+        random_walk=walk_params(),  # not sem_bg_threshold: the semantic labels' own threshold
         instances=config["instances"],
         image_ids=shard_infer_ids,
     script:

@@ -6,6 +6,7 @@ rule mine_relations:
     input:
         cams="results/cam/shard-{shard}.zarr",
         images=shard_train_images,
+        thresholds=threshold_files(("relations", "conf_fg"), ("relations", "conf_bg")),
     output:
         relations=directory("results/relations/shard-{shard}.zarr"),
     log:

@@ -103,6 +103,30 @@ rule report_curves:
         "../workflow_scripts/report_curves.py"
 
 
+rule report_calibration:
+    input:
+        calibration=CALIBRATION_SUMMARY,
+    output:
+        curves=report(
+            "results/report/curves/calibration.png",
+            caption="../report/calibration.rst",
+            category="Evaluation",
+            labels={"stage": "threshold calibration", "content": "curves"},
+        ),
+    log:
+        "logs/report_calibration/report_calibration.log",
+    benchmark:
+        "benchmarks/report_calibration/report_calibration.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/report_calibration.py"
+
+
 # Benchmark files of every job defined above (rule report_tables, below, cannot time itself), in rule order.
 # Listing them, rather than globbing benchmarks/, keeps out files of other configurations (e.g. shards that no
 # longer exist after compute.shards was lowered); the table reads those that exist.
@@ -119,6 +143,7 @@ rule report_tables:
         summary="results/summary.json",
         figures=REPORT_FIGURE_FILES,
         curves=rules.report_curves.output,
+        calibration=rules.report_calibration.output,
     output:
         cam=report(
             "results/report/tables/cam.html",
@@ -161,4 +186,9 @@ rule report_tables:
 
 
 # Everything the report shows; rule all requests it (final_targets), so `--report` finds every file after a run.
-REPORT_FILES = [*REPORT_FIGURE_FILES, *rules.report_curves.output, *rules.report_tables.output]
+REPORT_FILES = [
+    *REPORT_FIGURE_FILES,
+    *rules.report_curves.output,
+    *rules.report_calibration.output,
+    *rules.report_tables.output,
+]

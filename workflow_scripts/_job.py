@@ -111,3 +111,12 @@ def job_dataset(snakemake: Any):
     if section.get("format") == "coco":
         section["index_cache"] = snakemake.config["dataset"].get("index_cache")
     return open_dataset(section)
+
+
+def with_thresholds(snakemake: Any, section: Any, path: tuple[str, ...]) -> dict:
+    """A params section whose `auto` thresholds hold the calibrated values (the rule's `thresholds` input:
+    the calibration files of its auto keys, none when the user gave numbers)."""
+    from irnet_core.thresholds import resolve
+
+    files = list(snakemake.input.get("thresholds", [])) if hasattr(snakemake.input, "get") else []
+    return resolve(section, path, files)

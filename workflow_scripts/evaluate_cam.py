@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import job_dataset, run_job
+from _job import job_dataset, run_job, with_thresholds
 
 
 def main():
@@ -15,7 +15,7 @@ def main():
         untrained_path=snakemake.input.untrained,
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        threshold=snakemake.params.eval["threshold"],
+        threshold=with_thresholds(snakemake, snakemake.params.eval, ("cam", "eval"))["threshold"],
         sweep=snakemake.params.eval["sweep"],
         out_path=snakemake.output.metrics,
     )

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import job_dataset, run_job
+from _job import job_dataset, run_job, with_thresholds
 
 
 def main():
@@ -15,7 +15,9 @@ def main():
         cam_stores=snakemake.input.cams,
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        baseline_threshold=snakemake.params.baseline_threshold,
+        baseline_threshold=with_thresholds(snakemake, snakemake.params.evaluation, ("evaluation",))[
+            "cam_baseline_threshold"
+        ],
         out_path=snakemake.output.metrics,
         exported_coco=snakemake.input.coco,
     )

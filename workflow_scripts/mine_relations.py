@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import job_dataset, run_job, settings
+from _job import job_dataset, run_job, settings, with_thresholds
 
 
 def main():
@@ -15,7 +15,9 @@ def main():
         cam_store=snakemake.input.cams,
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        relations=settings(RelationSettings, snakemake.params.relations, "relations"),
+        relations=settings(
+            RelationSettings, with_thresholds(snakemake, snakemake.params.relations, ("relations",)), "relations"
+        ),
         out_store=snakemake.output.relations,
     )
 

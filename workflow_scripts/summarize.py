@@ -18,6 +18,8 @@ def main():
         stage_order=snakemake.params.stage_order,
         out_json=snakemake.output.summary,
         out_table=snakemake.output.table,
+        thresholds=snakemake.params.thresholds,
+        calibration_path=snakemake.input.calibration,
     )
 
 

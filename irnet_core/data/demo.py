@@ -172,16 +172,27 @@ def _check_counts(n_images: int, n_labelled: int) -> None:
         raise InputError("n_labelled", f"must be an integer in 1..n_images ({n_images}), got {n_labelled!r}")
 
 
-def demo_split_ids(n_images: int, n_labelled: int) -> dict[str, list[str]]:
+def demo_split_ids(n_images: int, n_labelled: int, n_calibration: int = 0) -> dict[str, list[str]]:
     """The split lists of the demo dataset, computed without generating files.
 
     ``train_aug``: all ``n_images`` ids ``2026_000001``, ``2026_000002``, ...; ``train``: ``n_labelled`` of
     them, spread evenly over ``train_aug`` (positions ``floor(k * n_images / n_labelled)``), in the same order.
+    With ``n_calibration > 0`` also ``calibration``: that many of the other ids (never in ``train``, the
+    evaluated list), spread evenly over them.
     """
     _check_counts(n_images, n_labelled)
     all_ids = [_image_id(i) for i in range(n_images)]
     train = [all_ids[(k * n_images) // n_labelled] for k in range(n_labelled)]
-    return {"train_aug": all_ids, "train": train}
+    splits = {"train_aug": all_ids, "train": train}
+    if n_calibration:
+        taken = set(train)
+        rest = [i for i in all_ids if i not in taken]
+        if not isinstance(n_calibration, (int, np.integer)) or not 0 < n_calibration <= len(rest):
+            raise InputError(
+                "n_calibration", f"must be an integer in 0..{len(rest)} (images outside train), got {n_calibration!r}"
+            )
+        splits["calibration"] = [rest[(k * len(rest)) // n_calibration] for k in range(n_calibration)]
+    return splits
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -652,6 +663,7 @@ def generate_demo_dataset(
     classes: Sequence[str] = DEMO_CLASSES,
     workers: int = 1,
     preset: str = "standard",
+    n_calibration: int = 0,
 ) -> None:
     """Write the demo dataset under ``root`` in the VOC 2012 layout (see the module docstring).
 
@@ -664,7 +676,7 @@ def generate_demo_dataset(
     classes = tuple(classes)
     _check_counts(n_images, n_labelled)
     _check_params(seed, min_size, max_size, classes, workers, preset)
-    splits = demo_split_ids(n_images, n_labelled)
+    splits = demo_split_ids(n_images, n_labelled, n_calibration)
     base = Path(root)
     for sub in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -700,9 +712,9 @@ def _generate_in_format(args) -> None:
     with tempfile.TemporaryDirectory(dir=args.root) as staging:
         generate_demo_dataset(
             staging, n_images=args.n_images, n_labelled=args.n_labelled, seed=args.seed, min_size=args.min_size,
-            max_size=args.max_size, workers=args.workers, preset=args.preset,
+            max_size=args.max_size, workers=args.workers, preset=args.preset, n_calibration=args.n_calibration,
         )  # fmt: skip
-        lists = demo_split_ids(args.n_images, args.n_labelled)
+        lists = demo_split_ids(args.n_images, args.n_labelled, args.n_calibration)
         convert_dataset(staging, args.root, args.format, lists, classes=DEMO_CLASSES)
 
 
@@ -712,6 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="output folder")
     parser.add_argument("--n-images", type=int, required=True, help="number of images (train_aug)")
     parser.add_argument("--n-labelled", type=int, required=True, help="size of the 'train' subset")
+    parser.add_argument("--n-calibration", type=int, default=0, help="images outside 'train' listed in 'calibration'")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--min-size", type=int, required=True, help="smallest image side in pixels")
     parser.add_argument("--max-size", type=int, required=True, help="largest image side in pixels")
@@ -737,6 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_size=args.max_size,
             workers=args.workers,
             preset=args.preset,
+            n_calibration=args.n_calibration,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -235,6 +235,32 @@ def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     return timings
 
 
+def thresholds_used(configured: dict, calibration_path: str | None) -> dict[str, dict]:
+    """Each threshold key's value and how it was chosen: given (a number in the config), or the calibration
+    stage's choice for `auto` (read from ``calibration_path``, results/eval/calibration.json)."""
+    from ..thresholds import AUTO, CALIBRATED_NAME
+
+    calibrated = {}
+    if calibration_path:
+        with open(calibration_path) as handle:
+            calibration = json.load(handle)
+        n_images = calibration["n_images"]
+        for name, entry in calibration["thresholds"].items():
+            how = entry["method"]
+            how = f"{how} on {n_images} images" if how in ("calibrated", "label-free") else how
+            calibrated[name] = {"value": entry["value"], "how": f"auto: {how}"}
+    names = {".".join(path): name for path, name in CALIBRATED_NAME.items()}
+    used = {}
+    for key, value in configured.items():
+        if value == AUTO:
+            if names[key] not in calibrated:
+                raise ValueError(f"{key} is auto but {calibration_path} holds no {names[key]!r} threshold")
+            used[key] = calibrated[names[key]]
+        else:
+            used[key] = {"value": value, "how": "given in the config"}
+    return used
+
+
 def summarize(
     *,
     cam_path: str,
@@ -244,6 +270,8 @@ def summarize(
     stage_order: Sequence[str],
     out_json: str,
     out_table: str,
+    thresholds: dict | None = None,
+    calibration_path: str | None = None,
 ) -> str:
     """One table of the headline numbers and the per-stage wall time (stages in ``stage_order``, then any other
     that has benchmarks); returns the table text."""
@@ -254,6 +282,7 @@ def summarize(
     with open(instances_path) as h:
         instances = json.load(h)
     timings = stage_timings(benchmark_dir)
+    used = thresholds_used(thresholds or {}, calibration_path)
 
     def pct(value) -> str:
         return "  n/a" if value is None else f"{100 * value:5.1f}"
@@ -268,6 +297,9 @@ def summarize(
         f"  random-walk mIoU (semantic labels)    {pct(semantic['miou'])}",
         f"  instance mAP50, IRNet                 {pct(instances['map50'])}",
         f"  instance mAP50, CAM components        {pct(instances['map50_cam_baseline'])}",
+        "",
+        "  thresholds used",
+        *[f"    {key:<34}{entry['value']:>6g}  {entry['how']}" for key, entry in used.items()],
         "",
         f"  {'stage':<24}{'jobs':>5}{'wall s':>10}{'peak MB':>10}",
     ]
@@ -290,6 +322,7 @@ def summarize(
             "random_walk_miou": semantic["miou"],
             "instance_map50": instances["map50"],
             "instance_map50_cam_baseline": instances["map50_cam_baseline"],
+            "thresholds": used,
             "timings": timings,
         },
     )

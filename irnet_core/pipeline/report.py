@@ -160,6 +160,11 @@ def report_curves(*, cam_history: str, irnet_history: str, out_cam: str, out_irn
         figures.save_png(figures.training_curves_figure(read_history(history), title), out)
 
 
+def report_calibration(*, calibration: str, out_png: str) -> None:
+    """The threshold curves of the calibration stages, choices marked."""
+    figures.save_png(figures.calibration_figure(_load_json(calibration)), out_png)
+
+
 def _load_json(path: str) -> dict:
     with open(path) as handle:
         return json.load(handle)

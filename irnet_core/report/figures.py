@@ -491,6 +491,50 @@ def training_curves_figure(rows: Sequence[Mapping[str, float]], title: str) -> F
     return fig
 
 
+THRESHOLD_TITLES = {
+    "cam": "CAM background threshold",
+    "semantic": "random-walk threshold (sem_bg_threshold)",
+    "instances": "instance threshold (bg_threshold)",
+}
+
+
+def calibration_figure(calibration: Mapping) -> Figure:
+    """One panel per swept threshold of ``results/eval/calibration.json``: its curve, the chosen value marked
+    (and for the CAM threshold, the label-free Otsu value beside it); the relation thresholds that follow from
+    the CAM threshold are marked on its panel."""
+    thresholds = calibration["thresholds"]
+    names = [name for name in THRESHOLD_TITLES if name in thresholds]
+    fig = Figure(figsize=(3.9 * max(1, len(names)), 3.4), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(
+        f"Threshold calibration: {calibration['method']}, {calibration['n_images']} images",
+        fontsize=12, fontweight="bold",
+    )  # fmt: skip
+    for ax, name in zip(fig.subplots(1, max(1, len(names)), squeeze=False)[0], names, strict=False):
+        entry = thresholds[name]
+        ax.set_title(THRESHOLD_TITLES[name], fontsize=10)
+        ax.set_xlabel("threshold", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=8)
+        if entry.get("curve"):
+            xs = sorted(entry["curve"], key=float)
+            ys = [math.nan if entry["curve"][x] is None else 100 * entry["curve"][x] for x in xs]
+            ax.plot([float(x) for x in xs], ys, marker="o", markersize=3, linewidth=1.6)
+            ax.set_ylabel(f"{entry['metric']} (%)", fontsize=8)
+        ax.axvline(entry["value"], color="tab:red", linewidth=1.4, label=f"chosen {entry['value']:g}")
+        if name == "cam":
+            if entry.get("label_free") is not None and entry.get("curve"):
+                ax.axvline(entry["label_free"], color="tab:gray", linestyle="--", linewidth=1.2,
+                           label=f"label-free (Otsu) {entry['label_free']:g}")  # fmt: skip
+            for key, style in (("conf_bg", ":"), ("conf_fg", "-.")):
+                if key in thresholds:
+                    value = thresholds[key]["value"]
+                    ax.axvline(value, color="tab:green", linestyle=style, linewidth=1.2, label=f"{key} {value:g}")
+        ax.set_xlim(0, 1)
+        ax.legend(fontsize=7, loc="lower center", frameon=False)
+    return fig
+
+
 # ---- output -------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,130 @@
+"""Pseudo-label quality with fixed, calibrated and label-free thresholds, on the demo's generator.
+
+Runs the whole workflow (the demo's settings, configs/demo.yaml) in one work folder per preset and seed, three
+times with different threshold settings; Snakemake reruns only what each change touches (relation mining and
+everything after it, since conf_fg / conf_bg feed IRNet's training):
+
+- ``fixed``: the numbers the demo used before `auto` existed (hand-tuned on the standard preset's evaluated
+  images: CAM 0.7, conf_fg 0.70, conf_bg 0.45, random walk 0.25, instances 0.25, baseline 0.7);
+- ``calibrated``: every threshold `auto`, chosen on the calibration list (40 images outside the eval list);
+- ``label-free``: every threshold `auto` without a calibration list (the label-free rules).
+
+Scores are on the eval list (the demo's `train` list), disjoint from the calibration images.
+
+    python bench/quality.py [--preset standard hard] [--seed 0] [--workdir /tmp/irnet-quality] [--cores 2]
+
+Prints one table per preset and seed, and a last line per run:
+``quality preset=<p> seed=<s> variant=<v> cam=<best CAM mIoU> cam_at=<CAM mIoU at the used threshold>
+rw=<random-walk mIoU> map50=<...> map75=<...> cam_components_map50=<...>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+FIXED = {
+    "cam": {"eval": {"threshold": 0.7}},
+    "relations": {"conf_fg": 0.70, "conf_bg": 0.45},
+    "random_walk": {"sem_bg_threshold": 0.25},
+    "instances": {"bg_threshold": 0.25},
+    "evaluation": {"cam_baseline_threshold": 0.7},
+}
+AUTO = {
+    "cam": {"eval": {"threshold": "auto"}},
+    "relations": {"conf_fg": "auto", "conf_bg": "auto"},
+    "random_walk": {"sem_bg_threshold": "auto"},
+    "instances": {"bg_threshold": "auto"},
+    "evaluation": {"cam_baseline_threshold": "auto"},
+}
+CALIBRATION_LIST = "ImageSets/Segmentation/calibration.txt"
+
+
+def variant_layer(variant: str, preset: str, seed: int) -> dict:
+    layer = json.loads(json.dumps(FIXED if variant == "fixed" else AUTO))
+    # The calibration images exist in every variant (the dataset stays the same); only `calibrated` uses them.
+    layer["demo"] = {"preset": preset, "seed": seed, "n_calibration": 40}
+    layer["dataset"] = {"calibration_list": CALIBRATION_LIST if variant == "calibrated" else None}
+    return layer
+
+
+def run(workdir: Path, layer: dict, cores: int) -> float:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "bench.yaml").write_text(yaml.safe_dump(layer, sort_keys=False))
+    (workdir / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's first layer
+    command = [
+        sys.executable, "-m", "snakemake", "results/summary.json", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+        "--cores", str(cores), "--quiet", "rules", "--configfile", str(REPO / "configs/demo.yaml"),
+        str(workdir / "bench.yaml"),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def scores(workdir: Path) -> dict:
+    def load(name):
+        return json.loads((workdir / "results/eval" / name).read_text())
+
+    cam, semantic, instances = load("cam.json"), load("semantic.json"), load("instances.json")
+    summary = json.loads((workdir / "results/summary.json").read_text())
+    return {
+        "cam": cam["best_miou"],
+        "cam_at": cam["miou"],
+        "rw": semantic["miou"],
+        "map50": instances["map50"],
+        "map75": instances["map75"],
+        "cam_components_map50": instances["map50_cam_baseline"],
+        "thresholds": {key: entry["value"] for key, entry in summary["thresholds"].items()},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", nargs="+", default=["standard", "hard"])
+    parser.add_argument("--seed", nargs="+", type=int, default=[0])
+    parser.add_argument("--variant", nargs="+", default=["fixed", "calibrated", "label-free"])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/irnet-quality"))
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    lines = []
+    for preset in args.preset:
+        for seed in args.seed:
+            workdir = args.workdir / f"{preset}-seed{seed}"
+            rows = {}
+            for variant in args.variant:
+                seconds = run(workdir, variant_layer(variant, preset, seed), args.cores)
+                rows[variant] = scores(workdir)
+                result = rows[variant]
+                lines.append(
+                    f"quality preset={preset} seed={seed} variant={variant} "
+                    + " ".join(
+                        f"{k}={100 * result[k]:.1f}"
+                        for k in ("cam", "cam_at", "rw", "map50", "map75", "cam_components_map50")
+                    )
+                    + f" seconds={seconds:.0f}"
+                )
+                print(lines[-1], flush=True)
+            print(f"\n{preset} preset, seed {seed} (scores in %, on the eval list)")
+            print(
+                f"{'':12}{'CAM best':>9}{'CAM used':>9}{'RW':>7}{'mAP50':>7}{'mAP75':>7}{'CAM comp.':>10}  thresholds"
+            )
+            for variant, r in rows.items():
+                used = " ".join(f"{k.split('.')[-1]}={v:g}" for k, v in r["thresholds"].items())
+                print(f"{variant:12}{100 * r['cam']:9.1f}{100 * r['cam_at']:9.1f}{100 * r['rw']:7.1f}"
+                      f"{100 * r['map50']:7.1f}{100 * r['map75']:7.1f}{100 * r['cam_components_map50']:10.1f}  {used}")  # fmt: skip
+    print()
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

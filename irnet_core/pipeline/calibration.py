@@ -1,0 +1,215 @@
+"""Calibration stage entry points: the values behind `auto` thresholds (rules in rules/calibration.smk).
+
+Two steps, because conf_fg / conf_bg feed IRNet's training while the random-walk and instance thresholds need
+IRNet's maps:
+
+1. :func:`calibrate_cam_thresholds` after CAM inference: the CAM background threshold (a sweep against the
+   calibration images' ground truth, or Otsu's split of the pooled CAM scores) and conf_fg / conf_bg from it.
+2. :func:`propagate_calibration_scores` after IRNet inference keeps the propagated semantic and instance scores
+   of the calibration images, so that :func:`calibrate_label_thresholds` sweeps their thresholds (against
+   ground truth, or against the mined relation labels) without a new random walk when a grid changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..data.dataset import Dataset
+from ..evaluation import sweep_cam_thresholds
+from ..instances import InstanceScores, instance_class_map, instance_scores, instances_from_scores
+from ..metrics import ConfusionMatrix, InstanceAP
+from ..random_walk import labels_from_scores, semantic_scores
+from ..store import ShardReader, ShardWriter, open_shards
+from ..thresholds import ScoreHistogram, best_of, relation_thresholds, snap
+from .common import progress, write_json
+from .pseudo_labels import _read_inputs
+
+log = logging.getLogger(__name__)
+
+CALIBRATED = "calibrated"
+LABEL_FREE = "label-free"
+
+
+def _curve(scores: Mapping[float, float | None]) -> dict[str, float | None]:
+    return {f"{t:g}": (None if s is None or np.isnan(s) else float(s)) for t, s in sorted(scores.items())}
+
+
+def calibrate_cam_thresholds(
+    *,
+    cam_stores: Sequence[str],
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    with_ground_truth: bool,
+    grid: Sequence[float],
+    offsets: Mapping[str, float],
+    out_path: str,
+) -> dict:
+    """The CAM background threshold and the relation thresholds that follow from it, in ``out_path``.
+
+    With ground truth: the grid value of best CAM mIoU on ``image_ids``. Without: Otsu's threshold of the
+    pooled per-pixel maximum CAM score of those images, snapped to the grid. The Otsu value is recorded in
+    both cases, so that the two rules can be compared on the same images.
+    """
+    shards = open_shards(cam_stores)
+    histogram = ScoreHistogram()
+
+    def load(image_id):
+        arrays, attrs = shards[image_id].read(image_id, ["high_res"])
+        high_res = arrays["high_res"].astype(np.float32)
+        if high_res.shape[0]:
+            histogram.update(high_res.max(axis=0))
+        return high_res, attrs["keys"]
+
+    curve = None
+    if with_ground_truth:
+        samples = ((i, dataset.semantic_gt(i), lambda i=i: load(i)) for i in image_ids)
+        matrices = sweep_cam_thresholds(progress(samples, len(image_ids), "CAM sweep", log), grid, len(dataset.classes))
+        curve = {t: m.miou() for t, m in matrices.items()}
+    else:
+        for image_id in progress(image_ids, len(image_ids), "CAM scores", log):
+            load(image_id)
+    otsu = snap(histogram.otsu(), grid)
+    cam = best_of(curve) if curve is not None else otsu
+    conf_fg, conf_bg = relation_thresholds(cam, offsets["fg"], offsets["bg"])
+    method = CALIBRATED if with_ground_truth else LABEL_FREE
+    rule = f"sigmoid(logit({cam:g}) {offsets['fg']:+g}), sigmoid(logit({cam:g}) {offsets['bg']:+g})"
+    result = {
+        "method": method,
+        "n_images": len(image_ids),
+        "thresholds": {
+            "cam": {
+                "value": cam,
+                "method": method,
+                "metric": "mIoU" if curve else None,
+                "curve": _curve(curve) if curve else None,
+                "label_free": otsu,
+            },
+            "conf_fg": {"value": conf_fg, "method": f"from the CAM threshold: {rule.split(', ')[0]}"},
+            "conf_bg": {"value": conf_bg, "method": f"from the CAM threshold: {rule.split(', ')[1]}"},
+        },
+    }
+    write_json(out_path, result)
+    log.info("CAM threshold %g (%s), conf_fg %g, conf_bg %g", cam, method, conf_fg, conf_bg)
+    return result
+
+
+def propagate_calibration_scores(
+    *,
+    cam_stores: Sequence[str],
+    irnet_stores: Sequence[str],
+    image_ids: Sequence[str],
+    random_walk: Mapping,
+    instances: Mapping,
+    out_store: str,
+    device: torch.device,
+) -> int:
+    """Propagated semantic scores (K, H, W) and instance rows (R, H, W) of the calibration images, as the
+    pseudo-label stages compute them up to their background threshold."""
+    cams, maps = open_shards(cam_stores), open_shards(irnet_stores)
+    walk = {key: random_walk[key] for key in ("beta", "exp_times", "radius")}
+    attrs = {"random_walk": walk, "instances": dict(instances)}
+    with ShardWriter(out_store, stage="calibration_scores", image_ids=image_ids, attrs=attrs) as writer:
+        for image_id in progress(image_ids, len(image_ids), "calibration scores", log):
+            cam, keys, size, boundary, displacement = _read_inputs(cams[image_id], maps[image_id], image_id, device)
+            semantic = semantic_scores(cam, keys, boundary, size, **walk)
+            rows = instance_scores(
+                cam, keys, boundary, displacement, size, **walk, device=device,
+                centroid_iterations=instances["centroid_iterations"], weak_threshold=instances["weak_threshold"],
+            )  # fmt: skip
+            arrays = {
+                "semantic": semantic.cpu().numpy().astype(np.float32),
+                "instances": rows.scores.astype(np.float32),
+                "row_classes": rows.row_classes.astype(np.int64),
+            }
+            writer.write(image_id, arrays, {"keys": list(keys), "size": list(size)})
+    return len(image_ids)
+
+
+def calibrate_label_thresholds(
+    *,
+    scores_store: str,
+    cam_calibration: str,
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    with_ground_truth: bool,
+    relation_stores: Sequence[str],
+    semantic_grid: Sequence[float],
+    instance_grid: Sequence[float],
+    min_fragment: float,
+    out_path: str,
+    summary_path: str,
+) -> dict:
+    """The random-walk and instance background thresholds, swept over the kept scores: with ground truth the
+    best random-walk mIoU and instance mAP50; without, the best agreement (mIoU, unsure pixels ignored) with
+    the relation labels mined from the CAMs. ``summary_path`` gets every threshold (the CAM step's too)."""
+    import json
+
+    scores = ShardReader(scores_store, expected_ids=image_ids)
+    relations = {} if with_ground_truth else open_shards(relation_stores)
+    n_labels = len(dataset.classes) + 1
+    semantic = {float(t): ConfusionMatrix(n_labels) for t in semantic_grid}
+    instance_ap = {float(t): InstanceAP(len(dataset.classes), (0.5,)) for t in instance_grid}
+    instance_agreement = {float(t): ConfusionMatrix(n_labels) for t in instance_grid}
+    for image_id in progress(image_ids, len(image_ids), "threshold sweeps", log):
+        arrays, attrs = scores.read(image_id)
+        keys = attrs["keys"]
+        semantic_t = torch.from_numpy(arrays["semantic"])
+        rows = InstanceScores(arrays["instances"], arrays["row_classes"])
+        if with_ground_truth:
+            target = dataset.semantic_gt(image_id)
+            gt_masks, gt_classes, _ = dataset.instance_gt(image_id)
+        else:
+            target = relations[image_id].read(image_id, ["labels"])[0]["labels"]
+        for t, matrix in semantic.items():
+            matrix.update(target, labels_from_scores(semantic_t, keys, t).numpy())
+        for t in instance_grid:
+            if with_ground_truth:
+                found = instances_from_scores(rows, t, min_fragment)
+                instance_ap[float(t)].add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
+            else:
+                instance_agreement[float(t)].update(target, instance_class_map(rows, t))
+    if with_ground_truth:
+        semantic_curve = {t: m.miou() for t, m in semantic.items()}
+        instance_curve = {t: acc.result()[0.5][1] for t, acc in instance_ap.items()}
+        metrics = ("mIoU", "mAP50")
+    else:
+        semantic_curve = {t: m.miou() for t, m in semantic.items()}
+        instance_curve = {t: m.miou() for t, m in instance_agreement.items()}
+        metrics = ("mIoU against the mined relation labels", "class mIoU against the mined relation labels")
+    method = CALIBRATED if with_ground_truth else LABEL_FREE
+    thresholds = {
+        "semantic": {
+            "value": best_of(semantic_curve),
+            "method": method,
+            "metric": metrics[0],
+            "curve": _curve(semantic_curve),
+        },
+        "instances": {
+            "value": best_of(instance_curve),
+            "method": method,
+            "metric": metrics[1],
+            "curve": _curve(instance_curve),
+        },
+    }
+    result = {"method": method, "n_images": len(image_ids), "thresholds": thresholds}
+    write_json(out_path, result)
+    with open(cam_calibration) as handle:
+        cam = json.load(handle)
+    write_json(
+        summary_path,
+        {
+            "method": method,
+            "n_images": len(image_ids),
+            "image_ids": list(image_ids),
+            "thresholds": {**cam["thresholds"], **thresholds},
+        },
+    )
+    log.info(
+        "random-walk threshold %g, instance threshold %g (%s)",
+        thresholds["semantic"]["value"], thresholds["instances"]["value"], method,
+    )  # fmt: skip
+    return result

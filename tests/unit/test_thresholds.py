@@ -1,0 +1,108 @@
+"""The rules behind `auto` thresholds (irnet_core.thresholds) and the calibration stage functions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from irnet_core import thresholds as T
+from irnet_core.config import validate_config
+from irnet_core.errors import InputError
+from irnet_core.instances import extract_instances, instance_scores, instances_from_scores
+from irnet_core.random_walk import labels_from_scores, semantic_labels, semantic_scores
+
+
+def test_relation_rule_reproduces_the_papers_thresholds_at_its_cam_threshold():
+    config = validate_config({})
+    offsets = config["calibration"]["relation_logit_offsets"]
+    assert T.relation_thresholds(0.15, offsets["fg"], offsets["bg"]) == pytest.approx((0.30, 0.05), abs=1e-3)
+    fg, bg = T.relation_thresholds(0.7, offsets["fg"], offsets["bg"])
+    assert bg < 0.7 < fg < 1  # the same spacing in log-odds stays inside (0, 1) for wide CAMs
+    assert T.relation_thresholds(0.999, offsets["fg"], offsets["bg"])[0] < 1
+
+
+def test_otsu_splits_two_score_populations_between_them():
+    rng = np.random.default_rng(0)
+    histogram = T.ScoreHistogram()
+    histogram.update(np.clip(rng.normal(0.2, 0.05, 20000), 0, 1))
+    histogram.update(np.clip(rng.normal(0.8, 0.05, 5000), 0, 1))
+    assert 0.35 < histogram.otsu() < 0.65
+    with pytest.raises(ValueError, match="empty"):
+        T.ScoreHistogram().otsu()
+
+
+def test_best_of_takes_the_middle_of_a_tied_run_and_skips_undefined_scores():
+    assert T.best_of({0.1: 0.2, 0.2: 0.5, 0.3: 0.5, 0.4: 0.5, 0.5: 0.1}) == 0.3
+    assert T.best_of({0.1: None, 0.2: 0.4, 0.3: float("nan")}) == 0.2
+    with pytest.raises(ValueError):
+        T.best_of({0.1: None})
+
+
+def test_resolve_replaces_auto_only_and_names_a_missing_value(tmp_path):
+    path = tmp_path / "cam.json"
+    path.write_text(json.dumps({"thresholds": {"conf_fg": {"value": 0.8}, "conf_bg": {"value": 0.4}}}))
+    section = {"conf_fg": "auto", "conf_bg": 0.1, "crf": {}}
+    assert T.resolve(section, ("relations",), [path]) == {"conf_fg": 0.8, "conf_bg": 0.1, "crf": {}}
+    assert T.resolve({"conf_fg": 0.5, "conf_bg": 0.1}, ("relations",), []) == {"conf_fg": 0.5, "conf_bg": 0.1}
+    with pytest.raises(ValueError, match="random_walk.sem_bg_threshold is auto"):
+        T.resolve({"sem_bg_threshold": "auto"}, ("random_walk",), [path])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match="bad.json"):
+        T.resolve(section, ("relations",), [tmp_path / "bad.json"])
+
+
+def test_every_threshold_key_defaults_to_auto_and_takes_numbers():
+    config = validate_config({})
+    for key_path in T.CALIBRATED_NAME:
+        assert T.is_auto(config, key_path), key_path
+    given = validate_config({"random_walk": {"sem_bg_threshold": "0.35"}, "instances": {"bg_threshold": 0.4}})
+    assert given["random_walk"]["sem_bg_threshold"] == 0.35 and given["instances"]["bg_threshold"] == 0.4
+    with pytest.raises(InputError, match=r"config key random_walk.sem_bg_threshold: 'often' is neither auto"):
+        validate_config({"random_walk": {"sem_bg_threshold": "often"}})
+
+
+def test_label_free_sample_is_stable_and_prefers_training_images_of_the_infer_list():
+    train = [f"im{i}" for i in range(50)]
+    infer = train[10:40] + ["other"]
+    sample = T.label_free_sample(train, infer, 12)
+    assert len(sample) == 12 and set(sample) <= set(train[10:40])
+    assert T.label_free_sample(train, infer + ["later"], 12) == sample
+    # COCO-like lists (nothing labelled is trained on): training images stand in.
+    disjoint = T.label_free_sample(train, ["other"], 12)
+    assert len(disjoint) == 12 and set(disjoint) <= set(train)
+    assert len(T.label_free_sample(train, infer, 45)) == 45 and T.label_free_sample(train, infer, 45)[
+        :30
+    ] == T.label_free_sample(train, infer, 30)
+
+
+def _maps(seed=0, keys=(1, 3)):
+    rng = np.random.default_rng(seed)
+    h, w = 12, 15
+    cam = torch.from_numpy(rng.random((len(keys), h, w)).astype(np.float32))
+    boundary = torch.from_numpy(rng.random((h, w)).astype(np.float32) * 0.5)
+    displacement = rng.normal(0, 1, (2, h, w)).astype(np.float32)
+    return cam, list(keys), boundary, displacement, (45, 58)
+
+
+def test_semantic_scores_then_labels_equal_semantic_labels_at_every_threshold():
+    cam, keys, boundary, _, size = _maps()
+    scores = semantic_scores(cam, keys, boundary, size, exp_times=3)
+    for threshold in (0.1, 0.3, 0.6):
+        direct = semantic_labels(cam, keys, boundary, size, exp_times=3, bg_threshold=threshold)
+        assert torch.equal(labels_from_scores(scores, keys, threshold), direct)
+    assert set(torch.unique(labels_from_scores(scores, keys, 0.3)).tolist()) <= {0, 2, 4}
+
+
+def test_instance_scores_then_instances_equal_extract_instances():
+    cam, keys, boundary, displacement, size = _maps(1)
+    rows = instance_scores(cam, keys, boundary, displacement, size, exp_times=3, centroid_iterations=20)
+    for threshold in (0.2, 0.5):
+        direct = extract_instances(
+            cam, keys, boundary, displacement, size, exp_times=3, centroid_iterations=20, bg_threshold=threshold
+        )
+        swept = instances_from_scores(rows, threshold, 0.01)
+        assert np.array_equal(direct.masks, swept.masks) and np.array_equal(direct.scores, swept.scores)
+        assert np.array_equal(direct.classes, swept.classes)

@@ -1,0 +1,28 @@
+"""Rule calibrate_label_thresholds: the random-walk and instance background thresholds behind `auto`."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
+
+from _job import job_dataset, run_job
+
+
+def main():
+    from irnet_core.pipeline.calibration import calibrate_label_thresholds
+
+    calibrate_label_thresholds(
+        scores_store=snakemake.input.scores,
+        cam_calibration=snakemake.input.cam,
+        dataset=job_dataset(snakemake),
+        image_ids=snakemake.params.image_ids,
+        with_ground_truth=snakemake.params.with_ground_truth,
+        relation_stores=list(snakemake.input.relations),
+        semantic_grid=snakemake.params.semantic_grid,
+        instance_grid=snakemake.params.instance_grid,
+        min_fragment=snakemake.params.min_fragment,
+        out_path=snakemake.output.thresholds,
+        summary_path=snakemake.output.summary,
+    )
+
+
+run_job(snakemake, main)

@@ -1,0 +1,24 @@
+"""Rule propagate_calibration: the calibration images' propagated semantic and instance scores."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
+
+from _job import compute_device, run_job
+
+
+def main():
+    from irnet_core.pipeline.calibration import propagate_calibration_scores
+
+    propagate_calibration_scores(
+        cam_stores=snakemake.input.cams,
+        irnet_stores=snakemake.input.maps,
+        image_ids=snakemake.params.image_ids,
+        random_walk=snakemake.params.random_walk,
+        instances=snakemake.params.instances,
+        out_store=snakemake.output.scores,
+        device=compute_device(snakemake),
+    )
+
+
+run_job(snakemake, main)
