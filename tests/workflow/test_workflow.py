@@ -58,7 +58,7 @@ def test_a_config_of_dataset_keys_only_gets_the_documented_defaults(tmp_path):
     assert effective == expected
     # The schema's documented values, not the demo's tuning (configs/demo.yaml).
     assert effective["backbone"] == {"arch": "resnet50", "weights": "imagenet"}
-    assert effective["relations"]["conf_fg"] == 0.30 and effective["cam"]["eval"]["threshold"] == 0.15
+    assert effective["relations"]["conf_fg"] == effective["cam"]["eval"]["threshold"] == "auto"
     assert effective["irnet"]["train"]["crop_size"] == 512 and effective["compute"]["shards"] == 8
     assert not (workdir / "results/cam").exists()
 
@@ -70,7 +70,7 @@ def test_bad_config_value_stops_with_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1] == "Error: config key cam.train.epochs: 'many' is not of type 'integer'"
     result = snakemake(workdir, "-n", "--config", "relations={conf_fg: 1.5}", check=False)
-    assert "Error: config key relations.conf_fg: 1.5 is greater than the maximum of 1" in result.stderr
+    assert "Error: config key relations.conf_fg: 1.5 is neither auto nor a number in [0, 1]" in result.stderr
 
 
 def test_unsafe_image_id_stops_with_one_line(tmp_path):
@@ -169,6 +169,8 @@ def test_conf_fg_change_reruns_relations_and_downstream_only(tiny_run):
 def test_beta_change_reruns_random_walk_stages_only(tiny_run):
     plan = planned_jobs(tiny_run, "--config", "random_walk={beta: 8}")
     assert pipeline_jobs(plan) == {
+        "propagate_calibration": 1,  # the kept scores of the threshold calibration are walked with it
+        "calibrate_label_thresholds": 1,
         "propagate_semantic": 2,
         "extract_instances": 2,
         "export_labels": 1,
