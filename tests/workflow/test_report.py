@@ -22,7 +22,7 @@ pytestmark = pytest.mark.workflow
 
 FIGURE_KINDS = ("cam", "relations", "irnet", "pseudo_labels")
 TABLES = ("cam.html", "semantic.html", "instances.html", "benchmarks.html")
-CURVES = ("train_cam.png", "train_irnet.png")
+CURVES = ("train_cam.png", "train_irnet.png", "calibration.png")
 
 
 def _offline_prefix() -> list[str]:
@@ -59,7 +59,7 @@ def test_report_zip_holds_every_figure_and_table(tiny_report):
         members = {name.rsplit("/", 1)[-1]: name for name in archive.namelist()}
         expected = [f"{i}_{kind}.png" for i in ids for kind in FIGURE_KINDS] + list(CURVES) + list(TABLES)
         assert not [name for name in expected if name not in members], sorted(members)
-        assert {"cam.json", "semantic.json", "instances.json", "report.html"} <= set(members)
+        assert {"cam.json", "semantic.json", "instances.json", "calibration.json", "report.html"} <= set(members)
         for name in [*(n for n in expected if n.endswith(".png"))]:
             with Image.open(io.BytesIO(archive.read(members[name]))) as image:
                 pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
