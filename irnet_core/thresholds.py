@@ -6,9 +6,9 @@ functions over arrays; :mod:`irnet_core.pipeline.calibration` feeds them.
 
 - Calibrated (ground truth of dataset.calibration_list): the best of a sweep (CAM and random-walk mIoU,
   instance mAP50).
-- Label-free: the CAM threshold splits the pooled CAM scores by Otsu's criterion; the random-walk and instance
-  thresholds are those whose labels agree best (mIoU, unsure pixels ignored) with the relation labels mined
-  from the CAMs.
+- Label-free: the CAM threshold whose label maps put the most border on strong colour edges
+  (:class:`EdgeAlignment`); the random-walk and instance thresholds are those whose labels agree best (mIoU,
+  unsure pixels ignored) with the relation labels mined from the CAMs.
 - conf_fg / conf_bg follow from the CAM threshold by fixed log-odds offsets (the paper's spacing).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,31 +52,47 @@ def relation_thresholds(cam_threshold: float, fg_offset: float, bg_offset: float
     return round(sigmoid(base + fg_offset), 4), round(sigmoid(base + bg_offset), 4)
 
 
-class ScoreHistogram:
-    """Pooled histogram of scores in [0, 1] (fixed bins), filled one image at a time."""
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    """float32 (H, W): the Sobel gradient magnitude of an RGB image, summed over its channels."""
+    from scipy import ndimage
 
-    def __init__(self, bins: int = 256):
-        self.counts = np.zeros(bins, dtype=np.float64)
+    pixels = np.asarray(image, dtype=np.float32)
+    total = np.zeros(pixels.shape[:2], dtype=np.float32)
+    for channel in range(pixels.shape[2]):
+        total += np.hypot(ndimage.sobel(pixels[..., channel], 0), ndimage.sobel(pixels[..., channel], 1))
+    return total
 
-    def update(self, scores: np.ndarray) -> None:
-        bins = self.counts.size
-        index = np.clip((np.asarray(scores, np.float32).reshape(-1) * bins).astype(np.int64), 0, bins - 1)
-        self.counts += np.bincount(index, minlength=bins)
 
-    def otsu(self) -> float:
-        """The threshold (a bin edge) that maximises the between-class variance of the two sides."""
-        counts = self.counts
-        total = counts.sum()
-        if total == 0:
-            raise ValueError("Otsu threshold of an empty histogram")
-        centres = (np.arange(counts.size) + 0.5) / counts.size
-        weight_low = np.cumsum(counts)[:-1]
-        weight_high = total - weight_low
-        mass_low = np.cumsum(counts * centres)[:-1]
-        mean_low = mass_low / np.maximum(weight_low, 1e-12)
-        mean_high = (mass_low[-1] + counts[-1] * centres[-1] - mass_low) / np.maximum(weight_high, 1e-12)
-        between = weight_low * weight_high * (mean_low - mean_high) ** 2
-        return float((np.argmax(between) + 1) / counts.size)
+def label_boundaries(labels: np.ndarray) -> np.ndarray:
+    """bool (H, W): pixels with a 4-neighbour of another label (both sides of every label change)."""
+    border = np.zeros(labels.shape, dtype=bool)
+    rows, cols = labels[1:] != labels[:-1], labels[:, 1:] != labels[:, :-1]
+    border[1:] |= rows
+    border[:-1] |= rows
+    border[:, 1:] |= cols
+    border[:, :-1] |= cols
+    return border
+
+
+class EdgeAlignment:
+    """The label-free rule of the CAM threshold: for each candidate threshold, the image-gradient mass along the
+    borders of the CAM label maps, pooled over images; the best threshold puts the most label border on the
+    strongest colour edges.
+
+    A threshold too low or too high moves the borders into flat background or into the objects, whose
+    gradients are weaker than the objects' outlines; a border that vanishes (all background, or all one
+    class) contributes nothing, so the degenerate ends never win.
+    """
+
+    def __init__(self, grid: Sequence[float]):
+        self.mass = {float(t): 0.0 for t in grid}
+
+    def update(self, gradient: np.ndarray, label_map_at: Callable[[float], np.ndarray]) -> None:
+        for threshold in self.mass:
+            self.mass[threshold] += float(gradient[label_boundaries(label_map_at(threshold))].sum())
+
+    def best(self) -> float:
+        return best_of(self.mass)
 
 
 def best_of(curve: Mapping[float, float | None]) -> float:
@@ -88,11 +104,6 @@ def best_of(curve: Mapping[float, float | None]) -> float:
     top = max(score for _, score in items)
     tied = [t for t, score in items if score >= top - 1e-12]
     return tied[(len(tied) - 1) // 2]
-
-
-def snap(value: float, grid: Sequence[float]) -> float:
-    """The grid value nearest ``value`` (label-free choices are reported on the calibration grid)."""
-    return float(min(grid, key=lambda t: (abs(t - value), t)))
 
 
 def read_calibrated(path: str | Path) -> dict[str, float]:

@@ -6,6 +6,7 @@
 rule calibrate_cam_thresholds:
     input:
         cams=cam_shards(),
+        images=[image_file(i) for i in THRESHOLD_IDS],  # the label-free rule reads their colour edges
         ground_truth=calibration_ground_truth(),
     output:
         thresholds=CAM_THRESHOLDS,

@@ -4,7 +4,7 @@ Two steps, because conf_fg / conf_bg feed IRNet's training while the random-walk
 IRNet's maps:
 
 1. :func:`calibrate_cam_thresholds` after CAM inference: the CAM background threshold (a sweep against the
-   calibration images' ground truth, or Otsu's split of the pooled CAM scores) and conf_fg / conf_bg from it.
+   calibration images' ground truth, or the label borders that lie best on colour edges) and conf_fg / conf_bg from it.
 2. :func:`propagate_calibration_scores` after IRNet inference keeps the propagated semantic and instance scores
    of the calibration images, so that :func:`calibrate_label_thresholds` sweeps their thresholds (against
    ground truth, or against the mined relation labels) without a new random walk when a grid changes.
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from ..data.dataset import Dataset
-from ..evaluation import sweep_cam_thresholds
+from ..evaluation import cam_label_map
 from ..instances import InstanceScores, instance_class_map, instance_scores, instances_from_scores
 from ..metrics import ConfusionMatrix, InstanceAP
 from ..random_walk import labels_from_scores, semantic_scores
 from ..store import ShardReader, ShardWriter, open_shards
-from ..thresholds import ScoreHistogram, best_of, relation_thresholds, snap
+from ..thresholds import EdgeAlignment, best_of, gradient_magnitude, relation_thresholds
 from .common import progress, write_json
 from .pseudo_labels import _read_inputs
 
@@ -50,30 +50,27 @@ def calibrate_cam_thresholds(
 ) -> dict:
     """The CAM background threshold and the relation thresholds that follow from it, in ``out_path``.
 
-    With ground truth: the grid value of best CAM mIoU on ``image_ids``. Without: Otsu's threshold of the
-    pooled per-pixel maximum CAM score of those images, snapped to the grid. The Otsu value is recorded in
-    both cases, so that the two rules can be compared on the same images.
+    With ground truth: the grid value of best CAM mIoU on ``image_ids``. Without: the label-free rule
+    (:class:`~irnet_core.thresholds.EdgeAlignment`: label borders on colour edges). The label-free value is
+    recorded in both cases, so that the two rules can be compared on the same images.
     """
     shards = open_shards(cam_stores)
-    histogram = ScoreHistogram()
-
-    def load(image_id):
+    edges = EdgeAlignment(grid)
+    matrices = {float(t): ConfusionMatrix(len(dataset.classes) + 1) for t in grid}
+    for image_id in progress(image_ids, len(image_ids), "CAM thresholds", log):
         arrays, attrs = shards[image_id].read(image_id, ["high_res"])
-        high_res = arrays["high_res"].astype(np.float32)
-        if high_res.shape[0]:
-            histogram.update(high_res.max(axis=0))
-        return high_res, attrs["keys"]
-
-    curve = None
-    if with_ground_truth:
-        samples = ((i, dataset.semantic_gt(i), lambda i=i: load(i)) for i in image_ids)
-        matrices = sweep_cam_thresholds(progress(samples, len(image_ids), "CAM sweep", log), grid, len(dataset.classes))
-        curve = {t: m.miou() for t, m in matrices.items()}
-    else:
-        for image_id in progress(image_ids, len(image_ids), "CAM scores", log):
-            load(image_id)
-    otsu = snap(histogram.otsu(), grid)
-    cam = best_of(curve) if curve is not None else otsu
+        high_res, keys = arrays["high_res"].astype(np.float32), attrs["keys"]
+        maps = {t: cam_label_map(high_res, keys, t) for t in matrices}
+        edges.update(gradient_magnitude(dataset.load_image(image_id)), maps.__getitem__)
+        if with_ground_truth:
+            gt = dataset.semantic_gt(image_id)
+            if gt.shape != high_res.shape[1:]:
+                raise ValueError(f"{image_id}: ground truth is {gt.shape} but the CAMs are {high_res.shape[1:]}")
+            for t, matrix in matrices.items():
+                matrix.update(gt, maps[t])
+    curve = {t: m.miou() for t, m in matrices.items()} if with_ground_truth else None
+    label_free = edges.best()
+    cam = best_of(curve) if curve is not None else label_free
     conf_fg, conf_bg = relation_thresholds(cam, offsets["fg"], offsets["bg"])
     method = CALIBRATED if with_ground_truth else LABEL_FREE
     rule = f"sigmoid(logit({cam:g}) {offsets['fg']:+g}), sigmoid(logit({cam:g}) {offsets['bg']:+g})"
@@ -86,7 +83,10 @@ def calibrate_cam_thresholds(
                 "method": method,
                 "metric": "mIoU" if curve else None,
                 "curve": _curve(curve) if curve else None,
-                "label_free": otsu,
+                "label_free": label_free,
+                "label_free_curve": _curve(
+                    {t: v / max(max(edges.mass.values()), 1e-12) for t, v in edges.mass.items()}
+                ),
             },
             "conf_fg": {"value": conf_fg, "method": f"from the CAM threshold: {rule.split(', ')[0]}"},
             "conf_bg": {"value": conf_bg, "method": f"from the CAM threshold: {rule.split(', ')[1]}"},

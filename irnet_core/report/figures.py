@@ -500,7 +500,7 @@ THRESHOLD_TITLES = {
 
 def calibration_figure(calibration: Mapping) -> Figure:
     """One panel per swept threshold of ``results/eval/calibration.json``: its curve, the chosen value marked
-    (and for the CAM threshold, the label-free Otsu value beside it); the relation thresholds that follow from
+    (and for the CAM threshold, the label-free value beside it); the relation thresholds that follow from
     the CAM threshold are marked on its panel."""
     thresholds = calibration["thresholds"]
     names = [name for name in THRESHOLD_TITLES if name in thresholds]
@@ -525,7 +525,7 @@ def calibration_figure(calibration: Mapping) -> Figure:
         if name == "cam":
             if entry.get("label_free") is not None and entry.get("curve"):
                 ax.axvline(entry["label_free"], color="tab:gray", linestyle="--", linewidth=1.2,
-                           label=f"label-free (Otsu) {entry['label_free']:g}")  # fmt: skip
+                           label=f"label-free (edges) {entry['label_free']:g}")  # fmt: skip
             for key, style in (("conf_bg", ":"), ("conf_fg", "-.")):
                 if key in thresholds:
                     value = thresholds[key]["value"]

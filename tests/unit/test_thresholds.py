@@ -24,14 +24,19 @@ def test_relation_rule_reproduces_the_papers_thresholds_at_its_cam_threshold():
     assert T.relation_thresholds(0.999, offsets["fg"], offsets["bg"])[0] < 1
 
 
-def test_otsu_splits_two_score_populations_between_them():
-    rng = np.random.default_rng(0)
-    histogram = T.ScoreHistogram()
-    histogram.update(np.clip(rng.normal(0.2, 0.05, 20000), 0, 1))
-    histogram.update(np.clip(rng.normal(0.8, 0.05, 5000), 0, 1))
-    assert 0.35 < histogram.otsu() < 0.65
-    with pytest.raises(ValueError, match="empty"):
-        T.ScoreHistogram().otsu()
+def test_edge_alignment_picks_the_threshold_whose_border_lies_on_the_objects_outline():
+    from irnet_core.evaluation import cam_label_map
+
+    # A bright disc of radius 20 on a dark background, and a CAM wider than the disc: a cone that falls
+    # from 1 at the centre to 0.5 on the disc's outline and further outside.
+    ys, xs = np.mgrid[0:96, 0:96]
+    radius = np.hypot(ys - 48, xs - 48)
+    image = np.where(radius <= 20, 200, 30).astype(np.uint8)[..., None].repeat(3, axis=2)
+    cam = np.clip(1 - radius / 40, 0, 1)[None].astype(np.float32)
+    edges = T.EdgeAlignment([round(0.1 * k, 1) for k in range(1, 10)])
+    edges.update(T.gradient_magnitude(image), lambda t: cam_label_map(cam, [0], t))
+    assert edges.best() == 0.5
+    assert edges.mass[0.1] < edges.mass[0.5] and edges.mass[0.9] < edges.mass[0.5]
 
 
 def test_best_of_takes_the_middle_of_a_tied_run_and_skips_undefined_scores():
