@@ -13,7 +13,8 @@ Scores are on the eval list (the demo's `train` list), disjoint from the calibra
 
     python bench/quality.py [--preset standard hard] [--seed 0] [--workdir /tmp/irnet-quality] [--cores 2]
 
-Prints one table per preset and seed, and a last line per run:
+After each run, bench/diagnostics.py prints the per-stage diagnostics of that run. Prints one table per preset
+and seed, and a last line per run:
 ``quality preset=<p> seed=<s> variant=<v> cam=<best CAM mIoU> cam_at=<CAM mIoU at the used threshold>
 rw=<random-walk mIoU> map50=<...> map75=<...> cam_components_map50=<...>``.
 """
@@ -103,6 +104,8 @@ def main() -> int:
             for variant in args.variant:
                 seconds = run(workdir, variant_layer(variant, preset, seed), args.cores)
                 rows[variant] = scores(workdir)
+                # Where the random walk's gain is lost, for this variant's run (bench/diagnostics.py).
+                subprocess.run([sys.executable, str(REPO / "bench/diagnostics.py"), str(workdir)], check=True)
                 result = rows[variant]
                 lines.append(
                     f"quality preset={preset} seed={seed} variant={variant} "

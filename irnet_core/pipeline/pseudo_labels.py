@@ -299,17 +299,17 @@ def summarize(
         f"  instance mAP50, CAM components        {pct(instances['map50_cam_baseline'])}",
         "",
         "  thresholds used",
-        *[f"    {key:<34}{entry['value']:>6g}  {entry['how']}" for key, entry in used.items()],
+        *[f"    {key:<34}{entry['value']:>8.4g}  {entry['how']}" for key, entry in used.items()],
         "",
-        f"  {'stage':<24}{'jobs':>5}{'wall s':>10}{'peak MB':>10}",
+        f"  {'stage':<28}{'jobs':>5}{'wall s':>10}{'peak MB':>10}",
     ]
     total = 0.0
     for stage in [*stage_order, *sorted(set(timings) - set(stage_order))]:
         if stage in timings:
             t = timings[stage]
             total += t["seconds"]
-            lines.append(f"  {stage:<24}{t['jobs']:>5}{t['seconds']:>10.1f}{t['max_rss_mb']:>10.0f}")
-    lines.append(f"  {'all stages (sum of jobs)':<29}{total:>10.1f}")
+            lines.append(f"  {stage:<28}{t['jobs']:>5}{t['seconds']:>10.1f}{t['max_rss_mb']:>10.0f}")
+    lines.append(f"  {'all stages (sum of jobs)':<33}{total:>10.1f}")
     table = "\n".join(lines) + "\n"
     write_json(
         out_json,
