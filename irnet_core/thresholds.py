@@ -6,9 +6,8 @@ functions over arrays; :mod:`irnet_core.pipeline.calibration` feeds them.
 
 - Calibrated (ground truth of dataset.calibration_list): the best of a sweep (CAM and random-walk mIoU,
   instance mAP50).
-- Label-free: the CAM threshold whose label maps put the most border on strong colour edges
-  (:class:`EdgeAlignment`); the random-walk and instance thresholds are those whose labels agree best (mIoU,
-  unsure pixels ignored) with the relation labels mined from the CAMs.
+- Label-free: the threshold whose label maps put the most border on strong colour edges
+  (:class:`EdgeAlignment`), for the CAMs as for the propagated semantic and instance scores.
 - conf_fg / conf_bg follow from the CAM threshold by fixed log-odds offsets (the paper's spacing).
 """
 
@@ -141,8 +140,8 @@ def is_auto(config: Mapping, key_path: Sequence[str]) -> bool:
 
 
 def label_free_sample(train_ids: Sequence[str], infer_ids: Sequence[str], limit: int) -> list[str]:
-    """Up to ``limit`` training images (they have mined relation labels) for the label-free rules: those of the
-    infer list first (they get IRNet maps anyway), then other training images. Chosen by a hash of the id:
+    """Up to ``limit`` training images for the label-free rules: those of the infer list first (they get IRNet
+    maps anyway), then other training images (they have CAMs; they get IRNet maps for this). Chosen by a hash of the id:
     stable when the lists grow, and spread over a list rather than its first entries."""
     import hashlib
 

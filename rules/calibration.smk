@@ -60,8 +60,8 @@ rule calibrate_label_thresholds:
     input:
         scores=rules.propagate_calibration.output.scores,
         cam=rules.calibrate_cam_thresholds.output.thresholds,
+        images=[image_file(i) for i in THRESHOLD_IDS],  # the label-free rule reads their colour edges
         ground_truth=calibration_ground_truth(),
-        relations=calibration_relations(),
     output:
         thresholds=LABEL_THRESHOLDS,
         summary=report(

@@ -368,8 +368,7 @@ CALIBRATION_SUMMARY = "results/eval/calibration.json"
 
 def _threshold_sample():
     """(image ids, with ground truth) of the calibration stages: the first images of the calibration list, or,
-    without one, a stable sample of training images (they have CAMs and mined relation labels, which the
-    label-free rules compare with; they get IRNet maps like the infer list)."""
+    without one, a stable sample of training images (they have CAMs; they get IRNet maps like the infer list)."""
     from irnet_core.thresholds import label_free_sample
 
     if CALIBRATION_IDS:
@@ -416,9 +415,6 @@ def calibration_ground_truth(wildcards=None):
     return ground_truth_files(THRESHOLD_IDS) if THRESHOLDS_WITH_GT else []
 
 
-def calibration_relations(wildcards=None):
-    """The label-free rules compare with the mined relation labels; calibrated ones with ground truth."""
-    return [] if THRESHOLDS_WITH_GT else stage_shards("relations")
 
 
 def benchmark_files(shards, image_ids):

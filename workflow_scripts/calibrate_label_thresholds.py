@@ -16,7 +16,6 @@ def main():
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
         with_ground_truth=snakemake.params.with_ground_truth,
-        relation_stores=list(snakemake.input.relations),
         semantic_grid=snakemake.params.semantic_grid,
         instance_grid=snakemake.params.instance_grid,
         min_fragment=snakemake.params.min_fragment,

@@ -7,7 +7,7 @@ IRNet's maps:
    calibration images' ground truth, or the label borders that lie best on colour edges) and conf_fg / conf_bg from it.
 2. :func:`propagate_calibration_scores` after IRNet inference keeps the propagated semantic and instance scores
    of the calibration images, so that :func:`calibrate_label_thresholds` sweeps their thresholds (against
-   ground truth, or against the mined relation labels) without a new random walk when a grid changes.
+   ground truth, or by the label-free rule) without a new random walk when a grid changes.
 """
 
 from __future__ import annotations
@@ -136,7 +136,6 @@ def calibrate_label_thresholds(
     dataset: Dataset,
     image_ids: Sequence[str],
     with_ground_truth: bool,
-    relation_stores: Sequence[str],
     semantic_grid: Sequence[float],
     instance_grid: Sequence[float],
     min_fragment: float,
@@ -144,57 +143,49 @@ def calibrate_label_thresholds(
     summary_path: str,
 ) -> dict:
     """The random-walk and instance background thresholds, swept over the kept scores: with ground truth the
-    best random-walk mIoU and instance mAP50; without, the best agreement (mIoU, unsure pixels ignored) with
-    the relation labels mined from the CAMs. ``summary_path`` gets every threshold (the CAM step's too)."""
+    best random-walk mIoU and instance mAP50; without, the label-free rule of the CAM threshold applied to the
+    propagated scores (:class:`~irnet_core.thresholds.EdgeAlignment`), whose value is recorded in both cases.
+    ``summary_path`` gets every threshold (the CAM step's too)."""
     import json
 
     scores = ShardReader(scores_store, expected_ids=image_ids)
-    relations = {} if with_ground_truth else open_shards(relation_stores)
-    n_labels = len(dataset.classes) + 1
-    semantic = {float(t): ConfusionMatrix(n_labels) for t in semantic_grid}
+    semantic = {float(t): ConfusionMatrix(len(dataset.classes) + 1) for t in semantic_grid}
     instance_ap = {float(t): InstanceAP(len(dataset.classes), (0.5,)) for t in instance_grid}
-    instance_agreement = {float(t): ConfusionMatrix(n_labels) for t in instance_grid}
+    semantic_edges, instance_edges = EdgeAlignment(semantic_grid), EdgeAlignment(instance_grid)
     for image_id in progress(image_ids, len(image_ids), "threshold sweeps", log):
         arrays, attrs = scores.read(image_id)
         keys = attrs["keys"]
         semantic_t = torch.from_numpy(arrays["semantic"])
         rows = InstanceScores(arrays["instances"], arrays["row_classes"])
+        semantic_maps = {t: labels_from_scores(semantic_t, keys, t).numpy() for t in semantic}
+        gradient = gradient_magnitude(dataset.load_image(image_id))
+        semantic_edges.update(gradient, semantic_maps.__getitem__)
+        instance_edges.update(gradient, lambda t, rows=rows: instance_class_map(rows, t))
         if with_ground_truth:
-            target = dataset.semantic_gt(image_id)
+            gt = dataset.semantic_gt(image_id)
             gt_masks, gt_classes, _ = dataset.instance_gt(image_id)
-        else:
-            target = relations[image_id].read(image_id, ["labels"])[0]["labels"]
-        for t, matrix in semantic.items():
-            matrix.update(target, labels_from_scores(semantic_t, keys, t).numpy())
-        for t in instance_grid:
-            if with_ground_truth:
+            for t, matrix in semantic.items():
+                matrix.update(gt, semantic_maps[t])
+            for t, accumulator in instance_ap.items():
                 found = instances_from_scores(rows, t, min_fragment)
-                instance_ap[float(t)].add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
-            else:
-                instance_agreement[float(t)].update(target, instance_class_map(rows, t))
-    if with_ground_truth:
-        semantic_curve = {t: m.miou() for t, m in semantic.items()}
-        instance_curve = {t: acc.result()[0.5][1] for t, acc in instance_ap.items()}
-        metrics = ("mIoU", "mAP50")
-    else:
-        semantic_curve = {t: m.miou() for t, m in semantic.items()}
-        instance_curve = {t: m.miou() for t, m in instance_agreement.items()}
-        metrics = ("mIoU against the mined relation labels", "class mIoU against the mined relation labels")
+                accumulator.add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
     method = CALIBRATED if with_ground_truth else LABEL_FREE
-    thresholds = {
-        "semantic": {
-            "value": best_of(semantic_curve),
-            "method": method,
-            "metric": metrics[0],
-            "curve": _curve(semantic_curve),
-        },
-        "instances": {
-            "value": best_of(instance_curve),
-            "method": method,
-            "metric": metrics[1],
-            "curve": _curve(instance_curve),
-        },
+    curves = {
+        "semantic": ({t: m.miou() for t, m in semantic.items()}, "mIoU", semantic_edges),
+        "instances": ({t: acc.result()[0.5][1] for t, acc in instance_ap.items()}, "mAP50", instance_edges),
     }
+    thresholds = {}
+    for name, (curve, metric, edges) in curves.items():
+        label_free = edges.best()
+        peak = max(edges.mass.values()) or 1.0
+        thresholds[name] = {
+            "value": best_of(curve) if with_ground_truth else label_free,
+            "method": method,
+            "metric": metric if with_ground_truth else None,
+            "curve": _curve(curve) if with_ground_truth else None,
+            "label_free": label_free,
+            "label_free_curve": _curve({t: mass / peak for t, mass in edges.mass.items()}),
+        }
     result = {"method": method, "n_images": len(image_ids), "thresholds": thresholds}
     write_json(out_path, result)
     with open(cam_calibration) as handle:

@@ -521,11 +521,19 @@ def calibration_figure(calibration: Mapping) -> Figure:
             ys = [math.nan if entry["curve"][x] is None else 100 * entry["curve"][x] for x in xs]
             ax.plot([float(x) for x in xs], ys, marker="o", markersize=3, linewidth=1.6)
             ax.set_ylabel(f"{entry['metric']} (%)", fontsize=8)
+        if entry.get("label_free_curve"):
+            # The label-free rule's edge mass, relative to its peak: on its own axis when a metric is plotted.
+            edge_ax = ax.twinx() if entry.get("curve") else ax
+            xs = sorted(entry["label_free_curve"], key=float)
+            edge_ax.plot([float(x) for x in xs], [entry["label_free_curve"][x] for x in xs], color="tab:gray",
+                         linestyle="--", linewidth=1.2)  # fmt: skip
+            edge_ax.set_ylabel("edge mass on label borders (relative)", fontsize=8, color="tab:gray")
+            edge_ax.tick_params(labelsize=8)
         ax.axvline(entry["value"], color="tab:red", linewidth=1.4, label=f"chosen {entry['value']:g}")
+        if entry.get("label_free") is not None and entry.get("curve"):
+            ax.axvline(entry["label_free"], color="tab:gray", linestyle=":", linewidth=1.2,
+                       label=f"label-free {entry['label_free']:g}")  # fmt: skip
         if name == "cam":
-            if entry.get("label_free") is not None and entry.get("curve"):
-                ax.axvline(entry["label_free"], color="tab:gray", linestyle="--", linewidth=1.2,
-                           label=f"label-free (edges) {entry['label_free']:g}")  # fmt: skip
             for key, style in (("conf_bg", ":"), ("conf_fg", "-.")):
                 if key in thresholds:
                     value = thresholds[key]["value"]

@@ -76,10 +76,9 @@ def calibration_inputs(tmp_path_factory):
     generate_demo_dataset(root / "VOC", n_images=4, n_labelled=4, seed=5, min_size=64, max_size=96)
     dataset = VOCDataset(root / "VOC", classes=DEMO_CLASSES)
     ids = demo_split_ids(4, 4)["train"]
-    cam_store, score_store, relation_store = (str(root / name) for name in ("cam.zarr", "scores.zarr", "rel.zarr"))
+    cam_store, score_store = str(root / "cam.zarr"), str(root / "scores.zarr")
     cams = ShardWriter(cam_store, stage="cam", image_ids=ids)
     scores = ShardWriter(score_store, stage="calibration_scores", image_ids=ids)
-    relations = ShardWriter(relation_store, stage="relations", image_ids=ids)
     for image_id in ids:
         semantic = dataset.semantic_gt(image_id)
         masks, classes, _ = dataset.instance_gt(image_id)
@@ -90,17 +89,16 @@ def calibration_inputs(tmp_path_factory):
         rows = np.where(masks, 0.8, 0.3).astype(np.float32)
         scores.write(image_id, {"semantic": np.where(class_maps, 0.8, 0.3).astype(np.float32), "instances": rows,
                                 "row_classes": classes.astype(np.int64)}, attrs)  # fmt: skip
-        relations.write(image_id, {"labels": semantic}, attrs)
-    for writer in (cams, scores, relations):
+    for writer in (cams, scores):
         writer.close()
-    return root, dataset, ids, cam_store, score_store, relation_store
+    return root, dataset, ids, cam_store, score_store
 
 
 @pytest.mark.parametrize("with_ground_truth", [True, False], ids=["calibrated", "label-free"])
 def test_calibration_chooses_thresholds_between_object_and_background_scores(calibration_inputs, with_ground_truth):
     from irnet_core.pipeline.calibration import calibrate_cam_thresholds, calibrate_label_thresholds
 
-    root, dataset, ids, cam_store, score_store, relation_store = calibration_inputs
+    root, dataset, ids, cam_store, score_store = calibration_inputs
     grid = [round(0.05 * k, 2) for k in range(1, 19)]
     cam = calibrate_cam_thresholds(cam_stores=[cam_store], dataset=dataset, image_ids=ids,
                                    with_ground_truth=with_ground_truth, grid=grid, offsets={"fg": 0.8873, "bg": -1.2098},
@@ -112,15 +110,19 @@ def test_calibration_chooses_thresholds_between_object_and_background_scores(cal
         assert chosen["cam"]["curve"]["0.5"] == pytest.approx(1.0) and chosen["cam"]["curve"]["0.1"] < 1.0
     labels = calibrate_label_thresholds(
         scores_store=score_store, cam_calibration=str(root / "cam.json"), dataset=dataset, image_ids=ids,
-        with_ground_truth=with_ground_truth, relation_stores=[relation_store], semantic_grid=grid,
+        with_ground_truth=with_ground_truth, semantic_grid=grid,
         instance_grid=grid, min_fragment=0.0, out_path=str(root / "labels.json"),
         summary_path=str(root / "calibration.json"),
     )  # fmt: skip
     for name in ("semantic", "instances"):
         entry = labels["thresholds"][name]
-        assert 0.3 <= entry["value"] < 0.8, (name, entry)
-        assert entry["curve"][f"{entry['value']:g}"] == pytest.approx(1.0)
-        assert entry["curve"]["0.9"] < 1.0
+        assert 0.3 <= entry["value"] < 0.8 and 0.3 <= entry["label_free"] < 0.8, (name, entry)
+        if with_ground_truth:
+            assert entry["curve"][f"{entry['value']:g}"] == pytest.approx(1.0)
+            assert entry["curve"]["0.9"] < 1.0
+        # Relative edge mass: the borders of the objects at every threshold between their scores, none above.
+        assert entry["label_free_curve"][f"{entry['label_free']:g}"] == pytest.approx(1.0)
+        assert entry["label_free_curve"]["0.9"] == 0.0
     summary = json.loads((root / "calibration.json").read_text())
     assert set(summary["thresholds"]) == {"cam", "conf_fg", "conf_bg", "semantic", "instances"}
     assert summary["method"] == ("calibrated" if with_ground_truth else "label-free")

@@ -15,6 +15,7 @@ from irnet_core.palette import voc_palette, write_palette_png
 from irnet_core.pipeline.report import (
     detect_centroids,
     read_history,
+    report_calibration,
     report_curves,
     report_figures,
     report_tables,
@@ -485,3 +486,29 @@ def test_report_curves_and_tables_write_their_files(tmp_path):
     assert _tables(outs["semantic"].read_text())[1][2] == ["disc", "n/a"]
     per_job = _tables(outs["benchmarks"].read_text())[1]
     assert per_job[1][:5] == ["train_cam", "train_cam", "77.8", "0:01:18", "1452"]
+
+
+@pytest.mark.parametrize("calibrated", [True, False], ids=["calibrated", "label-free"])
+def test_calibration_curves_are_a_real_png_with_one_panel_per_swept_threshold(tmp_path, calibrated):
+    grid = [0.1, 0.3, 0.5, 0.7]
+    curve = {f"{t:g}": t * (1 - t) for t in grid} if calibrated else None
+    edges = {f"{t:g}": 1 - abs(t - 0.5) for t in grid}
+    entry = {"value": 0.5, "method": "calibrated" if calibrated else "label-free", "metric": "mIoU" if calibrated else None,
+             "curve": curve, "label_free": 0.5, "label_free_curve": edges}  # fmt: skip
+    calibration = {
+        "method": entry["method"],
+        "n_images": 4,
+        "thresholds": {
+            "cam": entry,
+            "conf_fg": {"value": 0.7},
+            "conf_bg": {"value": 0.2},
+            "semantic": entry,
+            "instances": entry,
+        },
+    }
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(calibration))
+    report_calibration(calibration=str(path), out_png=str(tmp_path / "curves.png"))
+    with Image.open(tmp_path / "curves.png") as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    assert pixels.shape[1] > 3 * pixels.shape[0] and pixels.std() > 20  # three panels side by side, not blank
