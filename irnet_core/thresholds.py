@@ -34,6 +34,10 @@ CALIBRATED_NAME = {
 }
 
 
+# Edge masses within 2 % of the peak count as equally well aligned (EdgeAlignment).
+EDGE_TOLERANCE = 0.02
+
+
 def logit(p: float) -> float:
     p = min(max(float(p), 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
@@ -80,18 +84,23 @@ class EdgeAlignment:
 
     A threshold too low or too high moves the borders into flat background or into the objects, whose
     gradients are weaker than the objects' outlines; a border that vanishes (all background, or all one
-    class) contributes nothing, so the degenerate ends never win.
+    class) contributes nothing, so the degenerate ends never win. Once the borders sit on edges the mass
+    levels off (raising the threshold further only drops parts whose borders are edges too), so the rule
+    takes the lowest threshold within ``tolerance`` of the peak: of equally well aligned label maps, the one
+    that keeps the most of the objects.
     """
 
-    def __init__(self, grid: Sequence[float]):
+    def __init__(self, grid: Sequence[float], tolerance: float = EDGE_TOLERANCE):
         self.mass = {float(t): 0.0 for t in grid}
+        self.tolerance = float(tolerance)
 
     def update(self, gradient: np.ndarray, label_map_at: Callable[[float], np.ndarray]) -> None:
         for threshold in self.mass:
             self.mass[threshold] += float(gradient[label_boundaries(label_map_at(threshold))].sum())
 
     def best(self) -> float:
-        return best_of(self.mass)
+        peak = max(self.mass.values())
+        return min(t for t, mass in self.mass.items() if mass >= (1 - self.tolerance) * peak)
 
 
 def best_of(curve: Mapping[float, float | None]) -> float:

@@ -111,3 +111,11 @@ def test_instance_scores_then_instances_equal_extract_instances():
         swept = instances_from_scores(rows, threshold, 0.01)
         assert np.array_equal(direct.masks, swept.masks) and np.array_equal(direct.scores, swept.scores)
         assert np.array_equal(direct.classes, swept.classes)
+
+
+def test_edge_alignment_takes_the_lowest_threshold_of_a_level_top():
+    edges = T.EdgeAlignment([0.5, 0.6, 0.7, 0.8, 0.9])
+    edges.mass.update({0.5: 0.70, 0.6: 0.985, 0.7: 1.0, 0.8: 0.99, 0.9: 1.0})
+    assert edges.best() == 0.6
+    edges.tolerance = 0.0
+    assert edges.best() == 0.7
