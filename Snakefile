@@ -28,6 +28,7 @@ include: "rules/relations.smk"
 include: "rules/irnet.smk"
 include: "rules/pseudo_labels.smk"
 include: "rules/evaluation.smk"
+include: "rules/final_models.smk"
 include: "rules/report.smk"
 
 
@@ -52,3 +53,8 @@ rule pseudo_labels:
         "results/pseudo_labels/instances.json",
         "results/eval/semantic.json",
         "results/eval/instances.json",
+
+
+rule final_models:
+    input:
+        "results/eval/final.json",

@@ -68,7 +68,7 @@ write_effective_config(config, "results/config.effective.yaml")
 def _demo_lists():
     from irnet_core.data.demo import demo_split_ids
 
-    splits = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"])
+    splits = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"], config["demo"]["n_val"])
     lists = {}
     for key in LIST_KEYS:
         if config["dataset"][key] is None:
@@ -163,7 +163,8 @@ _check_exist(ground_truth_files(sorted(_EVAL_SET | _CALIBRATION_SET | set(VAL_ID
 def demo_outputs():
     from irnet_core.data.demo import demo_split_ids
 
-    ids = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"])["train_aug"]
+    splits = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"], config["demo"]["n_val"])
+    ids = splits["train_aug"] + splits["val"]
     files = {
         "images": [f"{DEMO_ROOT}/JPEGImages/{i}.jpg" for i in ids],
         "annotations": [f"{DEMO_ROOT}/Annotations/{i}.xml" for i in ids],
@@ -171,6 +172,11 @@ def demo_outputs():
         "objects": [f"{DEMO_ROOT}/SegmentationObject/{i}.png" for i in ids],
     }
     return files
+
+
+def demo_val_list():
+    """The demo's val list file, an output of make_demo_dataset when it generates val images."""
+    return {"val": f"{DEMO_ROOT}/ImageSets/Segmentation/val.txt"} if config["demo"]["n_val"] else {}
 
 
 def train_images(wildcards=None):
@@ -333,9 +339,10 @@ def shard_mem_mb(bytes_per_pixel):
 def final_targets():
     """What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
     report's figures and tables (so that `--report` finds them all). Without ground truth there is nothing to
-    score: the pseudo-labels are the result."""
+    score: the pseudo-labels are the result. With a val list, the final models and their evaluation on it."""
     exports = ["results/pseudo_labels/instances.json"]
-    return [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
+    scored = [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
+    return [*scored, *FINAL_FILES]
 
 
 def shard_train_images(wildcards):
@@ -360,3 +367,49 @@ def benchmark_files(shards, image_ids):
     patterns = [re.sub(r"\{\s*(\w+)\s*,(?:[^{}]|\{[^{}]*\})*\}", r"{\1}", pattern) for pattern in patterns]
     paths = expand(patterns, shard=shards, image_id=image_ids, allow_missing=True)
     return [path for path in dict.fromkeys(paths) if "{" not in path]
+
+
+# ---- the val list and the final models (rules/final_models.smk) -----------------------------------------------
+
+
+def val_images():
+    return [image_file(i) for i in VAL_IDS]
+
+
+def val_label_files():
+    """Image-level labels of the val images: the pseudo-label pipeline run on them uses them like on any image."""
+    return label_files(VAL_IDS)
+
+
+def val_runtime(seconds_per_image):
+    """Runtime (minutes) of a job over the whole val list, as shard_runtime for one shard."""
+
+    def runtime(wildcards, attempt):
+        return attempt * (10 + -(-len(VAL_IDS) * seconds_per_image // 60))
+
+    return runtime
+
+
+def threshold_params(section):
+    """The settings that hold score thresholds, as the val pipeline and the final evaluation pass them: the one
+    place that reads those keys for them (random_walk.sem_bg_threshold, instances.bg_threshold,
+    cam.eval.threshold, evaluation.cam_baseline_threshold), whatever resolves them."""
+    if section == "evaluation":
+        return {
+            "cam_eval_threshold": config["cam"]["eval"]["threshold"],
+            "cam_baseline_threshold": config["evaluation"]["cam_baseline_threshold"],
+        }
+    return config[section]
+
+
+def final_cam_model():
+    """Without pretrained weights the final models start from the CAM network's backbone."""
+    return [] if uses_pretrained_weights() else ["results/cam/model.pt"]
+
+
+# Val images shown in the final models' figures: the first few of the list.
+FINAL_REPORT_IDS = VAL_IDS[: min(4, config["report"]["images"])]
+
+
+def final_summary_input():
+    return ["results/eval/final.json"] if VAL_IDS else []

@@ -8,6 +8,7 @@ if IS_DEMO:
         # Deterministic synthetic data in the exact VOC 2012 layout; ground truth is read only by evaluation.
         output:
             **demo_outputs(),
+            **demo_val_list(),
             train_aug=f"{DEMO_ROOT}/ImageSets/Segmentation/train_aug.txt",
             train=f"{DEMO_ROOT}/ImageSets/Segmentation/train.txt",
         log:

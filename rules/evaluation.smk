@@ -66,6 +66,7 @@ rule summarize:
         cam="results/eval/cam.json",
         semantic="results/eval/semantic.json",
         instances="results/eval/instances.json",
+        final=final_summary_input(),  # the val rows, with a val list
     output:
         summary="results/summary.json",
         table="results/summary.txt",

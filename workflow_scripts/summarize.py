@@ -18,6 +18,7 @@ def main():
         stage_order=snakemake.params.stage_order,
         out_json=snakemake.output.summary,
         out_table=snakemake.output.table,
+        final_path=snakemake.input.final[0] if snakemake.input.final else None,
     )
 
 
