@@ -153,7 +153,7 @@ def _check_exist(paths, what):
 
 
 _check_exist([image_file(i) for i in sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS))], "image")
-_check_exist(label_files(sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET)), "annotation")
+_check_exist(label_files(sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS))), "annotation")
 _check_exist(ground_truth_files(sorted(_EVAL_SET | _CALIBRATION_SET | set(VAL_IDS))), "ground truth")
 
 
@@ -164,7 +164,7 @@ def demo_outputs():
     from irnet_core.data.demo import demo_split_ids
 
     splits = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"], config["demo"]["n_val"])
-    ids = splits["train_aug"] + splits["val"]
+    ids = splits["train_aug"] + splits.get("val", [])
     files = {
         "images": [f"{DEMO_ROOT}/JPEGImages/{i}.jpg" for i in ids],
         "annotations": [f"{DEMO_ROOT}/Annotations/{i}.xml" for i in ids],

@@ -178,15 +178,18 @@ def demo_split_ids(n_images: int, n_labelled: int, n_val: int = 0) -> dict[str, 
 
     ``train_aug``: the first ``n_images`` ids ``2026_000001``, ``2026_000002``, ...; ``train``: ``n_labelled`` of
     them, spread evenly over ``train_aug`` (positions ``floor(k * n_images / n_labelled)``), in the same order;
-    ``val``: the ``n_val`` ids after ``train_aug`` (disjoint from it; empty list when 0). An image's content
-    depends only on its index and the seed, so adding val images leaves every other file as it was.
+    ``val`` (only when ``n_val`` > 0): the ``n_val`` ids after ``train_aug``, disjoint from it. An image's
+    content depends only on its index and the seed, so adding val images leaves every other file as it was.
     """
     _check_counts(n_images, n_labelled)
     if not isinstance(n_val, (int, np.integer)) or not 0 <= n_val <= _MAX_IMAGES - n_images:
         raise InputError("n_val", f"must be an integer in 0..{_MAX_IMAGES - n_images}, got {n_val!r}")
     all_ids = [_image_id(i) for i in range(n_images)]
     train = [all_ids[(k * n_images) // n_labelled] for k in range(n_labelled)]
-    return {"train_aug": all_ids, "train": train, "val": [_image_id(n_images + i) for i in range(n_val)]}
+    splits = {"train_aug": all_ids, "train": train}
+    if n_val:
+        splits["val"] = [_image_id(n_images + i) for i in range(n_val)]
+    return splits
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -672,7 +675,7 @@ def generate_demo_dataset(
     _check_counts(n_images, n_labelled)
     _check_params(seed, min_size, max_size, classes, workers, preset)
     splits = demo_split_ids(n_images, n_labelled, n_val)
-    n_total = n_images + len(splits["val"])
+    n_total = n_images + len(splits.get("val", []))
     base = Path(root)
     for sub in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -692,8 +695,6 @@ def generate_demo_dataset(
 
     # Lists last: their presence means every image they name has been written.
     for split, ids in splits.items():
-        if split == "val" and not ids:
-            continue  # no val split asked for: the files are those of a demo without one
         (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
 
 
