@@ -95,11 +95,15 @@ def build_instance_model(
     max_size: int = 1333,
     score_threshold: float = 0.05,
     max_detections: int = 100,
+    rpn_proposals: int = 2000,
+    roi_samples: int = 512,
 ) -> MaskRCNN:
     """Mask R-CNN (``num_classes`` foreground classes + background) on a ResNet-FPN with frozen BatchNorm.
 
     ``trainable_layers`` ResNet stages from the top train (torchvision's ``trainable_backbone_layers``). Inputs
     are lists of float RGB images in [0, 1]; the model resizes and normalises them itself (ImageNet statistics).
+    ``rpn_proposals`` RPN proposals per image are kept in training (half of them in prediction) and
+    ``roi_samples`` of them train the box head per image (torchvision's 2000 and 512; small images need fewer).
     """
     if arch not in ARCHS:
         raise InputError("final_models.instance.arch", f"unknown architecture {arch!r}")
@@ -118,6 +122,11 @@ def build_instance_model(
         backbone,
         min_size=min_size,
         max_size=max_size,
+        rpn_pre_nms_top_n_train=rpn_proposals,
+        rpn_post_nms_top_n_train=rpn_proposals,
+        rpn_pre_nms_top_n_test=max(1, rpn_proposals // 2),
+        rpn_post_nms_top_n_test=max(1, rpn_proposals // 2),
+        box_batch_size_per_image=roi_samples,
         box_score_thresh=score_threshold,
         box_detections_per_img=max_detections,
         mask_head=MaskRCNNHeads(fpn_channels, [fpn_channels] * 4, 1),

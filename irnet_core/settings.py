@@ -138,6 +138,8 @@ class InstanceModelSettings:
     arch: str
     trainable_layers: int
     fpn_channels: int
+    rpn_proposals: int
+    roi_samples: int
     min_score: float
     train: InstanceTrainSettings
     infer: InstanceInferSettings

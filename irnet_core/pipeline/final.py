@@ -107,6 +107,7 @@ def train_instance_model(
         arch, len(dataset.classes), backbone_state=state, trainable_layers=settings.trainable_layers,
         fpn_channels=settings.fpn_channels, min_size=train.min_size, max_size=train.max_size,
         score_threshold=settings.infer.score_threshold, max_detections=settings.infer.max_detections,
+        rpn_proposals=settings.rpn_proposals, roi_samples=settings.roi_samples,
     )  # fmt: skip
     precision = Precision.for_device(device)
     model = precision.prepare_model(model)
@@ -147,6 +148,7 @@ def load_instance_model(path: str, settings: InstanceModelSettings, device: torc
         meta["arch"], len(meta["classes"]), trainable_layers=settings.trainable_layers,
         fpn_channels=settings.fpn_channels, min_size=settings.train.min_size, max_size=settings.train.max_size,
         score_threshold=settings.infer.score_threshold, max_detections=settings.infer.max_detections,
+        rpn_proposals=settings.rpn_proposals, roi_samples=settings.roi_samples,
     )  # fmt: skip
     model.load_state_dict(meta["model"])
     return model.to(device).eval(), meta

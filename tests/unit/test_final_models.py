@@ -128,7 +128,11 @@ def _history(path) -> list[dict]:
 def test_train_and_predict_both_models_then_score_them(data, tmp_path):
     dataset, out = data["dataset"], tmp_path
     instance = _settings(InstanceModelSettings, "instance", epochs=1, batch_size=2, min_size=64, max_size=96)
-    instance = from_section(InstanceModelSettings, {**_plain(instance), "fpn_channels": 16}, "final_models.instance")
+    instance = from_section(
+        InstanceModelSettings,
+        {**_plain(instance), "fpn_channels": 16, "rpn_proposals": 100, "roi_samples": 32},
+        "final_models.instance",
+    )
     semantic = _settings(SemanticModelSettings, "semantic", epochs=1, batch_size=2, crop_size=64)
     common = {"dataset": dataset, "image_ids": data["train"], "backbone": BACKBONE, "cam_model_path": data["cam_model"],
               "labels_path": None, "device": CPU}  # fmt: skip
