@@ -122,6 +122,7 @@ class InstanceTrainSettings:
     momentum: float
     weight_decay: float
     schedule: str
+    warmup_steps: int
 
 
 @dataclass(frozen=True)

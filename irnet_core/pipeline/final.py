@@ -131,7 +131,7 @@ def train_instance_model(
     checkpoint = Path(checkpoint_dir) / "last.pt"
     history = fit(Training(
         name="train_instance_model", model=model, optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, max_step, train.schedule), dataset=samples, step=step,
+        scheduler=build_scheduler(optimizer, max_step, train.schedule, warmup=train.warmup_steps), dataset=samples, step=step,
         batch_size=train.batch_size, epochs=train.epochs, seed=train.seed, precision=precision,
         checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
         collate_fn=collate_lists, log_every=10,
