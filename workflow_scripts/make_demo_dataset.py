@@ -21,6 +21,7 @@ def main():
         min_size=demo["min_size"],
         max_size=demo["max_size"],
         preset=demo["preset"],
+        n_val=demo["n_val"],
         classes=tuple(snakemake.params.classes),
         workers=1,  # spawned pool workers would re-run this script as __main__
     )

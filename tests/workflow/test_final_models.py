@@ -14,9 +14,9 @@ import yaml
 from pycocotools.coco import COCO
 
 from irnet_core.data.demo import demo_split_ids, generate_demo_dataset
-from tests.workflow.harness import planned_jobs, snakemake
+from tests.workflow.harness import make_workdir, planned_jobs, snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+pytestmark = pytest.mark.workflow
 
 N_VAL = 3
 FINAL_MODELS = {
@@ -64,6 +64,7 @@ def model_digest(path) -> str:
     return hashlib.sha256(b"".join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest()
 
 
+@pytest.mark.slow  # minutes: the val pipeline and both trainings, twice
 def test_final_stages_on_a_val_list(tiny_run, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)
@@ -102,3 +103,13 @@ def test_final_stages_on_a_val_list(tiny_run, tmp_path):
     assert model_digest(workdir / "results/final/semantic/model.pt") != before
     assert digest(workdir / "results/final/instance/predictions.json") == instances_before
     assert planned_jobs(workdir) == {}
+
+
+def test_the_demo_rule_generates_its_val_split(tmp_path):
+    workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
+    (workdir / "tiny.yaml").write_text((workdir / "configs/demo.yaml").read_text())  # what `make demo` selects
+    target = "results/demo/VOC2012/ImageSets/Segmentation/val.txt"
+    snakemake(workdir, target, "--config", "demo={n_images: 4, n_labelled: 2, n_val: 2}")
+    val = (workdir / target).read_text().split()
+    assert val == demo_split_ids(4, 2, 2)["val"]
+    assert all((workdir / f"results/demo/VOC2012/SegmentationObject/{i}.png").exists() for i in val)
