@@ -197,3 +197,30 @@ def test_final_json_keys_ranges_and_perfect_scores(data, tmp_path):
     with pytest.raises(InputError, match="val_list"):
         evaluate_final(dataset=dataset, image_ids=[], semantic_dir="", instance_coco="", pseudo_semantic_dir="",
                        pseudo_instance_coco="", cam_store="", thresholds={}, out_path=str(tmp_path / "x.json"))  # fmt: skip
+
+
+def test_a_coco_source_adds_cocos_ap(data, tmp_path):
+    """With COCO as the source the predictions keep COCO's ids and final.json adds COCO's AP (pycocotools)."""
+    from irnet_core.data.convert import voc_to_coco
+    from irnet_core.data.dataset import open_dataset
+
+    mapping = voc_to_coco(data["root"] / "VOC", tmp_path / "coco", {"val2014": data["val"]}, classes=CLASSES)
+    dataset = open_dataset({"format": "coco", "root": str(tmp_path / "coco"), "splits": ["val2014"]})
+    val = [mapping[i] for i in data["val"]]
+    gt_dir = tmp_path / "gt"
+    with CocoWriter(tmp_path / "gt.json", dataset.classes, dataset.category_ids) as coco:
+        for image_id in val:
+            write_label_png(gt_dir / f"{image_id}.png", dataset.semantic_gt(image_id))
+            masks, classes, _ = dataset.instance_gt(image_id)
+            found = Instances(masks, classes, np.ones(len(classes)))
+            coco.add(image_id, dataset.file_name(image_id), masks.shape[1:], found, dataset.source_image_id(image_id))
+    infer_cam_shard(model_path=data["cam_model"], dataset=dataset, image_ids=val, scales=[1.0],
+                    out_store=str(tmp_path / "cam.zarr"), device=CPU)  # fmt: skip
+    result = evaluate_final(
+        dataset=dataset, image_ids=val, semantic_dir=str(gt_dir), instance_coco=str(tmp_path / "gt.json"),
+        pseudo_semantic_dir=str(gt_dir), pseudo_instance_coco=str(tmp_path / "gt.json"),
+        cam_store=str(tmp_path / "cam.zarr"), thresholds={"cam_eval_threshold": 0.15, "cam_baseline_threshold": 0.15},
+        out_path=str(tmp_path / "final.json"),
+    )  # fmt: skip
+    assert result["instance"]["coco"]["ap50"] == pytest.approx(1.0)
+    assert result["instance"]["map50"] == pytest.approx(1.0) and "coco" in result["pseudo_labels"]
