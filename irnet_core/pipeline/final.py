@@ -70,6 +70,14 @@ def _load_meta(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _check_finite(loss: torch.Tensor, section: str) -> None:
+    """A diverged training stops with one line instead of saving a model of NaNs."""
+    if not torch.isfinite(loss):
+        raise InputError(
+            f"config key {section}.lr", "the training diverged (non-finite loss): lower lr or raise the warmup"
+        )
+
+
 def _check_batch(batch_size: int, n: int, key: str) -> None:
     if n < batch_size:
         raise InputError(f"config key {key}", f"{batch_size} exceeds the {n} images with pseudo-labels")
@@ -126,7 +134,9 @@ def train_instance_model(
         with precision.autocast():
             losses = model(images, targets)
         losses = {key.removeprefix("loss_"): value.float() for key, value in losses.items()}
-        return {"loss": sum(losses.values()), **losses}
+        total = sum(losses.values())
+        _check_finite(total, "final_models.instance.train")
+        return {"loss": total, **losses}
 
     checkpoint = Path(checkpoint_dir) / "last.pt"
     history = fit(Training(
@@ -218,7 +228,9 @@ def train_semantic_model(
         images, labels = batch
         with precision.autocast():
             logits = model(precision.to_device(images))["out"]
-        return {"loss": semantic_loss(logits.float(), labels.to(device))}
+        loss = semantic_loss(logits.float(), labels.to(device))
+        _check_finite(loss, "final_models.semantic.train")
+        return {"loss": loss}
 
     checkpoint = Path(checkpoint_dir) / "last.pt"
     history = fit(Training(

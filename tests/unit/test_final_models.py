@@ -224,3 +224,11 @@ def test_a_coco_source_adds_cocos_ap(data, tmp_path):
     )  # fmt: skip
     assert result["instance"]["coco"]["ap50"] == pytest.approx(1.0)
     assert result["instance"]["map50"] == pytest.approx(1.0) and "coco" in result["pseudo_labels"]
+
+
+def test_a_diverged_training_stops_with_one_line():
+    from irnet_core.pipeline.final import _check_finite
+
+    _check_finite(torch.tensor(1.5), "final_models.instance.train")
+    with pytest.raises(InputError, match="final_models.instance.train.lr"):
+        _check_finite(torch.tensor(float("nan")), "final_models.instance.train")
