@@ -73,9 +73,7 @@ def _load_meta(path: str) -> dict:
 def _check_finite(loss: torch.Tensor, section: str) -> None:
     """A diverged training stops with one line instead of saving a model of NaNs."""
     if not torch.isfinite(loss):
-        raise InputError(
-            f"config key {section}.lr", "the training diverged (non-finite loss): lower lr or raise the warmup"
-        )
+        raise InputError(f"config key {section}.lr", "the training diverged (non-finite loss); lower it")
 
 
 def _check_batch(batch_size: int, n: int, key: str) -> None:
