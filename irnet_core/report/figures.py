@@ -34,6 +34,7 @@ DPI = 120  # a 4-panel strip is about 1350 px wide: one screen width in the repo
 UNSURE_RGB = (0.78, 0.78, 0.78)  # relation label 255: neither confident foreground nor background
 VOID_RGB = (224 / 255, 224 / 255, 192 / 255)  # ground-truth 255: VOC's own "void" colour
 MAX_INSTANCE_LABELS = 12  # score labels beyond this many would hide the masks they describe
+FIGURE_MIN_SCORE = 0.3  # final-model detections drawn in the report (all of them are scored)
 
 # Legend text of the train_log.csv columns; the column name stays in brackets so the CSV is easy to find.
 CURVE_LABELS = {
@@ -459,11 +460,10 @@ def final_semantic_figure(
 
 def final_instance_figure(rows: Sequence[tuple], class_names: Sequence[str], title: str) -> Figure:
     """One row per val image ``(image_id, image, masks, classes, scores, gt_masks, gt_classes)``: the model's
-    detections (the best :data:`MAX_INSTANCE_LABELS` labelled "class score"; a detection matching a ground-truth
-    instance at IoU >= 0.5 has its colour) beside the ground-truth instances."""
-    fig = Figure(
-        figsize=(2 * PANEL_INCHES, max(1, len(rows)) * PANEL_INCHES * 0.8 + 0.6), dpi=DPI, layout="constrained"
-    )
+    detections scoring at least :data:`FIGURE_MIN_SCORE` (labelled "class score"; a detection matching a
+    ground-truth instance at IoU >= 0.5 has its colour) beside the ground-truth instances."""
+    height = max(1, len(rows)) * PANEL_INCHES * 0.9 + 0.6
+    fig = Figure(figsize=(2.6 * PANEL_INCHES, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     fig.suptitle(title, fontsize=12, fontweight="bold")
     axes = fig.subplots(max(1, len(rows)), 2, squeeze=False)
@@ -471,17 +471,18 @@ def final_instance_figure(rows: Sequence[tuple], class_names: Sequence[str], tit
         ax.set_axis_off()
     for (image_id, image, masks, classes, scores, gt_masks, gt_classes), row in zip(rows, axes, strict=False):
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        shown = scores >= FIGURE_MIN_SCORE
+        masks, classes, scores = np.asarray(masks, bool)[shown], np.asarray(classes)[shown], scores[shown]
         labelled = set(np.argsort(-scores, kind="stable")[:MAX_INSTANCE_LABELS].tolist())
         texts = [
             f"{class_names[int(c)]} {s:.2f}" if i in labelled else "" for i, (c, s) in enumerate(zip(classes, scores))
         ]
-        matches = match_instances(np.asarray(masks, bool), np.asarray(gt_masks, bool))
+        matches = match_instances(masks, np.asarray(gt_masks, bool))
         spare = iter(range(len(gt_masks), len(gt_masks) + len(masks)))
         colour_ids = [m if m is not None else next(spare) for m in matches]
         matched = sum(m is not None for m in matches)
-        _instance_overlay(
-            row[0], image, masks, colour_ids, texts, f"{image_id}: {len(masks)} detections, {matched} match GT"
-        )
+        caption = f"{image_id}: {len(masks)} detections\n(score >= {FIGURE_MIN_SCORE:g}), {matched} match GT"
+        _instance_overlay(row[0], image, masks, colour_ids, texts, caption)
         gt_texts = [class_names[int(c)] for c in gt_classes]
         _instance_overlay(
             row[1], image, gt_masks, list(range(len(gt_masks))), gt_texts, f"ground truth: {len(gt_masks)}"
