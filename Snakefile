@@ -29,6 +29,7 @@ include: "rules/irnet.smk"
 include: "rules/calibration.smk"
 include: "rules/pseudo_labels.smk"
 include: "rules/evaluation.smk"
+include: "rules/final_models.smk"
 include: "rules/report.smk"
 
 
@@ -53,3 +54,8 @@ rule pseudo_labels:
         "results/pseudo_labels/instances.json",
         "results/eval/semantic.json",
         "results/eval/instances.json",
+
+
+rule final_models:
+    input:
+        "results/eval/final.json",

@@ -111,6 +111,70 @@ class InstanceSettings:
     min_fragment: float
 
 
+@dataclass(frozen=True)
+class InstanceTrainSettings:
+    seed: int
+    epochs: int
+    batch_size: int
+    min_size: int
+    max_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str
+    warmup_steps: int
+
+
+@dataclass(frozen=True)
+class InstanceInferSettings:
+    score_threshold: float
+    max_detections: int
+    mask_threshold: float
+
+
+@dataclass(frozen=True)
+class InstanceModelSettings:
+    """final_models.instance: Mask R-CNN on the instance pseudo-labels."""
+
+    arch: str
+    trainable_layers: int
+    fpn_channels: int
+    rpn_proposals: int
+    roi_samples: int
+    min_score: float
+    train: InstanceTrainSettings
+    infer: InstanceInferSettings
+
+
+@dataclass(frozen=True)
+class SemanticTrainSettings:
+    seed: int
+    epochs: int
+    batch_size: int
+    crop_size: int
+    scale_range: tuple[float, float]
+    lr: float
+    head_lr_mult: float
+    momentum: float
+    weight_decay: float
+    schedule: str
+
+
+@dataclass(frozen=True)
+class SemanticInferSettings:
+    flip: bool
+    max_long_side: int | None
+
+
+@dataclass(frozen=True)
+class SemanticModelSettings:
+    """final_models.semantic: DeepLabv3 on the semantic pseudo-labels."""
+
+    arch: str
+    train: SemanticTrainSettings
+    infer: SemanticInferSettings
+
+
 def _convert(kind: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(kind):
         return from_section(kind, value, where)

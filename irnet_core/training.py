@@ -112,16 +112,20 @@ def lr_factor(step: int, max_step: int, schedule: str, power: float = 0.9) -> fl
 class _Decay:
     """A picklable schedule function (LambdaLR saves callable objects in its state dict, not functions)."""
 
-    def __init__(self, max_step: int, schedule: str, power: float):
-        self.max_step, self.schedule, self.power = max_step, schedule, power
+    def __init__(self, max_step: int, schedule: str, power: float, warmup: int = 0):
+        self.max_step, self.schedule, self.power, self.warmup = max_step, schedule, power, warmup
 
     def __call__(self, step: int) -> float:
-        return lr_factor(step, self.max_step, self.schedule, self.power)
+        ramp = min(1.0, (step + 1) / self.warmup) if getattr(self, "warmup", 0) else 1.0
+        return ramp * lr_factor(step, self.max_step, self.schedule, self.power)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, max_step: int, schedule: str, power: float = 0.9):
-    """Per-step decay of every group's initial lr to 0 over ``max_step`` updates."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Decay(max_step, schedule, power))
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, max_step: int, schedule: str, power: float = 0.9, warmup: int = 0
+):
+    """Per-step decay of every group's initial lr to 0 over ``max_step`` updates, after a linear ramp over the
+    first ``warmup`` updates (0: none; detection heads trained from scratch diverge without one)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _Decay(max_step, schedule, power, warmup))
 
 
 # ---- precision --------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def _demo_lists():
 
     demo = config["demo"]
     try:
-        splits = demo_split_ids(demo["n_images"], demo["n_labelled"], demo["n_calibration"])
+        splits = demo_split_ids(demo["n_images"], demo["n_labelled"], demo["n_calibration"], demo["n_val"])
     except InputError as exc:
         stop(f"config key demo.{exc}")
     lists = {}
@@ -158,7 +158,7 @@ def _check_exist(paths, what):
 
 
 _check_exist([image_file(i) for i in sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS))], "image")
-_check_exist(label_files(sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET)), "annotation")
+_check_exist(label_files(sorted(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS))), "annotation")
 _check_exist(ground_truth_files(sorted(_EVAL_SET | _CALIBRATION_SET | set(VAL_IDS))), "ground truth")
 
 
@@ -168,8 +168,9 @@ _check_exist(ground_truth_files(sorted(_EVAL_SET | _CALIBRATION_SET | set(VAL_ID
 def demo_outputs():
     from irnet_core.data.demo import demo_split_ids
 
-    ids = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"])["train_aug"]
-    lists = demo_split_ids(config["demo"]["n_images"], config["demo"]["n_labelled"], config["demo"]["n_calibration"])
+    demo = config["demo"]
+    lists = demo_split_ids(demo["n_images"], demo["n_labelled"], demo["n_calibration"], demo["n_val"])
+    ids = lists["train_aug"] + lists.get("val", [])
     files = {
         **{name: f"{DEMO_ROOT}/ImageSets/Segmentation/{name}.txt" for name in lists},
         "images": [f"{DEMO_ROOT}/JPEGImages/{i}.jpg" for i in ids],
@@ -340,9 +341,10 @@ def shard_mem_mb(bytes_per_pixel):
 def final_targets():
     """What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
     report's figures and tables (so that `--report` finds them all). Without ground truth there is nothing to
-    score: the pseudo-labels are the result."""
+    score: the pseudo-labels are the result. With a val list, the final models and their evaluation on it."""
     exports = ["results/pseudo_labels/instances.json"]
-    return [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
+    scored = [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
+    return [*scored, *FINAL_FILES]
 
 
 def shard_train_images(wildcards):
@@ -415,8 +417,6 @@ def calibration_ground_truth(wildcards=None):
     return ground_truth_files(THRESHOLD_IDS) if THRESHOLDS_WITH_GT else []
 
 
-
-
 def benchmark_files(shards, image_ids):
     """The benchmark file of every job that the rules defined so far can run, in their order; wildcards are
     shard and image_id."""
@@ -425,3 +425,37 @@ def benchmark_files(shards, image_ids):
     patterns = [re.sub(r"\{\s*(\w+)\s*,(?:[^{}]|\{[^{}]*\})*\}", r"{\1}", pattern) for pattern in patterns]
     paths = expand(patterns, shard=shards, image_id=image_ids, allow_missing=True)
     return [path for path in dict.fromkeys(paths) if "{" not in path]
+
+
+# ---- the val list and the final models (rules/final_models.smk) -----------------------------------------------
+
+
+def val_images():
+    return [image_file(i) for i in VAL_IDS]
+
+
+def val_label_files():
+    """Image-level labels of the val images: the pseudo-label pipeline run on them uses them like on any image."""
+    return label_files(VAL_IDS)
+
+
+def val_runtime(seconds_per_image):
+    """Runtime (minutes) of a job over the whole val list, as shard_runtime for one shard."""
+
+    def runtime(wildcards, attempt):
+        return attempt * (10 + -(-len(VAL_IDS) * seconds_per_image // 60))
+
+    return runtime
+
+
+def final_cam_model():
+    """Without pretrained weights the final models start from the CAM network's backbone."""
+    return [] if uses_pretrained_weights() else ["results/cam/model.pt"]
+
+
+# Val images shown in the final models' figures: the first few of the list.
+FINAL_REPORT_IDS = VAL_IDS[: min(4, config["report"]["images"])]
+
+
+def final_summary_input():
+    return ["results/eval/final.json"] if VAL_IDS else []

@@ -68,6 +68,7 @@ rule summarize:
         semantic="results/eval/semantic.json",
         instances="results/eval/instances.json",
         calibration=CALIBRATION_SUMMARY,
+        final=final_summary_input(),  # the val rows, with a val list
     output:
         summary="results/summary.json",
         table="results/summary.txt",

@@ -22,6 +22,7 @@ def main():
         max_size=demo["max_size"],
         preset=demo["preset"],
         n_calibration=demo["n_calibration"],
+        n_val=demo["n_val"],
         classes=tuple(snakemake.params.classes),
         workers=1,  # spawned pool workers would re-run this script as __main__
     )

@@ -20,6 +20,7 @@ def main():
         out_table=snakemake.output.table,
         thresholds=snakemake.params.thresholds,
         calibration_path=snakemake.input.calibration,
+        final_path=snakemake.input.final[0] if snakemake.input.final else None,
     )
 
 

@@ -5,7 +5,8 @@ from-scratch networks learn shape+texture alone too slowly for a demo budget, th
 learnable. Objects are solid and compact, often repeat a class, and may touch or overlap (later objects are drawn
 on top and the masks follow the same order). Ground truth follows VOC: palette PNGs with a void (255) band about
 2 px wide along every object boundary, instance ids 1..M in ``SegmentationObject``, XML with filename, size,
-object names and boxes (the visible extent of each instance), and ``ImageSets/Segmentation/{train_aug,train}.txt``.
+object names and boxes (the visible extent of each instance), and ``ImageSets/Segmentation/{train_aug,train}.txt``
+(and ``val.txt``: ``n_val`` held-out images after train_aug).
 
 Two presets (:data:`DEMO_PRESETS`, one frozen :class:`DemoPreset` each) choose what a scene holds:
 
@@ -172,15 +173,19 @@ def _check_counts(n_images: int, n_labelled: int) -> None:
         raise InputError("n_labelled", f"must be an integer in 1..n_images ({n_images}), got {n_labelled!r}")
 
 
-def demo_split_ids(n_images: int, n_labelled: int, n_calibration: int = 0) -> dict[str, list[str]]:
+def demo_split_ids(n_images: int, n_labelled: int, n_calibration: int = 0, n_val: int = 0) -> dict[str, list[str]]:
     """The split lists of the demo dataset, computed without generating files.
 
-    ``train_aug``: all ``n_images`` ids ``2026_000001``, ``2026_000002``, ...; ``train``: ``n_labelled`` of
+    ``train_aug``: the first ``n_images`` ids ``2026_000001``, ``2026_000002``, ...; ``train``: ``n_labelled`` of
     them, spread evenly over ``train_aug`` (positions ``floor(k * n_images / n_labelled)``), in the same order.
-    With ``n_calibration > 0`` also ``calibration``: that many of the other ids (never in ``train``, the
-    evaluated list), spread evenly over them.
+    With ``n_calibration > 0`` also ``calibration``: that many of the other ids of ``train_aug`` (never in
+    ``train``, the evaluated list), spread evenly over them. With ``n_val > 0`` also ``val``: the ``n_val`` ids
+    after ``train_aug``, disjoint from it. An image's content depends only on its index and the seed, so adding
+    val images leaves every other file as it was.
     """
     _check_counts(n_images, n_labelled)
+    if not isinstance(n_val, (int, np.integer)) or not 0 <= n_val <= _MAX_IMAGES - n_images:
+        raise InputError("n_val", f"must be an integer in 0..{_MAX_IMAGES - n_images}, got {n_val!r}")
     all_ids = [_image_id(i) for i in range(n_images)]
     train = [all_ids[(k * n_images) // n_labelled] for k in range(n_labelled)]
     splits = {"train_aug": all_ids, "train": train}
@@ -192,6 +197,8 @@ def demo_split_ids(n_images: int, n_labelled: int, n_calibration: int = 0) -> di
                 "n_calibration", f"must be an integer in 0..{len(rest)} (images outside train), got {n_calibration!r}"
             )
         splits["calibration"] = [rest[(k * len(rest)) // n_calibration] for k in range(n_calibration)]
+    if n_val:
+        splits["val"] = [_image_id(n_images + i) for i in range(n_val)]
     return splits
 
 
@@ -664,6 +671,7 @@ def generate_demo_dataset(
     workers: int = 1,
     preset: str = "standard",
     n_calibration: int = 0,
+    n_val: int = 0,
 ) -> None:
     """Write the demo dataset under ``root`` in the VOC 2012 layout (see the module docstring).
 
@@ -672,22 +680,24 @@ def generate_demo_dataset(
     files with the same names are overwritten, others are left alone. ``workers > 1`` renders in a pool of
     spawned processes; the output is identical to ``workers=1``. ``preset`` names an entry of
     :data:`DEMO_PRESETS`: ``"standard"`` (the tuned demo) or ``"hard"`` (crowded, occluded, cluttered scenes).
+    ``n_val`` more images form the ``val`` list (held out from every pseudo-label stage).
     """
     classes = tuple(classes)
     _check_counts(n_images, n_labelled)
     _check_params(seed, min_size, max_size, classes, workers, preset)
-    splits = demo_split_ids(n_images, n_labelled, n_calibration)
+    splits = demo_split_ids(n_images, n_labelled, n_calibration, n_val)
+    n_total = n_images + len(splits.get("val", []))
     base = Path(root)
     for sub in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
         (base / sub).mkdir(parents=True, exist_ok=True)
 
     args = (str(base), int(seed), int(min_size), int(max_size), classes, preset)
-    if workers == 1 or n_images == 1:
-        _write_images(args[0], range(n_images), *args[1:])
+    if workers == 1 or n_total == 1:
+        _write_images(args[0], range(n_total), *args[1:])
     else:
         # Spawned (not forked) workers: safe even when the caller has threads (e.g. torch) running.
-        n_chunks = min(n_images, workers * 4)
-        chunks = [list(range(k, n_images, n_chunks)) for k in range(n_chunks)]
+        n_chunks = min(n_total, workers * 4)
+        chunks = [list(range(k, n_total, n_chunks)) for k in range(n_chunks)]
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = [pool.submit(_write_images, args[0], chunk, *args[1:]) for chunk in chunks]
@@ -713,8 +723,9 @@ def _generate_in_format(args) -> None:
         generate_demo_dataset(
             staging, n_images=args.n_images, n_labelled=args.n_labelled, seed=args.seed, min_size=args.min_size,
             max_size=args.max_size, workers=args.workers, preset=args.preset, n_calibration=args.n_calibration,
+            n_val=args.n_val,
         )  # fmt: skip
-        lists = demo_split_ids(args.n_images, args.n_labelled, args.n_calibration)
+        lists = demo_split_ids(args.n_images, args.n_labelled, args.n_calibration, args.n_val)
         convert_dataset(staging, args.root, args.format, lists, classes=DEMO_CLASSES)
 
 
@@ -725,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n-images", type=int, required=True, help="number of images (train_aug)")
     parser.add_argument("--n-labelled", type=int, required=True, help="size of the 'train' subset")
     parser.add_argument("--n-calibration", type=int, default=0, help="images outside 'train' listed in 'calibration'")
+    parser.add_argument("--n-val", type=int, default=0, help="images of the held-out 'val' list")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--min-size", type=int, required=True, help="smallest image side in pixels")
     parser.add_argument("--max-size", type=int, required=True, help="largest image side in pixels")
@@ -751,6 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             preset=args.preset,
             n_calibration=args.n_calibration,
+            n_val=args.n_val,
         )
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

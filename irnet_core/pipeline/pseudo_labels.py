@@ -219,6 +219,28 @@ def coco_scores(dataset: Dataset, image_ids: Sequence[str], exported_coco: str) 
 # ---- summary ----------------------------------------------------------------------------------------------
 
 
+def _load(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _final_rows(final_path: str | None, pct) -> list[str]:
+    """The summary's val rows: final models beside the pseudo-label pipeline and the CAM baselines."""
+    if not final_path:
+        return []
+    final = _load(final_path)
+    return [
+        "",
+        f"  val images ({final['n_images']}, held out from every pseudo-label stage)",
+        f"  semantic mIoU, DeepLabv3 (final)      {pct(final['semantic']['miou'])}",
+        f"  semantic mIoU, pseudo-label pipeline  {pct(final['pseudo_labels']['miou'])}",
+        f"  semantic mIoU, CAMs                   {pct(final['baselines']['cam_miou'])}",
+        f"  instance mAP50, Mask R-CNN (final)    {pct(final['instance']['map50'])}",
+        f"  instance mAP50, pseudo-label pipeline {pct(final['pseudo_labels']['map50'])}",
+        f"  instance mAP50, CAM components        {pct(final['baselines']['cam_components_map50'])}",
+    ]
+
+
 def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     """Per rule: job count, summed wall seconds and the largest peak memory (MB) from `benchmark:` files."""
     timings: dict[str, dict] = {}
@@ -272,9 +294,11 @@ def summarize(
     out_table: str,
     thresholds: dict | None = None,
     calibration_path: str | None = None,
+    final_path: str | None = None,
 ) -> str:
     """One table of the headline numbers and the per-stage wall time (stages in ``stage_order``, then any other
-    that has benchmarks); returns the table text."""
+    that has benchmarks), with the val rows of ``final_path`` (results/eval/final.json) when given; returns the
+    table text."""
     with open(cam_path) as h:
         cam = json.load(h)
     with open(semantic_path) as h:
@@ -297,6 +321,7 @@ def summarize(
         f"  random-walk mIoU (semantic labels)    {pct(semantic['miou'])}",
         f"  instance mAP50, IRNet                 {pct(instances['map50'])}",
         f"  instance mAP50, CAM components        {pct(instances['map50_cam_baseline'])}",
+        *_final_rows(final_path, pct),
         "",
         "  thresholds used",
         *[f"    {key:<34}{entry['value']:>8.4g}  {entry['how']}" for key, entry in used.items()],
@@ -323,6 +348,7 @@ def summarize(
             "instance_map50": instances["map50"],
             "instance_map50_cam_baseline": instances["map50_cam_baseline"],
             "thresholds": used,
+            **({"val": _load(final_path)} if final_path else {}),
             "timings": timings,
         },
     )

@@ -165,6 +165,42 @@ def report_calibration(*, calibration: str, out_png: str) -> None:
     figures.save_png(figures.calibration_figure(_load_json(calibration)), out_png)
 
 
+def report_final(
+    *,
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    semantic_dir: str,
+    instance_coco: str,
+    semantic_history: str,
+    instance_history: str,
+    out_semantic: str,
+    out_instances: str,
+    out_semantic_curves: str,
+    out_instance_curves: str,
+) -> None:
+    """The final models' figures: val predictions beside ground truth, one figure per model, and their curves."""
+    from ..final_models import decode_instances, read_coco_instances
+    from ..palette import read_label_png
+
+    classes = dataset.classes
+    semantic_rows, instance_rows = [], []
+    records = read_coco_instances(instance_coco, classes)
+    for image_id in image_ids:
+        image = dataset.load_image(image_id)
+        pred = read_label_png(Path(semantic_dir) / f"{image_id}.png")
+        semantic_rows.append((image_id, image, pred, dataset.semantic_gt(image_id)))
+        found = decode_instances(records[image_id])
+        gt_masks, gt_classes, _ = dataset.instance_gt(image_id)
+        instance_rows.append((image_id, image, found.masks, found.classes, found.scores, gt_masks, gt_classes))
+    figures.save_png(figures.final_semantic_figure(semantic_rows, classes, "DeepLabv3 on val images"), out_semantic)
+    figures.save_png(figures.final_instance_figure(instance_rows, classes, "Mask R-CNN on val images"), out_instances)
+    for history, out, title in (
+        (semantic_history, out_semantic_curves, "train_semantic_model: DeepLabv3 on semantic pseudo-labels"),
+        (instance_history, out_instance_curves, "train_instance_model: Mask R-CNN on instance pseudo-labels"),
+    ):
+        figures.save_png(figures.training_curves_figure(read_history(history), title), out)
+
+
 def _load_json(path: str) -> dict:
     with open(path) as handle:
         return json.load(handle)

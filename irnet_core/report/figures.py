@@ -34,6 +34,7 @@ DPI = 120  # a 4-panel strip is about 1350 px wide: one screen width in the repo
 UNSURE_RGB = (0.78, 0.78, 0.78)  # relation label 255: neither confident foreground nor background
 VOID_RGB = (224 / 255, 224 / 255, 192 / 255)  # ground-truth 255: VOC's own "void" colour
 MAX_INSTANCE_LABELS = 12  # score labels beyond this many would hide the masks they describe
+FIGURE_MIN_SCORE = 0.3  # final-model detections drawn in the report (all of them are scored)
 
 # Legend text of the train_log.csv columns; the column name stays in brackets so the CSV is easy to find.
 CURVE_LABELS = {
@@ -427,6 +428,66 @@ def pseudo_label_figure(
     void = bool(np.any(np.asarray(gt_semantic) == 255))
     _class_legend(fig, present, class_names, [("background", (0, 0, 0))] + [("void", VOID_RGB)] * void)
     return _fit_height(fig)
+
+
+# ---- final models -----------------------------------------------------------------------------------------
+
+
+def final_semantic_figure(
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], class_names: Sequence[str], title: str
+) -> Figure:
+    """One row per val image ``(image_id, image, prediction, ground truth)``: image, the model's label map (with
+    this image's mIoU) and the ground truth."""
+    n = len(class_names)
+    fig = Figure(
+        figsize=(3 * PANEL_INCHES, max(1, len(rows)) * PANEL_INCHES * 0.8 + 0.9), dpi=DPI, layout="constrained"
+    )
+    FigureCanvasAgg(fig)
+    fig.suptitle(title, fontsize=12, fontweight="bold")
+    axes = fig.subplots(max(1, len(rows)), 3, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    present: list[int] = []
+    for (image_id, image, pred, gt), row in zip(rows, axes, strict=False):
+        miou = _image_miou(np.asarray(pred), np.asarray(gt))
+        _image_panel(row[0], image, image_id)
+        _image_panel(row[1], label_rgb(pred, n), "prediction" + ("" if miou is None else f" · mIoU {miou:.0%}"))
+        _image_panel(row[2], label_rgb(gt, n), "ground truth")
+        present += _present_classes(pred, gt, n_classes=n)
+    _class_legend(fig, present, class_names, [("background", (0, 0, 0)), ("void", VOID_RGB)])
+    return fig
+
+
+def final_instance_figure(rows: Sequence[tuple], class_names: Sequence[str], title: str) -> Figure:
+    """One row per val image ``(image_id, image, masks, classes, scores, gt_masks, gt_classes)``: the model's
+    detections scoring at least :data:`FIGURE_MIN_SCORE` (labelled "class score"; a detection matching a
+    ground-truth instance at IoU >= 0.5 has its colour) beside the ground-truth instances."""
+    height = max(1, len(rows)) * PANEL_INCHES * 0.9 + 0.6
+    fig = Figure(figsize=(2.6 * PANEL_INCHES, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(title, fontsize=12, fontweight="bold")
+    axes = fig.subplots(max(1, len(rows)), 2, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for (image_id, image, masks, classes, scores, gt_masks, gt_classes), row in zip(rows, axes, strict=False):
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        shown = scores >= FIGURE_MIN_SCORE
+        masks, classes, scores = np.asarray(masks, bool)[shown], np.asarray(classes)[shown], scores[shown]
+        labelled = set(np.argsort(-scores, kind="stable")[:MAX_INSTANCE_LABELS].tolist())
+        texts = [
+            f"{class_names[int(c)]} {s:.2f}" if i in labelled else "" for i, (c, s) in enumerate(zip(classes, scores))
+        ]
+        matches = match_instances(masks, np.asarray(gt_masks, bool))
+        spare = iter(range(len(gt_masks), len(gt_masks) + len(masks)))
+        colour_ids = [m if m is not None else next(spare) for m in matches]
+        matched = sum(m is not None for m in matches)
+        caption = f"{image_id}: {len(masks)} detections\n(score >= {FIGURE_MIN_SCORE:g}), {matched} match GT"
+        _instance_overlay(row[0], image, masks, colour_ids, texts, caption)
+        gt_texts = [class_names[int(c)] for c in gt_classes]
+        _instance_overlay(
+            row[1], image, gt_masks, list(range(len(gt_masks))), gt_texts, f"ground truth: {len(gt_masks)}"
+        )
+    return fig
 
 
 # ---- training curves --------------------------------------------------------------------------------------

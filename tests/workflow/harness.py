@@ -19,8 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def make_workdir(path: Path, config_overrides: dict | None = None, *, n_images: int = 16, n_labelled: int = 6) -> Path:
-    """Copy the workflow into ``path``, generate the tiny dataset and write ``tiny.yaml``."""
+def make_workdir(
+    path: Path, config_overrides: dict | None = None, *, n_images: int = 16, n_labelled: int = 6, n_val: int = 0
+) -> Path:
+    """Copy the workflow into ``path``, generate the tiny dataset and write ``tiny.yaml`` (with ``n_val`` > 0 a
+    val list too, which adds the final models' stages)."""
     from irnet_core.data.demo import generate_demo_dataset
 
     copy_workflow(REPO, path)
@@ -34,7 +37,10 @@ def make_workdir(path: Path, config_overrides: dict | None = None, *, n_images: 
         seed=demo["seed"],
         min_size=demo["min_size"],
         max_size=demo["max_size"],
+        n_val=n_val,
     )
+    if n_val:
+        config["dataset"]["val_list"] = "ImageSets/Segmentation/val.txt"
     (path / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

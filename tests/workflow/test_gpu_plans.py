@@ -18,12 +18,20 @@ pytestmark = pytest.mark.workflow
 
 
 def cuda_rules() -> set[str]:
-    """Rules whose script resolves a torch device (workflow_scripts/<rule>.py calling compute_device)."""
-    return {
-        path.stem
+    """Rules whose script resolves a torch device (a workflow script calling compute_device; the val pipeline's
+    rules share the scripts of the shard rules)."""
+    cuda_scripts = {
+        path.name
         for path in (REPO / "workflow_scripts").glob("*.py")
         if "compute_device(snakemake)" in path.read_text()
     }
+    rules = set()
+    for smk in (REPO / "rules").glob("*.smk"):
+        for rule, body in re.findall(r"^\s*rule (\w+):(.*?)(?=^\s*rule \w+:|\Z)", smk.read_text(), re.S | re.M):
+            script = re.search(r'script:\s*"\.\./workflow_scripts/([\w.]+)"', body)
+            if script and script.group(1) in cuda_scripts:
+                rules.add(rule)
+    return rules
 
 
 def planned_gpus(workdir, *args) -> dict[str, set[int]]:
@@ -44,11 +52,12 @@ def planned_gpus(workdir, *args) -> dict[str, set[int]]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    return make_workdir(tmp_path_factory.mktemp("gpu"), n_images=4, n_labelled=2)
+    return make_workdir(tmp_path_factory.mktemp("gpu"), n_images=4, n_labelled=2, n_val=2)  # final stages too
 
 
 def test_the_scripts_name_the_cuda_rules():
     assert {"train_cam", "infer_cam", "evaluate_cam_untrained", "train_irnet", "infer_irnet"} <= cuda_rules()
+    assert {"infer_cam_val", "train_instance_model", "train_semantic_model", "predict_semantic"} <= cuda_rules()
     assert "mine_relations" not in cuda_rules()  # the dense CRF runs on the CPU
 
 

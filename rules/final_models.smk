@@ -1,0 +1,331 @@
+# Final models (method doc §4, the paper's last step): Mask R-CNN on the instance pseudo-labels and DeepLabv3 on
+# the semantic ones, evaluated on dataset.val_list. For comparison on the same images, the pseudo-label pipeline
+# itself runs on the val list (CAMs, IRNet maps, random walk, instances with the networks trained on the train
+# list; the same scripts as the shard rules): val images never train a network, never give relations and never
+# choose a threshold. Library code: irnet_core/final_models.py and irnet_core/pipeline/final.py.
+
+
+rule infer_cam_val:
+    input:
+        model=rules.train_cam.output.model,
+        images=val_images(),
+        labels=val_label_files(),
+    output:
+        cams=directory("results/val/cam.zarr"),
+    log:
+        "logs/infer_cam_val/infer_cam_val.log",
+    benchmark:
+        "benchmarks/infer_cam_val/infer_cam_val.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=val_runtime(8),
+        gpu=GPU_JOBS,
+    params:
+        infer=config["cam"]["infer"],
+        dataset=dataset_params(),
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/infer_cam.py"
+
+
+rule infer_irnet_val:
+    input:
+        model=rules.train_irnet.output.model,
+        calibration=rules.calibrate_displacement.output.calibration,
+        images=val_images(),
+    output:
+        maps=directory("results/val/irnet.zarr"),
+    log:
+        "logs/infer_irnet_val/infer_irnet_val.log",
+    benchmark:
+        "benchmarks/infer_irnet_val/infer_irnet_val.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=val_runtime(4),
+        gpu=GPU_JOBS,
+    params:
+        infer=config["irnet"]["infer"],
+        dataset=dataset_params(),
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/infer_irnet.py"
+
+
+rule propagate_semantic_val:
+    input:
+        cams=rules.infer_cam_val.output.cams,
+        maps=rules.infer_irnet_val.output.maps,
+        thresholds=threshold_files(("random_walk", "sem_bg_threshold")),
+    output:
+        labels=directory("results/val/semantic.zarr"),
+    log:
+        "logs/propagate_semantic_val/propagate_semantic_val.log",
+    benchmark:
+        "benchmarks/propagate_semantic_val/propagate_semantic_val.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=val_runtime(4),
+        gpu=GPU_JOBS,
+    params:
+        random_walk=config["random_walk"],
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/propagate_semantic.py"
+
+
+rule extract_instances_val:
+    input:
+        cams=rules.infer_cam_val.output.cams,
+        maps=rules.infer_irnet_val.output.maps,
+        thresholds=threshold_files(("instances", "bg_threshold")),
+    output:
+        instances=directory("results/val/instances.zarr"),
+    log:
+        "logs/extract_instances_val/extract_instances_val.log",
+    benchmark:
+        "benchmarks/extract_instances_val/extract_instances_val.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=val_runtime(8),
+        gpu=GPU_JOBS,
+    params:
+        random_walk=walk_params(),
+        instances=config["instances"],
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/extract_instances.py"
+
+
+rule export_labels_val:
+    input:
+        semantic=[rules.propagate_semantic_val.output.labels],
+        instances=[rules.extract_instances_val.output.instances],
+    output:
+        semantic=directory("results/val/pseudo_labels/SegmentationClass"),
+        coco="results/val/pseudo_labels/instances.json",
+    log:
+        "logs/export_labels_val/export_labels_val.log",
+    benchmark:
+        "benchmarks/export_labels_val/export_labels_val.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        dataset=dataset_params(),
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/export_labels.py"
+
+
+rule train_instance_model:
+    # Mask R-CNN on the exported instance pseudo-labels of the infer list.
+    input:
+        coco=rules.export_labels.output.coco,
+        labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
+        cam_model=final_cam_model(),
+    output:
+        model="results/final/instance/model.pt",
+        history="results/final/instance/train_log.csv",
+    log:
+        "logs/train_instance_model/train_instance_model.log",
+    benchmark:
+        "benchmarks/train_instance_model/train_instance_model.tsv"
+    conda:
+        "../environment.yml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=24 * 60,
+        gpu=GPU_JOBS,
+    params:
+        final=config["final_models"]["instance"],
+        backbone=config["backbone"],
+        dataset=dataset_params(),
+        image_ids=INFER_IDS,
+        checkpoint_dir="results/checkpoints/train_instance_model",
+    script:
+        "../workflow_scripts/train_instance_model.py"
+
+
+rule train_semantic_model:
+    # DeepLabv3 on the exported semantic pseudo-labels of the infer list.
+    input:
+        label_dir=rules.export_labels.output.semantic,
+        labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
+        cam_model=final_cam_model(),
+    output:
+        model="results/final/semantic/model.pt",
+        history="results/final/semantic/train_log.csv",
+    log:
+        "logs/train_semantic_model/train_semantic_model.log",
+    benchmark:
+        "benchmarks/train_semantic_model/train_semantic_model.tsv"
+    conda:
+        "../environment.yml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=24 * 60,
+        gpu=GPU_JOBS,
+    params:
+        final=config["final_models"]["semantic"],
+        backbone=config["backbone"],
+        dataset=dataset_params(),
+        image_ids=INFER_IDS,
+        checkpoint_dir="results/checkpoints/train_semantic_model",
+    script:
+        "../workflow_scripts/train_semantic_model.py"
+
+
+rule predict_instances:
+    input:
+        model=rules.train_instance_model.output.model,
+        images=val_images(),
+    output:
+        coco="results/final/instance/predictions.json",
+    log:
+        "logs/predict_instances/predict_instances.log",
+    benchmark:
+        "benchmarks/predict_instances/predict_instances.tsv"
+    conda:
+        "../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=val_runtime(4),
+        gpu=GPU_JOBS,
+    params:
+        final=config["final_models"]["instance"],
+        dataset=dataset_params(),
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/predict_instances.py"
+
+
+rule predict_semantic:
+    input:
+        model=rules.train_semantic_model.output.model,
+        images=val_images(),
+    output:
+        labels=directory("results/final/semantic/SegmentationClass"),
+    log:
+        "logs/predict_semantic/predict_semantic.log",
+    benchmark:
+        "benchmarks/predict_semantic/predict_semantic.tsv"
+    conda:
+        "../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=val_runtime(4),
+        gpu=GPU_JOBS,
+    params:
+        final=config["final_models"]["semantic"],
+        dataset=dataset_params(),
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/predict_semantic.py"
+
+
+rule evaluate_final:
+    # Final models, the pseudo-label pipeline and the CAM baselines, all on the val images.
+    input:
+        semantic=rules.predict_semantic.output.labels,
+        instances=rules.predict_instances.output.coco,
+        pseudo_semantic=rules.export_labels_val.output.semantic,
+        pseudo_instances=rules.export_labels_val.output.coco,
+        cams=rules.infer_cam_val.output.cams,
+        ground_truth=ground_truth_files(VAL_IDS),
+        thresholds=threshold_files(("cam", "eval", "threshold"), ("evaluation", "cam_baseline_threshold")),
+    output:
+        metrics=report(
+            "results/eval/final.json",
+            caption="../report/evaluation.rst",
+            category="Evaluation",
+            labels={"stage": "final models (val)"},
+        ),
+    log:
+        "logs/evaluate_final/evaluate_final.log",
+    benchmark:
+        "benchmarks/evaluate_final/evaluate_final.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cam_eval=config["cam"]["eval"],
+        evaluation=config["evaluation"],
+        dataset=dataset_params(),
+        image_ids=VAL_IDS,
+    script:
+        "../workflow_scripts/evaluate_final.py"
+
+
+rule report_final:
+    # Predictions beside ground truth for a few val images (one figure per final model) and the training curves.
+    input:
+        semantic=rules.predict_semantic.output.labels,
+        instances=rules.predict_instances.output.coco,
+        semantic_history=rules.train_semantic_model.output.history,
+        instance_history=rules.train_instance_model.output.history,
+        ground_truth=ground_truth_files(FINAL_REPORT_IDS),
+    output:
+        semantic=report(
+            "results/report/final/semantic_model.png",
+            caption="../report/final_models.rst",
+            category="Final models",
+            labels={"model": "DeepLabv3 (semantic)", "content": "val predictions"},
+        ),
+        instances=report(
+            "results/report/final/instance_model.png",
+            caption="../report/final_models.rst",
+            category="Final models",
+            labels={"model": "Mask R-CNN (instances)", "content": "val predictions"},
+        ),
+        semantic_curves=report(
+            "results/report/curves/train_semantic_model.png",
+            caption="../report/training_final.rst",
+            category="Training",
+            labels={"network": "DeepLabv3 (train_semantic_model)"},
+        ),
+        instance_curves=report(
+            "results/report/curves/train_instance_model.png",
+            caption="../report/training_final.rst",
+            category="Training",
+            labels={"network": "Mask R-CNN (train_instance_model)"},
+        ),
+    log:
+        "logs/report_final/report_final.log",
+    benchmark:
+        "benchmarks/report_final/report_final.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        dataset=dataset_params(),
+        image_ids=FINAL_REPORT_IDS,
+    script:
+        "../workflow_scripts/report_final.py"
+
+
+FINAL_FILES = ["results/eval/final.json", *rules.report_final.output] if VAL_IDS else []
