@@ -109,7 +109,9 @@ def test_the_demo_rule_generates_its_val_split(tmp_path):
     workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)
     (workdir / "tiny.yaml").write_text((workdir / "configs/demo.yaml").read_text())  # what `make demo` selects
     target = "results/demo/VOC2012/ImageSets/Segmentation/val.txt"
-    snakemake(workdir, target, "--config", "demo={n_images: 4, n_labelled: 2, n_val: 2}")
+    snakemake(workdir, target, "--config", "demo={n_images: 4, n_labelled: 2, n_calibration: 1, n_val: 2}")
     val = (workdir / target).read_text().split()
     assert val == demo_split_ids(4, 2, n_val=2)["val"]
     assert all((workdir / f"results/demo/VOC2012/SegmentationObject/{i}.png").exists() for i in val)
+    calibration = (workdir / "results/demo/VOC2012/ImageSets/Segmentation/calibration.txt").read_text().split()
+    assert calibration == demo_split_ids(4, 2, n_calibration=1)["calibration"] and not set(calibration) & set(val)
