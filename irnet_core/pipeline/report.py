@@ -14,11 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from ..data.dataset import Dataset
 from ..errors import InputError
-from ..instances import find_centroids
+from ..instances import cluster_centroids, find_centroids
 from ..report import figures, tables
 from ..store import ShardReader
 from .pseudo_labels import read_instances
@@ -29,37 +28,29 @@ log = logging.getLogger(__name__)
 def detect_centroids(
     displacement: np.ndarray, foreground: np.ndarray, iterations: int, weak_threshold: float, min_share: float = 0.02
 ) -> np.ndarray:
-    """Centroids to draw: float (N, 3) rows ``(y, x, pixels)`` on the stride-4 grid.
+    """The centroids that instance extraction uses, to draw: float (N, 3) rows ``(y, x, pixels)`` on the grid.
 
-    Every grid pixel walks ``iterations`` steps along the displacement field, exactly as instance extraction
-    does (:func:`~irnet_core.instances.find_centroids`). Only ``foreground`` pixels whose walk ends in a
-    weak-displacement region (``|D| < weak_threshold``, the regions :func:`~irnet_core.instances.cluster_centroids`
-    groups by) count: background displacement is ~0, so background pixels stay where they are and would each
-    be a "centroid". The end points are grouped into 8-connected groups of grid cells; a group that collects at
-    least ``min_share`` of the foreground pixels (and 2) is one centroid, drawn at its pixel-weighted mean.
-    Grouping by end point rather than by weak region keeps two objects apart in the figure even where their
-    weak regions touch through the background.
+    The same two calls as :func:`~irnet_core.instances.instance_scores`: every grid pixel walks along the field
+    (:func:`~irnet_core.instances.find_centroids`) and pixels are grouped by the weak-displacement region their
+    walk ends in (:func:`~irnet_core.instances.cluster_centroids`). Each cluster holding at least ``min_share``
+    of the ``foreground`` pixels (and 2) is drawn at the mean end point of its foreground pixels; smaller
+    clusters (background pixels that stay where they are, stray cells) are left out of the figure only.
     """
-    displacement = np.asarray(displacement, dtype=np.float64)
+    displacement = np.asarray(displacement, dtype=np.float32)
     foreground = np.asarray(foreground, dtype=bool)
     if foreground.shape != displacement.shape[1:]:
         raise ValueError(
             f"detect_centroids: foreground {foreground.shape} does not match displacement {displacement.shape}"
         )
     ends = find_centroids(displacement, iterations)
-    weak = np.hypot(displacement[0], displacement[1]) < weak_threshold
-    usable = foreground & weak[ends[0], ends[1]]
-    counts = np.zeros(foreground.shape, dtype=np.int64)
-    np.add.at(counts, (ends[0][usable], ends[1][usable]), 1)
-    groups, n_groups = ndimage.label(counts > 0, structure=np.ones((3, 3), dtype=bool))
+    clusters = cluster_centroids(ends, displacement, weak_threshold)
     minimum = max(2, math.ceil(min_share * np.count_nonzero(foreground)))
     rows = []
-    ys, xs = np.mgrid[0 : counts.shape[0], 0 : counts.shape[1]]
-    for group in range(1, n_groups + 1):
-        weights = np.where(groups == group, counts, 0)
-        total = int(weights.sum())
-        if total >= minimum:
-            rows.append((float((ys * weights).sum() / total), float((xs * weights).sum() / total), float(total)))
+    for cluster in np.unique(clusters[foreground]):
+        cells = foreground & (clusters == cluster)
+        count = int(cells.sum())
+        if count >= minimum:
+            rows.append((float(ends[0][cells].mean()), float(ends[1][cells].mean()), float(count)))
     return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
 
 
