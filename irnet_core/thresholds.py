@@ -141,11 +141,16 @@ def resolve(section: Mapping, path: Sequence[str], calibration_files: Sequence[s
     return resolved
 
 
-def is_auto(config: Mapping, key_path: Sequence[str]) -> bool:
+def configured_value(config: Mapping, key_path: Sequence[str]):
+    """The value at ``key_path`` (e.g. ("relations", "conf_fg")) of a validated config: a number or auto."""
     node = config
     for key in key_path:
         node = node[key]
-    return node == AUTO
+    return node
+
+
+def is_auto(config: Mapping, key_path: Sequence[str]) -> bool:
+    return configured_value(config, key_path) == AUTO
 
 
 def label_free_sample(train_ids: Sequence[str], infer_ids: Sequence[str], limit: int) -> list[str]:

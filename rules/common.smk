@@ -402,15 +402,9 @@ def walk_params():
 
 def configured_thresholds():
     """Every threshold key and its configured value (a number or auto), as (section, ..., key) -> value."""
-    from irnet_core.thresholds import CALIBRATED_NAME
+    from irnet_core.thresholds import CALIBRATED_NAME, configured_value
 
-    values = {}
-    for key_path in CALIBRATED_NAME:
-        node = config
-        for key in key_path:
-            node = node[key]
-        values[key_path] = node
-    return values
+    return {key_path: configured_value(config, key_path) for key_path in CALIBRATED_NAME}
 
 
 def calibration_ground_truth(wildcards=None):

@@ -38,6 +38,11 @@ def _curve(scores: Mapping[float, float | None]) -> dict[str, float | None]:
     return {f"{t:g}": (None if s is None or np.isnan(s) else float(s)) for t, s in sorted(scores.items())}
 
 
+def _from_cam(cam: float, offset: float) -> str:
+    """How a relation threshold follows from the CAM threshold, for the summary."""
+    return f"from the CAM threshold: sigmoid(logit({cam:g}) {offset:+g})"
+
+
 def calibrate_cam_thresholds(
     *,
     cam_stores: Sequence[str],
@@ -73,7 +78,6 @@ def calibrate_cam_thresholds(
     cam = best_of(curve) if curve is not None else label_free
     conf_fg, conf_bg = relation_thresholds(cam, offsets["fg"], offsets["bg"])
     method = CALIBRATED if with_ground_truth else LABEL_FREE
-    rule = f"sigmoid(logit({cam:g}) {offsets['fg']:+g}), sigmoid(logit({cam:g}) {offsets['bg']:+g})"
     result = {
         "method": method,
         "n_images": len(image_ids),
@@ -88,8 +92,8 @@ def calibrate_cam_thresholds(
                     {t: v / max(max(edges.mass.values()), 1e-12) for t, v in edges.mass.items()}
                 ),
             },
-            "conf_fg": {"value": conf_fg, "method": f"from the CAM threshold: {rule.split(', ')[0]}"},
-            "conf_bg": {"value": conf_bg, "method": f"from the CAM threshold: {rule.split(', ')[1]}"},
+            "conf_fg": {"value": conf_fg, "method": _from_cam(cam, offsets["fg"])},
+            "conf_bg": {"value": conf_bg, "method": _from_cam(cam, offsets["bg"])},
         },
     }
     write_json(out_path, result)
