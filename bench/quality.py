@@ -12,6 +12,10 @@ everything after it, since conf_fg / conf_bg feed IRNet's training):
 Scores are on the eval list (the demo's `train` list), disjoint from the calibration images.
 
     python bench/quality.py [--preset standard hard] [--seed 0] [--workdir /tmp/irnet-quality] [--cores 2]
+                            [--layer extra.yaml ...]
+
+``--layer`` adds config layers after the variant's (e.g. a longer IRNet training), to measure a change with the
+same three threshold settings.
 
 After each run, bench/diagnostics.py prints the per-stage diagnostics of that run. Prints one table per preset
 and seed, and a last line per run:
@@ -52,19 +56,20 @@ CALIBRATION_LIST = "ImageSets/Segmentation/calibration.txt"
 def variant_layer(variant: str, preset: str, seed: int) -> dict:
     layer = json.loads(json.dumps(FIXED if variant == "fixed" else AUTO))
     # The calibration images exist in every variant (the dataset stays the same); only `calibrated` uses them.
-    layer["demo"] = {"preset": preset, "seed": seed, "n_calibration": 40}
-    layer["dataset"] = {"calibration_list": CALIBRATION_LIST if variant == "calibrated" else None}
+    # No val split: the final models add nothing to these figures and would double the run.
+    layer["demo"] = {"preset": preset, "seed": seed, "n_calibration": 40, "n_val": 0}
+    layer["dataset"] = {"calibration_list": CALIBRATION_LIST if variant == "calibrated" else None, "val_list": None}
     return layer
 
 
-def run(workdir: Path, layer: dict, cores: int) -> float:
+def run(workdir: Path, layer: dict, cores: int, extra_layers: list[Path]) -> float:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "bench.yaml").write_text(yaml.safe_dump(layer, sort_keys=False))
     (workdir / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's first layer
     command = [
         sys.executable, "-m", "snakemake", "results/summary.json", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
         "--cores", str(cores), "--quiet", "rules", "--rerun-incomplete", "--configfile", str(REPO / "configs/demo.yaml"),
-        str(workdir / "bench.yaml"),
+        str(workdir / "bench.yaml"), *(str(path.resolve()) for path in extra_layers),
     ]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(command, check=True)
@@ -95,6 +100,7 @@ def main() -> int:
     parser.add_argument("--variant", nargs="+", default=["fixed", "calibrated", "label-free"])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/irnet-quality"))
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--layer", nargs="*", type=Path, default=[], help="extra config layers, applied last")
     args = parser.parse_args()
     lines = []
     for preset in args.preset:
@@ -102,7 +108,7 @@ def main() -> int:
             workdir = args.workdir / f"{preset}-seed{seed}"
             rows = {}
             for variant in args.variant:
-                seconds = run(workdir, variant_layer(variant, preset, seed), args.cores)
+                seconds = run(workdir, variant_layer(variant, preset, seed), args.cores, args.layer)
                 rows[variant] = scores(workdir)
                 # Where the random walk's gain is lost, for this variant's run (bench/diagnostics.py).
                 subprocess.run([sys.executable, str(REPO / "bench/diagnostics.py"), str(workdir)], check=True)
