@@ -7,7 +7,8 @@ functions over arrays; :mod:`irnet_core.pipeline.calibration` feeds them.
 - Calibrated (ground truth of dataset.calibration_list): the best of a sweep (CAM and random-walk mIoU,
   instance mAP50).
 - Label-free: the threshold whose label maps put the most border on strong colour edges
-  (:class:`EdgeAlignment`), for the CAMs as for the propagated semantic and instance scores.
+  (:class:`EdgeAlignment`, with half a score cell of tolerance), for the CAMs as for the propagated semantic
+  and instance scores.
 - conf_fg / conf_bg follow from the CAM threshold by fixed log-odds offsets (the paper's spacing).
 """
 
@@ -36,6 +37,9 @@ CALIBRATED_NAME = {
 
 # Edge masses within 2 % of the peak count as equally well aligned (EdgeAlignment).
 EDGE_TOLERANCE = 0.02
+# Label maps come from scores on a grid of stride 4 (the CAMs' high_res, IRNet's maps), upsampled: a border can
+# only be placed to within half a cell, so an edge within 2 px of a border pixel counts as lying on it.
+EDGE_BAND = 2
 
 
 def logit(p: float) -> float:
@@ -78,29 +82,44 @@ def label_boundaries(labels: np.ndarray) -> np.ndarray:
 
 
 class EdgeAlignment:
-    """The label-free rule of the CAM threshold: for each candidate threshold, the image-gradient mass along the
-    borders of the CAM label maps, pooled over images; the best threshold puts the most label border on the
-    strongest colour edges.
+    """The label-free rule of every background threshold: for each candidate threshold, the image-gradient mass
+    along the borders of the label maps it gives, pooled over images; the best threshold puts the most label
+    border on the strongest colour edges.
 
     A threshold too low or too high moves the borders into flat background or into the objects, whose
-    gradients are weaker than the objects' outlines; a border that vanishes (all background, or all one
-    class) contributes nothing, so the degenerate ends never win. Once the borders sit on edges the mass
-    levels off (raising the threshold further only drops parts whose borders are edges too), so the rule
-    takes the lowest threshold within ``tolerance`` of the peak: of equally well aligned label maps, the one
-    that keeps the most of the objects.
+    gradients are weaker than the objects' outlines; a border that vanishes (all background, or all one class)
+    contributes nothing, so the degenerate ends never win. Each border pixel counts the strongest gradient
+    within ``band`` pixels: borders drawn from stride-4 scores are only placed to half a cell, and without the
+    band a border just inside an outline (where the 3x3 Sobel still sees the edge) beats one just outside,
+    which biases the rule towards thresholds that shrink the objects. Near the peak the mass is flat within
+    the scores' precision, so the rule takes the middle of the run of thresholds within ``tolerance`` of it
+    (as :func:`best_of` does with ties).
     """
 
-    def __init__(self, grid: Sequence[float], tolerance: float = EDGE_TOLERANCE):
+    def __init__(self, grid: Sequence[float], tolerance: float = EDGE_TOLERANCE, band: int = EDGE_BAND):
         self.mass = {float(t): 0.0 for t in grid}
         self.tolerance = float(tolerance)
+        self.band = int(band)
 
     def update(self, gradient: np.ndarray, label_map_at: Callable[[float], np.ndarray]) -> None:
+        if self.band > 0:
+            from scipy import ndimage
+
+            gradient = ndimage.maximum_filter(gradient, size=2 * self.band + 1)
         for threshold in self.mass:
             self.mass[threshold] += float(gradient[label_boundaries(label_map_at(threshold))].sum())
 
     def best(self) -> float:
-        peak = max(self.mass.values())
-        return min(t for t, mass in self.mass.items() if mass >= (1 - self.tolerance) * peak)
+        thresholds = sorted(self.mass)
+        masses = [self.mass[t] for t in thresholds]
+        peak = max(range(len(masses)), key=masses.__getitem__)
+        floor = (1 - self.tolerance) * masses[peak]
+        low = high = peak
+        while low > 0 and masses[low - 1] >= floor:
+            low -= 1
+        while high < len(masses) - 1 and masses[high + 1] >= floor:
+            high += 1
+        return thresholds[(low + high) // 2]
 
 
 def best_of(curve: Mapping[float, float | None]) -> float:

@@ -113,9 +113,29 @@ def test_instance_scores_then_instances_equal_extract_instances():
         assert np.array_equal(direct.classes, swept.classes)
 
 
-def test_edge_alignment_takes_the_lowest_threshold_of_a_level_top():
-    edges = T.EdgeAlignment([0.5, 0.6, 0.7, 0.8, 0.9])
-    edges.mass.update({0.5: 0.70, 0.6: 0.985, 0.7: 1.0, 0.8: 0.99, 0.9: 1.0})
-    assert edges.best() == 0.6
+def test_edge_alignment_takes_the_middle_of_the_run_within_tolerance_of_the_peak():
+    edges = T.EdgeAlignment([0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    edges.mass.update({0.4: 0.70, 0.5: 0.985, 0.6: 0.99, 0.7: 1.0, 0.8: 0.95, 0.9: 0.99})
+    assert edges.best() == 0.6  # run 0.5-0.7 around the peak; 0.9 is within tolerance but not in the run
     edges.tolerance = 0.0
     assert edges.best() == 0.7
+
+
+def test_edge_band_counts_an_edge_within_half_a_score_cell_of_the_border():
+    # A vertical step edge at column 20; label borders 2 px outside it (columns 22/23) and 4 px outside.
+    image = np.zeros((32, 48, 3), np.uint8)
+    image[:, :20] = 200
+    gradient = T.gradient_magnitude(image)
+
+    def label_map(right_edge):
+        labels = np.zeros((32, 48), np.uint8)
+        labels[:, :right_edge] = 1
+        return labels
+
+    near, far = {}, {}
+    for band, out in ((0, near), (2, far)):
+        edges = T.EdgeAlignment([0.5, 0.6], band=band)
+        edges.update(gradient, lambda t: label_map(23 if t == 0.5 else 25))
+        out.update(edges.mass)
+    assert near[0.5] == 0 and near[0.6] == 0  # without the band both borders miss the edge
+    assert far[0.5] > 0 and far[0.6] == 0  # with it, the border 2 px off counts; 4 px off does not
