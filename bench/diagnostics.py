@@ -6,13 +6,15 @@ For the evaluated images of a finished work folder (e.g. one of bench/quality.py
   are confident at all, and the share of true foreground pixels labelled confidently with the right class;
 - IRNet's boundary map: precision and recall (at 0.5, one grid cell of tolerance) on ground-truth class borders;
 - IRNet's displacement field: mean distance from where an object's cells end after following the field to the
-  object's true centre, beside the object's own RMS radius (both in grid cells);
+  object's true centre, beside the object's own RMS radius (both in grid cells); and how many pairs of
+  instances of one class (touching, or apart) meet in one point after following it, so come out as one;
 - the random walk's gain per class: IoU of the semantic pseudo-labels minus IoU of the CAMs at their threshold.
 
     python bench/diagnostics.py WORKDIR [--max-images 100]
 
 The last line reads ``diagnostics relations_fg_precision=... relations_bg_precision=... confident_share=...
-fg_recall=... boundary_precision=... boundary_recall=... endpoint_error=... object_radius=...``.
+fg_recall=... boundary_precision=... boundary_recall=... endpoint_error=... object_radius=...
+touching_merged=... apart_merged=...`` (the last two: shares of same-class pairs).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> int:
         boundary_precision_recall,
         endpoint_errors,
         relation_label_counts,
+        same_class_merges,
         walk_instances,
     )
     from irnet_core.store import open_shards
@@ -57,9 +60,10 @@ def main() -> int:
     totals: dict[str, int] = {}
     boundary = np.zeros(4, dtype=np.int64)
     errors, radii = [], []
+    merges: dict[str, int] = {}
     for image_id in ids:
         class_gt = dataset.semantic_gt(image_id)
-        masks, _, _ = dataset.instance_gt(image_id)
+        masks, instance_classes, _ = dataset.instance_gt(image_id)
         object_gt = np.zeros(class_gt.shape, np.uint8)
         for index, mask in enumerate(masks[:254]):
             object_gt[mask] = index + 1
@@ -71,6 +75,8 @@ def main() -> int:
         displacement = arrays["displacement"].astype(np.float32)
         errors += endpoint_errors(displacement, object_gt)
         radii += [_rms_spread(start) for start, _ in walk_instances(displacement, object_gt)]
+        for key, value in same_class_merges(displacement, object_gt, np.asarray(instance_classes)).items():
+            merges[key] = merges.get(key, 0) + value
 
     figures = {
         "relations_fg_precision": totals["fg_correct"] / max(totals["fg"], 1),
@@ -81,6 +87,8 @@ def main() -> int:
         "boundary_recall": boundary[2] / max(boundary[3], 1),
         "endpoint_error": float(np.mean(errors)) if errors else float("nan"),
         "object_radius": float(np.mean(radii)) if radii else float("nan"),
+        "touching_merged": merges.get("touching_merged", 0) / max(merges.get("touching", 0), 1),
+        "apart_merged": merges.get("apart_merged", 0) / max(merges.get("apart", 0), 1),
     }
     cam = json.loads((work / "results/eval/cam.json").read_text())
     semantic = json.loads((work / "results/eval/semantic.json").read_text())

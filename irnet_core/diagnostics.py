@@ -46,16 +46,49 @@ def walk_instances(
 
     End points come from walking every grid cell along the displacement field (irnet_core.instances).
     """
+    return list(_walks_by_instance(displacement, object_gt, iterations).values())
+
+
+def _walks_by_instance(
+    displacement: np.ndarray, object_gt: np.ndarray, iterations: int
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     ids = grid_labels(object_gt, displacement.shape[1:])
     ends = find_centroids(displacement.astype(np.float32), iterations=iterations).astype(np.float64)
-    walks = []
+    walks = {}
     for instance_id in np.unique(ids):
         if instance_id in (0, 255):
             continue
         ys, xs = np.nonzero(ids == instance_id)
         if len(ys) >= 4:
-            walks.append((np.stack([ys, xs]).astype(np.float64), ends[:, ys, xs]))
+            walks[int(instance_id)] = (np.stack([ys, xs]).astype(np.float64), ends[:, ys, xs])
     return walks
+
+
+def same_class_merges(
+    displacement: np.ndarray,
+    object_gt: np.ndarray,
+    instance_classes: np.ndarray,
+    iterations: int = 100,
+    meet_distance: float = 2.5,
+) -> dict[str, int]:
+    """How often two ground-truth instances of one class meet in one point after following the field, and
+    so come out as one instance: pairs that touch (within 2 grid cells of each other) and pairs apart, and how
+    many of each have mean end points within ``meet_distance`` cells (about instance extraction's
+    weak_threshold). ``instance_classes[k]`` is the class of instance id k + 1 of ``object_gt``."""
+    walks = _walks_by_instance(displacement, object_gt, iterations)
+    cells = grid_labels(object_gt, displacement.shape[1:])
+    counts = {"touching": 0, "touching_merged": 0, "apart": 0, "apart_merged": 0}
+    ids = sorted(walks)
+    for n, a in enumerate(ids):
+        near_a = ndimage.binary_dilation(cells == a, iterations=2)
+        for b in ids[n + 1 :]:
+            if instance_classes[a - 1] != instance_classes[b - 1]:
+                continue
+            kind = "touching" if (near_a & (cells == b)).any() else "apart"
+            gap = np.linalg.norm(walks[a][1].mean(axis=1) - walks[b][1].mean(axis=1))
+            counts[kind] += 1
+            counts[f"{kind}_merged"] += int(gap < meet_distance)
+    return counts
 
 
 def _rms_spread(points: np.ndarray) -> float:

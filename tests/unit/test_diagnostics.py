@@ -9,6 +9,7 @@ from irnet_core.diagnostics import (
     class_borders,
     endpoint_errors,
     relation_label_counts,
+    same_class_merges,
 )
 
 
@@ -48,3 +49,37 @@ def test_endpoint_error_is_zero_for_a_field_pointing_at_the_centre_and_positive_
     towards = np.stack([centre - ys, centre - xs])
     assert endpoint_errors(towards, object_gt)[0] < 0.75
     assert endpoint_errors(np.zeros((2, 16, 16), np.float32), object_gt)[0] > 2
+
+
+def test_same_class_merges_counts_touching_and_apart_pairs_that_meet_in_one_point():
+    # Three squares of one class on a 24 x 24 grid (96 px): A and B touch, C lies apart; a fourth of another class.
+    object_gt = np.zeros((96, 96), np.uint8)
+    object_gt[8:32, 8:32] = 1  # A: cells 2..7
+    object_gt[8:32, 32:56] = 2  # B: cells 2..7 x 8..13, touching A
+    object_gt[64:88, 64:88] = 3  # C: apart
+    object_gt[64:88, 8:32] = 4  # D: another class
+    classes = np.array([1, 1, 1, 2])
+    ys, xs = np.mgrid[0:24, 0:24].astype(np.float32)
+    cells = object_gt[::4, ::4]
+
+    def field(targets):  # every object's cells point at its target cell (y, x)
+        out = np.zeros((2, 24, 24), np.float32)
+        for instance_id, (ty, tx) in targets.items():
+            mask = cells == instance_id
+            out[0][mask], out[1][mask] = (ty - ys)[mask], (tx - xs)[mask]
+        return out
+
+    own = field({1: (4.5, 4.5), 2: (4.5, 10.5), 3: (18.5, 18.5), 4: (18.5, 4.5)})
+    assert same_class_merges(own, object_gt, classes) == {
+        "touching": 1,
+        "touching_merged": 0,
+        "apart": 2,
+        "apart_merged": 0,
+    }
+    shared = field({1: (4.5, 7.5), 2: (4.5, 7.5), 3: (4.5, 7.5), 4: (4.5, 7.5)})
+    assert same_class_merges(shared, object_gt, classes) == {
+        "touching": 1,
+        "touching_merged": 1,
+        "apart": 2,
+        "apart_merged": 2,
+    }
