@@ -30,13 +30,13 @@ report: $(STAMP)
 	@echo "Report: $(CURDIR)/results/report.html"
 
 # Two workers: many tests wait on Snakemake, SLURM or one-threaded steps, so two share 2 cores well.
-# Each test module is one group (tests/conftest.py), so a module's run is built once.
+# Each test module is one unit of work (tests/conftest.py), so a module's run is built once.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2
 
 # Everything but the minutes-long real runs (marker `slow`) and the SLURM cluster: for quick iterations.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow and not slurm"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not slurm"
 
 # Python (ruff: lint + format), rules (snakefmt) and the workflow (Snakemake's own linter).
 lint: $(STAMP)

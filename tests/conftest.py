@@ -1,15 +1,21 @@
 """Shared fixtures: the real single-node SLURM cluster (tests/cluster) for tests marked `slurm`; how the suite
-is split between pytest-xdist workers."""
+is split between pytest-xdist workers (`make test` runs two)."""
 
-import pytest
+from pathlib import PurePosixPath
 
 from tests.cluster.fixtures import slurm_cluster  # noqa: F401  (a fixture, used by name)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items):
-    """One xdist group per test module, so that a module's fixtures (often a whole run) are built once, and one
-    for every test that needs the SLURM cluster, which a machine runs once at a time (`--dist loadgroup`)."""
-    for item in items:
-        group = "slurm" if item.get_closest_marker("slurm") else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config, log):
+    """One unit of work per test module, so that a module's fixtures (often a whole run) are built once, and one
+    for the SLURM test modules (test_slurm*.py), since a machine runs one SLURM cluster at a time and the
+    session fixture that starts it also stops it. (xdist's own `loadgroup` marks do not group under pytest 9.2,
+    whose node ids no longer come from the attribute that xdist rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "slurm" if PurePosixPath(module).name.startswith("test_slurm") else module
+
+    return ModuleScheduling(config, log)
