@@ -16,20 +16,16 @@ epoch 2) and finished by rerunning. The torch thread count of every job is pinne
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import torch
 import yaml
@@ -38,6 +34,7 @@ from irnet_core.errors import InputError
 from irnet_core.store import ShardReader
 from tests.workflow.dryrun import job_counts
 from tests.workflow.harness import SNAKEMAKE, make_workdir
+from tests.workflow.processes import ENV, RUN_TIMEOUT_S, Snakemake, checkpoint_epoch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +46,6 @@ CONFIG = {"cam": {"train": {"epochs": CAM_EPOCHS}}, "irnet": {"train": {"epochs"
 TARGET = "results/summary.json"  # every stage; the report assets are left out (they add nothing here)
 STAGES = ("cam", "relations", "irnet", "semantic", "instances")
 SHARDED_RULES = ("infer_cam", "mine_relations", "infer_irnet", "propagate_semantic", "extract_instances")
-RUN_TIMEOUT_S = 600
 SHARDS = [str(k) for k in range(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())["compute"]["shards"])]
 
 
@@ -67,93 +63,18 @@ def pinned_threads() -> list[str]:
     return ["--set-threads", *pins]
 
 
+# --rerun-incomplete is also in the workflow profile (profiles/default), which these runs read; written out here
+# so that the runs do not depend on it.
 ARGS = ["--configfile", "tiny.yaml", "--rerun-incomplete", *pinned_threads()]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
-# ---- running and killing Snakemake ---------------------------------------------------------------------------
-
-
-class Snakemake:
-    """`snakemake` in the background, in its own session, so that its whole process tree can be found and killed."""
-
-    def __init__(self, workdir: Path, *args: str, name: str):
-        self.workdir, self.name = workdir, name
-        self.log = workdir / f"snakemake-{name}.out"
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(
-                [*SNAKEMAKE, *args], cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
-            )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def tree(self) -> list[psutil.Process]:
-        try:
-            return [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def scripts(self, rule: str) -> list[psutil.Process]:
-        """The job processes of `rule`: Snakemake runs `script:` files as .snakemake/scripts/tmpXXXX.<rule>.py."""
-        found = []
-        for process in self.tree()[1:]:
-            try:
-                cmdline = process.cmdline()
-            except (psutil.NoSuchProcess, psutil.ZombieProcess):
-                continue
-            if any(re.search(rf"/\.snakemake/scripts/[^/]*\.{rule}\.py$", arg) for arg in cmdline):
-                found.append(process)
-        return found
-
-    def wait_until(self, condition, what: str, timeout: float = RUN_TIMEOUT_S):
-        """Poll `condition()` every 10 ms until it returns something truthy; fail if Snakemake ends first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = condition()
-            if result:
-                return result
-            if self.proc.poll() is not None:
-                pytest.fail(f"snakemake ({self.name}) ended before {what}:\n{self.output()[-5000:]}", pytrace=False)
-            time.sleep(0.01)
-        self.kill_all()
-        pytest.fail(f"timeout waiting for {what}:\n{self.output()[-5000:]}", pytrace=False)
-
-    def finish(self, timeout: float = RUN_TIMEOUT_S) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill_all()
-            pytest.fail(
-                f"snakemake ({self.name}) did not finish in {timeout} s:\n{self.output()[-5000:]}", pytrace=False
-            )
-
-    def kill_all(self) -> None:
-        """kill -9 of Snakemake and every job (a crashed node): stop all first, so that none reacts to the others."""
-        processes = self.tree()
-        for process in processes:
-            _signal(process, signal.SIGSTOP)
-        for process in processes:
-            _signal(process, signal.SIGKILL)
-        self.proc.wait(60)
-        psutil.wait_procs(processes, timeout=60)
-
-
-def _signal(process: psutil.Process, sig: int) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process.send_signal(sig)
+# ---- running Snakemake ---------------------------------------------------------------------------------------
 
 
 def snakemake_now(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, env=ENV, timeout=RUN_TIMEOUT_S
     )
-
-
-def checkpoint_epoch(workdir: Path, rule: str) -> int:
-    """0-based epoch of the last checkpoint that `rule` saved."""
-    state = torch.load(workdir / f"results/checkpoints/{rule}/last.pt", map_location="cpu", weights_only=True)
-    return int(state["epoch"])
 
 
 def root_attrs(store: Path) -> dict | None:
@@ -241,7 +162,8 @@ def faulty(tmp_path_factory, reference) -> FaultyRun:  # after the reference: on
         seen.reader_error = str(exc)
     # A crashed Snakemake leaves its lock behind: --unlock, as Snakemake's message says; then look before rerunning.
     assert snakemake_now(workdir, *ARGS, "--unlock").returncode == 0
-    no_flag = [a for a in ARGS if a != "--rerun-incomplete"]
+    # Without the flag and without the workflow profile that sets it, Snakemake refuses to go on.
+    no_flag = [*(a for a in ARGS if a != "--rerun-incomplete"), "--workflow-profile", "none"]
     seen.dry_run_without_flag = snakemake_now(workdir, *no_flag, "--cores", "1", "-n", TARGET)
     dry = snakemake_now(workdir, *command, "-n", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr[-3000:]
@@ -362,7 +284,8 @@ def test_half_written_store_is_never_taken_as_complete(faulty):
     assert 1 <= len(faulty.groups_at_kill) < len(expected), (faulty.groups_at_kill, expected)
     # The store layer refuses it on its own (so would every downstream job).
     assert "store is incomplete" in faulty.reader_error and f"shard-{faulty.killed_shard}.zarr" in faulty.reader_error
-    # Snakemake refuses it too: without --rerun-incomplete it will not go on from an incomplete output.
+    # Snakemake refuses it too: without --rerun-incomplete (and without profiles/default, which sets it) it will not
+    # go on from an incomplete output.
     dry = faulty.dry_run_without_flag
     assert dry.returncode != 0
     text = dry.stdout + dry.stderr
