@@ -4,17 +4,29 @@ Layout (zarr-python 3, Zarr format 3), one store per stage and shard, written by
 
     shard-K.zarr/                 root group; attributes: stage, image_ids (expected), complete, irnet_core
       <image_id>/                 one group per image; attributes: whatever the stage needs (keys, size, stride)
-        <array>                   e.g. cam (K, h, w) float16, high_res (K, H, W) float16, labels (H, W) uint8
+        <array>                   e.g. cam (K, h, w) float16, labels (H, W) uint8
+
+Two layouts hold the same entries byte for byte (the run setting ``compute.store_layout`` picks one; it never
+changes a result):
+
+- ``zip`` (the default): the whole hierarchy in one file, ``shard-K.zarr/store.zip`` (uncompressed zip: the
+  chunks are already Zstandard-compressed), read with ``zarr.storage.ZipStore``. One file per shard instead of
+  several per image, which is what shared cluster filesystems (inode quotas, metadata servers) need.
+- ``directory``: one file per entry, ``shard-K.zarr/<image_id>/<array>/c/...`` (a plain Zarr directory store).
+
+The writer produces each entry exactly once: an image's group is built in memory and handed to the layout when
+it is complete, and the root metadata (attributes, ``complete``, ``content_digest`` and the consolidated
+metadata of every image) is written last. So a store is complete exactly when its root metadata exists: a
+killed writer leaves image entries without a root (directory) or ``store.zip.partial`` without ``store.zip``
+(zip), and :class:`ShardReader` refuses both. The zip is renamed into place only after it is closed.
 
 Every array is compressed with Zstandard and chunked one plane per chunk (leading axes of size 1), so reading
-one image or one class plane touches only its own chunks. A store counts as complete only when its root
-attribute ``complete`` is true *and* every expected image id has a group: missing chunks would otherwise
-silently read as fill values. Metadata is consolidated once, when the writer closes the store.
+one image or one class plane touches only its own chunks.
 
 The writer also records ``content_digest``: a SHA-256 over what it wrote (per image, in the order of the
-expected ids: id, attributes, and every array's name, dtype, shape and bytes). Consumers that must know
-whether their input changed (a training deciding whether a checkpoint is its own) compare digests, never file
-names or sizes.
+expected ids: id, attributes, and every array's name, dtype, shape and bytes). Consumers that must
+know whether their input changed (a training deciding whether a checkpoint is its own) compare digests, never
+file names or sizes.
 """
 
 from __future__ import annotations
@@ -22,8 +34,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
+import shutil
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +46,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+from zarr.core.buffer.cpu import Buffer
 
 from . import __version__
 from .errors import InputError
@@ -113,55 +129,141 @@ def _plain(value: Any) -> Any:
     return value
 
 
+LAYOUTS = ("zip", "directory")
+ZIP_NAME = "store.zip"
+_PARTIAL_ZIP = ZIP_NAME + ".partial"
+# A fixed time stamp for zip entries, so that the same content gives the same file.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_default_layout = "zip"
+
+
+def use_layout(layout: str) -> None:
+    """Set the layout of the stores this process writes (the run setting ``compute.store_layout``)."""
+    global _default_layout
+    if layout not in LAYOUTS:
+        raise ValueError(f"store layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    _default_layout = layout
+
+
+class _ZipEntries:
+    """Entries into ``<store>/store.zip.partial``, renamed to ``store.zip`` once closed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zip = zipfile.ZipFile(path / _PARTIAL_ZIP, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+
+    def put(self, key: str, data: bytes) -> None:
+        info = zipfile.ZipInfo(key, date_time=_ZIP_TIME)
+        info.external_attr = 0o644 << 16
+        self.zip.writestr(info, data)
+
+    def commit(self) -> None:
+        self.zip.close()
+        with open(self.path / _PARTIAL_ZIP, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.path / _PARTIAL_ZIP, self.path / ZIP_NAME)
+
+    def abandon(self) -> None:
+        self.zip.close()
+
+
+class _DirectoryEntries:
+    """Entries as files of a Zarr directory store."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def put(self, key: str, data: bytes) -> None:
+        target = self.path / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def commit(self) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
+def _entries_of(build, present: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
+    """The entries of an in-memory Zarr store that holds ``present`` after ``build(store)`` wrote into it."""
+    entries = {key: Buffer.from_bytes(data) for key, data in (present or {}).items()}
+    build(zarr.storage.MemoryStore(store_dict=entries))
+    return {key: value.to_bytes() for key, value in entries.items()}
+
+
 class ShardWriter:
     """Write one shard store. Use as a context manager; the store is marked complete only on a clean exit."""
 
-    def __init__(self, path: str | Path, *, stage: str, image_ids: Iterable[str], attrs: Mapping | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        stage: str,
+        image_ids: Iterable[str],
+        attrs: Mapping | None = None,
+        layout: str | None = None,
+    ):
         self.path = Path(path)
         self.image_ids = [check_image_id(i, self.path) for i in image_ids]
+        self.layout = layout or _default_layout
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"store layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
+        self.attrs = _plain({"stage": stage, "image_ids": self.image_ids, "irnet_core": __version__, **(attrs or {})})
         self._written: dict[str, str] = {}
-        self.root = zarr.open_group(str(self.path), mode="w", zarr_format=3)
-        self.root.attrs.update(
-            _plain(
-                {
-                    "stage": stage,
-                    "image_ids": self.image_ids,
-                    "complete": False,
-                    "irnet_core": __version__,
-                    **(attrs or {}),
-                }
-            )
-        )
+        self._metadata: dict[str, bytes] = {}  # every group's and array's zarr.json, for the consolidated root
+        if self.path.exists():  # a store is written whole, never appended to
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+        self._entries = _ZipEntries(self.path) if self.layout == "zip" else _DirectoryEntries(self.path)
 
     def write(self, image_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None) -> None:
         if image_id not in self.image_ids:
             raise ValueError(f"{self.path}: image id {image_id!r} is not one of this shard's images")
-        group = self.root.create_group(image_id, overwrite=True)
+        if image_id in self._written:
+            raise ValueError(f"{self.path}: image id {image_id!r} written twice")
         plain_attrs = _plain(dict(attrs or {}))
-        group.attrs.update(plain_attrs)
         digest = hashlib.sha256(image_id.encode())
         digest.update(json.dumps(plain_attrs, sort_keys=True).encode())
-        for name, data in arrays.items():
-            data = np.ascontiguousarray(data)
-            arr = group.create_array(
-                name, shape=data.shape, dtype=data.dtype, chunks=_plane_chunks(data.shape), compressors=_COMPRESSOR
-            )
-            if data.size:
-                arr[...] = data
+        stored = {name: np.ascontiguousarray(data) for name, data in arrays.items()}
+        for name, data in stored.items():
             digest.update(f"{name}:{data.dtype.str}:{data.shape}".encode())
             digest.update(data.tobytes())
+
+        def build(store) -> None:
+            group = zarr.create_group(store=store, path=image_id, attributes=plain_attrs, zarr_format=3)
+            for name, data in stored.items():
+                arr = group.create_array(
+                    name, shape=data.shape, dtype=data.dtype, chunks=_plane_chunks(data.shape), compressors=_COMPRESSOR
+                )
+                if data.size:
+                    arr[...] = data
+
+        for key, data in sorted(_entries_of(build).items()):
+            if key == "zarr.json":  # the root, written by close()
+                continue
+            self._entries.put(key, data)
+            if key.endswith("zarr.json"):
+                self._metadata[key] = data
         self._written[image_id] = digest.hexdigest()
 
     def close(self) -> None:
         missing = [i for i in self.image_ids if i not in self._written]
         if missing:
+            self._entries.abandon()
             raise RuntimeError(f"{self.path}: {len(missing)} image(s) never written, e.g. {missing[0]!r}")
         combined = hashlib.sha256()
         for image_id in self.image_ids:
             combined.update(self._written[image_id].encode())
-        self.root.attrs.update({"content_digest": combined.hexdigest(), "complete": True})
-        with _quiet_zarr():
-            zarr.consolidate_metadata(str(self.path))
+        root_attrs = {**self.attrs, "content_digest": combined.hexdigest(), "complete": True}
+
+        def build(store) -> None:
+            zarr.create_group(store=store, attributes=root_attrs, zarr_format=3)
+            with _quiet_zarr():
+                zarr.consolidate_metadata(store)
+
+        self._entries.put("zarr.json", _entries_of(build, self._metadata)["zarr.json"])
+        self._entries.commit()
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -169,6 +271,8 @@ class ShardWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
+        else:
+            self._entries.abandon()
 
 
 class ShardReader:
@@ -176,13 +280,7 @@ class ShardReader:
 
     def __init__(self, path: str | Path, expected_ids: Iterable[str] | None = None):
         self.path = Path(path)
-        if not self.path.exists():
-            raise InputError(self.path, "store does not exist")
-        try:
-            with _quiet_zarr():
-                self.root = zarr.open_group(str(self.path), mode="r", zarr_format=3)
-        except Exception as exc:  # zarr raises several types for a broken store
-            raise InputError(self.path, f"not a readable Zarr store ({type(exc).__name__}: {exc})") from None
+        self.root = open_root(self.path)
         attrs = self.root.attrs.asdict()
         if not attrs.get("complete", False):
             raise InputError(self.path, "store is incomplete (its writer did not finish); rerun the job that makes it")
@@ -209,6 +307,11 @@ class ShardReader:
             raise InputError(self.path, "store has no content digest (written by an older version); rerun its job")
         return digest
 
+    def array_names(self, image_id: str) -> list[str]:
+        if image_id not in self.image_ids:
+            raise InputError(self.path, f"image {image_id!r} is not in this store")
+        return sorted(self.root[image_id].array_keys())
+
     def attrs_of(self, image_id: str) -> dict:
         return self.root[image_id].attrs.asdict()
 
@@ -219,6 +322,27 @@ class ShardReader:
         group = self.root[image_id]
         keys = list(names) if names is not None else sorted(group.array_keys())
         return {k: np.asarray(group[k][...]) for k in keys}, group.attrs.asdict()
+
+
+def open_root(path: str | Path):
+    """The root group of a shard store in either layout (read-only); refuses what is not a store or is half
+    written. Readers use :class:`ShardReader`; this is for tools that need the Zarr group itself."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "store does not exist")
+    if (path / ZIP_NAME).is_file():
+        store = zarr.storage.ZipStore(path / ZIP_NAME, mode="r")
+    elif (path / "zarr.json").is_file():
+        store = zarr.storage.LocalStore(path, read_only=True)
+    elif (path / _PARTIAL_ZIP).exists() or any(path.glob("*/zarr.json")):
+        raise InputError(path, "store is incomplete (its writer did not finish); rerun the job that makes it")
+    else:
+        raise InputError(path, "not a shard store (neither store.zip nor zarr.json in it)")
+    try:
+        with _quiet_zarr():
+            return zarr.open_group(store, mode="r", zarr_format=3)
+    except Exception as exc:  # zarr and zipfile raise several types for a broken store
+        raise InputError(path, f"not a readable Zarr store ({type(exc).__name__}: {exc})") from None
 
 
 def open_shards(paths: Iterable[str | Path]) -> dict[str, ShardReader]:
@@ -236,8 +360,8 @@ def open_shards(paths: Iterable[str | Path]) -> dict[str, ShardReader]:
 def recorded_sizes(path: str | Path) -> list[tuple[int, int]]:
     """The image sizes ``(H, W)`` that a store's groups record (attribute ``size``), from its consolidated
     metadata only: cheap enough for a scheduler's resource estimate."""
+    root = open_root(path)
     with _quiet_zarr():
-        root = zarr.open_consolidated(str(path), mode="r", zarr_format=3)
         sizes = []
         for _, group in root.groups():
             size = group.attrs.get("size")

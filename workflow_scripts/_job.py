@@ -49,6 +49,9 @@ def run_job(snakemake: Any, main: Callable[[], Any]) -> Any:
     import torch  # imported here so the thread setting below happens before any work
 
     torch.set_num_threads(max(1, int(snakemake.threads)))
+    from irnet_core.store import use_layout
+
+    use_layout(snakemake.config["compute"]["store_layout"])  # a run setting, like the thread count
     start = time.perf_counter()
     log.info("rule %s, %d thread(s), wildcards %s", snakemake.rule, snakemake.threads, dict(snakemake.wildcards))
     try:

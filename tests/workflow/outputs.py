@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import zarr
+
+from irnet_core.store import open_root
 
 # Product name -> path pattern under the work directory, in pipeline order.
 PRODUCTS = {
@@ -39,7 +40,7 @@ def _model_digest(path: Path, digest) -> None:
 
 
 def _store_digest(path: Path, digest) -> None:
-    root = zarr.open_group(str(path), mode="r")
+    root = open_root(path)
     for image_id in sorted(root.attrs["image_ids"]):
         group = root[image_id]
         digest.update(image_id.encode())

@@ -20,6 +20,7 @@ import csv
 import json
 import re
 import signal
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,16 +78,27 @@ def snakemake_now(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def root_attrs(store: Path) -> dict | None:
-    """The root attributes of a Zarr store, read from its zarr.json without zarr (None while unreadable)."""
+def complete(store: Path) -> bool:
+    """A store's writer finished: its one file was renamed into place (the default zip layout)."""
+    return (store / "store.zip").is_file()
+
+
+def written_groups(store: Path) -> list[str]:
+    """Image groups already in a store that is being written (or was killed while being written), read from the
+    local headers of its ``store.zip.partial`` without zarr or zipfile (which need the central directory that
+    only a finished zip has). Entries are stored uncompressed with their sizes in the header (zipfile.writestr)."""
     try:
-        return json.loads((store / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return None
-
-
-def image_groups(store: Path) -> list[str]:
-    return sorted(p.parent.name for p in store.glob("*/zarr.json"))
+        data = (store / "store.zip.partial").read_bytes()
+    except OSError:
+        return []
+    groups, pos = [], 0
+    while data[pos : pos + 4] == b"PK\x03\x04" and pos + 30 <= len(data):
+        size, name_length, extra_length = struct.unpack_from("<I2H", data, pos + 22)
+        name = data[pos + 30 : pos + 30 + name_length].decode()
+        if name.count("/") == 1 and name.endswith("/zarr.json"):
+            groups.append(name.split("/")[0])
+        pos += 30 + name_length + extra_length + size
+    return sorted(groups)
 
 
 # ---- the two runs ---------------------------------------------------------------------------------------------
@@ -102,7 +114,7 @@ class FaultyRun:
     killed_shard: str = ""
     finished_shard: str = ""
     finished_shard_stamp: tuple = ()
-    store_at_kill: dict = field(default_factory=dict)
+    files_at_kill: list = field(default_factory=list)
     groups_at_kill: list = field(default_factory=list)
     reader_error: str = ""
     dry_run_without_flag: subprocess.CompletedProcess | None = None
@@ -142,9 +154,8 @@ def faulty(tmp_path_factory, reference) -> FaultyRun:  # after the reference: on
     stores = {k: workdir / f"results/cam/shard-{k}.zarr" for k in SHARDS}
 
     def second_shard_half_written():
-        attrs = {k: root_attrs(s) for k, s in stores.items()}
-        done = [k for k, a in attrs.items() if a and a.get("complete")]
-        open_ = [k for k, a in attrs.items() if a and not a.get("complete") and image_groups(stores[k])]
+        done = [k for k, store in stores.items() if complete(store)]
+        open_ = [k for k, store in stores.items() if not complete(store) and written_groups(store)]
         return (done[0], open_[0]) if done and len(open_) == 1 and run.scripts("infer_cam") else None
 
     seen.finished_shard, seen.killed_shard = run.wait_until(
@@ -153,9 +164,9 @@ def faulty(tmp_path_factory, reference) -> FaultyRun:  # after the reference: on
     run.kill_all()
     seen.logs["train_cam"] = (workdir / "logs/train_cam/train_cam.log").read_text()
     killed = stores[seen.killed_shard]
-    seen.store_at_kill, seen.groups_at_kill = root_attrs(killed), image_groups(killed)
-    finished_zarr_json = stores[seen.finished_shard] / "zarr.json"
-    seen.finished_shard_stamp = (finished_zarr_json.stat().st_ino, finished_zarr_json.stat().st_mtime_ns)
+    seen.files_at_kill, seen.groups_at_kill = sorted(p.name for p in killed.iterdir()), written_groups(killed)
+    finished_zip = stores[seen.finished_shard] / "store.zip"
+    seen.finished_shard_stamp = (finished_zip.stat().st_ino, finished_zip.stat().st_mtime_ns)
     try:
         ShardReader(killed)
     except InputError as exc:
@@ -278,10 +289,11 @@ def test_train_irnet_resumes_after_kill_with_identical_weights(faulty, reference
 
 
 def test_half_written_store_is_never_taken_as_complete(faulty):
-    # The store really was half-written: some image groups, not all, and not flagged complete.
-    expected = faulty.store_at_kill["image_ids"]
-    assert faulty.store_at_kill["complete"] is False
+    # The store really was half-written: some image groups, not all, in a zip that was never closed.
+    expected = ShardReader(faulty.workdir / f"results/cam/shard-{faulty.killed_shard}.zarr").image_ids
+    assert faulty.files_at_kill == ["store.zip.partial"]
     assert 1 <= len(faulty.groups_at_kill) < len(expected), (faulty.groups_at_kill, expected)
+    assert set(faulty.groups_at_kill) < set(expected)
     # The store layer refuses it on its own (so would every downstream job).
     assert "store is incomplete" in faulty.reader_error and f"shard-{faulty.killed_shard}.zarr" in faulty.reader_error
     # Snakemake refuses it too: without --rerun-incomplete (and without profiles/default, which sets it) it will not
@@ -300,8 +312,8 @@ def test_rerun_redoes_the_killed_shard_only(faulty):
     assert plan.get("infer_cam") == 1, plan  # the killed shard; the finished one stays
     assert "train_cam" not in plan and "prepare_dataset" not in plan, plan
     # The finished shard's store was not rewritten by the rerun (same file, same mtime).
-    zarr_json = faulty.workdir / f"results/cam/shard-{faulty.finished_shard}.zarr/zarr.json"
-    assert (zarr_json.stat().st_ino, zarr_json.stat().st_mtime_ns) == faulty.finished_shard_stamp
+    finished_zip = faulty.workdir / f"results/cam/shard-{faulty.finished_shard}.zarr/store.zip"
+    assert (finished_zip.stat().st_ino, finished_zip.stat().st_mtime_ns) == faulty.finished_shard_stamp
     assert f"wildcards {{'shard': '{faulty.killed_shard}'}}" in faulty.logs["infer_cam"]
     assert "wrote CAMs of" in faulty.logs["infer_cam"]
 

@@ -13,8 +13,8 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-import zarr
 
+from irnet_core.store import open_root
 from tests.workflow.harness import planned_jobs, snakemake
 from tests.workflow.outputs import product_digest
 
@@ -40,7 +40,7 @@ def stored_labels(workdir):
     """Semantic labels per image id, from every shard store."""
     labels = {}
     for store in sorted(workdir.glob(SEMANTIC)):
-        root = zarr.open_group(str(store), mode="r")
+        root = open_root(store)
         for image_id in root.attrs["image_ids"]:
             labels[image_id] = root[image_id]["labels"][...]
     return labels
@@ -52,7 +52,7 @@ def labels_at(workdir, threshold):
 
     from irnet_core.random_walk import labels_from_scores
 
-    root = zarr.open_group(str(workdir / "results/calibration/scores.zarr"), mode="r")
+    root = open_root(workdir / "results/calibration/scores.zarr")
     return {
         image_id: labels_from_scores(
             torch.from_numpy(root[image_id]["semantic"][...]), root[image_id].attrs["keys"], threshold
