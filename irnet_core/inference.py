@@ -92,6 +92,66 @@ def cam_inputs(image: np.ndarray, scales: Sequence[float], max_long_side: int | 
     return inputs
 
 
+def scale_maps_from_inputs(
+    model: CAMNet,
+    inputs: Sequence[torch.Tensor],
+    keys: Sequence[int],
+    *,
+    device: torch.device | None = None,
+    precision=None,
+) -> list[torch.Tensor]:
+    """Per scale of :func:`cam_inputs`, ``A_s = out[0] + flip(out[1])`` for the classes ``keys`` (in that order):
+    float32 ``(K, h_s, w_s)`` at the network's output stride, on the model's device. Everything else about an
+    image's CAMs derives from these (:func:`cam_from_scale_maps`, :func:`high_res_from_scale_maps`).
+
+    ``precision`` (an :class:`irnet_core.training.Precision`) runs the forward passes in mixed precision and
+    channels-last on CUDA; the maps are returned in float32.
+    """
+    key_list = [int(k) for k in keys]
+    if any(not 0 <= k < model.num_classes for k in key_list):
+        raise ValueError(f"keys: class indices {key_list} outside 0..{model.num_classes - 1}")
+    if len(set(key_list)) != len(key_list):
+        raise ValueError(f"keys: repeated class indices in {key_list}")
+    if not key_list:
+        return []
+    device = _resolve_device(model, device)
+    index = torch.tensor(key_list, dtype=torch.long, device=device)
+    autocast = precision.autocast() if precision is not None else contextlib.nullcontext()
+    maps = []
+    with _eval_mode(model), torch.inference_mode():
+        for pair in inputs:
+            pair = precision.to_device(pair) if precision is not None else pair.to(device)
+            with autocast:
+                out = model.cams(pair)
+            # Select the kept classes first: interpolation is per channel, so this only saves work.
+            maps.append((out[0] + out[1].flip(-1))[index].float())
+    return maps
+
+
+def _summed(scale_maps: Sequence[torch.Tensor | np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """sum_s bilinear(A_s -> size), float32, in the order of the scales."""
+    maps = [torch.as_tensor(m) for m in scale_maps]
+    total = torch.zeros((maps[0].shape[0], *size), dtype=torch.float32, device=maps[0].device)
+    with torch.inference_mode():
+        for m in maps:
+            total += F.interpolate(m.float().unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
+    return total
+
+
+def cam_from_scale_maps(scale_maps: Sequence[torch.Tensor | np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """Stride-4 CAMs ``(K, h, w)`` of an image of ``size`` (H, W), each channel max-normalised."""
+    return _max_normalise(_summed(scale_maps, strided_size(*size, 4)))
+
+
+def high_res_from_scale_maps(scale_maps: Sequence[torch.Tensor | np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """Full-resolution CAMs ``(K, H, W)``: the scale maps summed at ``16 * ceil(H/16) x 16 * ceil(W/16)``, cropped
+    top-left to ``H x W``, each channel max-normalised. Deterministic on the CPU (bilinear interpolation computes
+    every output element on its own), which lets CAM stores keep the scale maps instead of the full maps."""
+    height, width = size
+    h16, w16 = strided_size(height, width, 16)
+    return _max_normalise(_summed(scale_maps, (16 * h16, 16 * w16))[:, :height, :width])
+
+
 def cams_from_inputs(
     model: CAMNet,
     inputs: Sequence[torch.Tensor],
@@ -101,39 +161,40 @@ def cams_from_inputs(
     device: torch.device | None = None,
     precision=None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The network half of :func:`compute_cams`: CAMs of an image of ``size`` from its :func:`cam_inputs`.
-
-    ``precision`` (an :class:`irnet_core.training.Precision`) runs the forward passes in mixed precision and
-    channels-last on CUDA; the sums over scales, interpolations and normalisation stay float32.
-    """
+    """The network half of :func:`compute_cams`: CAMs of an image of ``size`` from its :func:`cam_inputs`."""
     height, width = size
-    key_list = [int(k) for k in keys]
-    if any(not 0 <= k < model.num_classes for k in key_list):
-        raise ValueError(f"keys: class indices {key_list} outside 0..{model.num_classes - 1}")
-    if len(set(key_list)) != len(key_list):
-        raise ValueError(f"keys: repeated class indices in {key_list}")
-    h, w = strided_size(height, width, 4)
-    h16, w16 = strided_size(height, width, 16)
-    if not key_list:
+    maps = scale_maps_from_inputs(model, inputs, keys, device=device, precision=precision)
+    if not maps:
+        h, w = strided_size(height, width, 4)
         return np.zeros((0, h, w), np.float32), np.zeros((0, height, width), np.float32)
-
-    device = _resolve_device(model, device)
-    index = torch.tensor(key_list, dtype=torch.long, device=device)
-    cam = torch.zeros((len(key_list), h, w), dtype=torch.float32, device=device)
-    high_res = torch.zeros((len(key_list), 16 * h16, 16 * w16), dtype=torch.float32, device=device)
-    autocast = precision.autocast() if precision is not None else contextlib.nullcontext()
-    with _eval_mode(model), torch.inference_mode():
-        for pair in inputs:
-            pair = precision.to_device(pair) if precision is not None else pair.to(device)
-            with autocast:
-                out = model.cams(pair)
-            # Select the kept classes first: interpolation is per channel, so this only saves work.
-            flip_sum = (out[0] + out[1].flip(-1))[index].unsqueeze(0).float()
-            cam += F.interpolate(flip_sum, size=(h, w), mode="bilinear", align_corners=False)[0]
-            high_res += F.interpolate(flip_sum, size=high_res.shape[-2:], mode="bilinear", align_corners=False)[0]
-        cam = _max_normalise(cam)
-        high_res = _max_normalise(high_res[:, :height, :width])
+    cam, high_res = cam_from_scale_maps(maps, size), high_res_from_scale_maps(maps, size)
     return cam.cpu().numpy().astype(np.float32, copy=False), high_res.cpu().numpy().astype(np.float32, copy=False)
+
+
+SCALE_MAP_PREFIX = "scale_"
+
+
+def stored_high_res(reader, image_id: str) -> tuple[np.ndarray, dict]:
+    """Full-resolution CAMs ``(K, H, W)`` float16 and the attributes of one image of a CAM store
+    (:class:`irnet_core.store.ShardReader`).
+
+    The store keeps each scale's map (``scale_0``, ``scale_1``, ... float32, a few percent of the full maps'
+    bytes); the full maps are derived here on the CPU, and rounded to float16 as they were when stores held them,
+    so every consumer sees exactly the values it saw then. A store that holds ``high_res`` itself (written
+    before) is read as it is."""
+    names = reader.array_names(image_id)
+    if "high_res" in names:
+        arrays, attrs = reader.read(image_id, ["high_res"])
+        return arrays["high_res"], attrs
+    scale_names = sorted(
+        (n for n in names if n.startswith(SCALE_MAP_PREFIX)), key=lambda n: int(n[len(SCALE_MAP_PREFIX) :])
+    )
+    arrays, attrs = reader.read(image_id, scale_names)
+    height, width = attrs["size"]
+    if not scale_names:  # no class present: no forward pass was run
+        return np.zeros((0, height, width), np.float16), attrs
+    maps = [torch.from_numpy(arrays[name]) for name in scale_names]
+    return high_res_from_scale_maps(maps, (height, width)).numpy().astype(np.float16), attrs
 
 
 def compute_cams(

@@ -20,6 +20,7 @@ import torch
 
 from ..data.dataset import Dataset
 from ..evaluation import cam_label_map
+from ..inference import stored_high_res
 from ..instances import InstanceScores, instance_class_map, instance_scores, instances_from_scores
 from ..metrics import ConfusionMatrix, InstanceAP
 from ..random_walk import labels_from_scores, semantic_scores
@@ -63,8 +64,8 @@ def calibrate_cam_thresholds(
     edges = EdgeAlignment(grid)
     matrices = {float(t): ConfusionMatrix(len(dataset.classes) + 1) for t in grid}
     for image_id in progress(image_ids, len(image_ids), "CAM thresholds", log):
-        arrays, attrs = shards[image_id].read(image_id, ["high_res"])
-        high_res, keys = arrays["high_res"].astype(np.float32), attrs["keys"]
+        high_res, attrs = stored_high_res(shards[image_id], image_id)
+        high_res, keys = high_res.astype(np.float32), attrs["keys"]
         maps = {t: cam_label_map(high_res, keys, t) for t in matrices}
         edges.update(gradient_magnitude(dataset.load_image(image_id)), maps.__getitem__)
         if with_ground_truth:

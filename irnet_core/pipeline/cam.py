@@ -18,7 +18,14 @@ from ..data.inference_sets import CamInferenceInputs, loader
 from ..data.training_sets import ClassificationCrops, multi_hot, split_holdout
 from ..errors import InputError
 from ..evaluation import sweep_cam_thresholds, sweep_summary
-from ..inference import cams_from_inputs, compute_cams
+from ..inference import (
+    SCALE_MAP_PREFIX,
+    cam_from_scale_maps,
+    compute_cams,
+    scale_maps_from_inputs,
+    stored_high_res,
+    strided_size,
+)
 from ..metrics import ConfusionMatrix, classification_report, semantic_report
 from ..models.cam_net import build_cam_net, load_cam_net, save_cam_net
 from ..provenance import code_digest
@@ -123,7 +130,8 @@ def infer_cam_shard(
     max_long_side: int | None = None,
     num_workers: int = 0,
 ) -> int:
-    """Multi-scale CAMs of one shard's images into a Zarr store (float16 `cam` at stride 4 and `high_res`).
+    """Multi-scale CAMs of one shard's images into a Zarr store: float16 `cam` at stride 4 and the float32 maps of
+    each scale (`scale_0`, ...), from which the full-resolution CAMs derive (:func:`inference.stored_high_res`).
 
     Images are decoded and resized ``num_workers`` processes ahead of the network (0: in this process); on
     CUDA the forward passes run in mixed precision and channels-last (:class:`irnet_core.training.Precision`).
@@ -135,12 +143,12 @@ def infer_cam_shard(
     samples = loader(CamInferenceInputs(dataset, image_ids, scales, max_long_side), num_workers, device)
     with ShardWriter(out_store, stage="cam", image_ids=image_ids, attrs=attrs) as writer:
         for image_id, keys, size, inputs in progress(samples, len(image_ids), "CAMs", log):
-            cam, high_res = cams_from_inputs(model, inputs, keys, size, device=device, precision=precision)
-            writer.write(
-                image_id,
-                {"cam": cam.astype(np.float16), "high_res": high_res.astype(np.float16)},
-                {"keys": list(keys), "size": list(size), "stride": 4},
-            )
+            maps = scale_maps_from_inputs(model, inputs, keys, device=device, precision=precision)
+            arrays = {"cam": _stride4_cams(maps, keys, size)}
+            # The full-resolution CAMs are not stored: they derive from the scale maps (inference.stored_high_res),
+            # which take a few percent of their bytes (docs/method-notes.md, "Stored CAMs").
+            arrays.update({f"{SCALE_MAP_PREFIX}{i}": m.cpu().numpy() for i, m in enumerate(maps)})
+            writer.write(image_id, arrays, {"keys": list(keys), "size": list(size), "stride": 4})
     log.info("wrote CAMs of %d images to %s", len(image_ids), out_store)
     return len(image_ids)
 
@@ -148,9 +156,15 @@ def infer_cam_shard(
 # ---- evaluation -------------------------------------------------------------------------------------------
 
 
+def _stride4_cams(maps, keys, size) -> np.ndarray:
+    if not maps:
+        return np.zeros((0, *strided_size(*size, 4)), np.float16)
+    return cam_from_scale_maps(maps, size).cpu().numpy().astype(np.float16)
+
+
 def _stored_cams(reader, image_id: str):
-    arrays, attrs = reader.read(image_id, ["high_res"])
-    return arrays["high_res"], attrs["keys"]
+    high_res, attrs = stored_high_res(reader, image_id)
+    return high_res, attrs["keys"]
 
 
 def evaluate_cam(

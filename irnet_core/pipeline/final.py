@@ -37,6 +37,7 @@ from ..final_models import (
     semantic_loss,
     semantic_param_groups,
 )
+from ..inference import stored_high_res
 from ..instances import cam_component_instances
 from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, instance_ap_report, semantic_report
 from ..palette import read_label_png
@@ -304,8 +305,8 @@ def _cam_baselines(dataset, image_ids, cam_store, cam_threshold, components_thre
     matrix = ConfusionMatrix(len(dataset.classes) + 1)
     components = InstanceAP(len(dataset.classes), tuple(REPORT_IOUS.values()))
     for image_id in image_ids:
-        arrays, attrs = cams[image_id].read(image_id, ["high_res"])
-        high_res, keys = arrays["high_res"].astype(np.float32), list(attrs["keys"])
+        high_res, attrs = stored_high_res(cams[image_id], image_id)
+        high_res, keys = high_res.astype(np.float32), list(attrs["keys"])
         matrix.update(dataset.semantic_gt(image_id), cam_label_map(high_res, keys, cam_threshold))
         found = cam_component_instances(high_res, keys, components_threshold)
         gt_masks, gt_classes, _ = dataset.instance_gt(image_id)

@@ -14,7 +14,7 @@ from ..config import fingerprint
 from ..data.dataset import Dataset
 from ..data.training_sets import RelationCrops
 from ..errors import InputError
-from ..inference import infer_boundary_displacement, mean_displacement
+from ..inference import infer_boundary_displacement, mean_displacement, stored_high_res
 from ..losses import irnet_loss, pair_labels
 from ..models.irnet import irnet_for_training, load_irnet, save_irnet
 from ..path_index import get_path_index
@@ -42,10 +42,10 @@ def mine_relations_shard(
         out_store, stage="relations", image_ids=image_ids, attrs={"relations": as_plain(relations)}
     ) as writer:
         for image_id in progress(image_ids, len(image_ids), "relations", log):
-            arrays, attrs = cams.read(image_id, ["high_res"])
+            high_res, attrs = stored_high_res(cams, image_id)
             labels = mine_relation_labels(
                 dataset.load_image(image_id),
-                arrays["high_res"].astype(np.float32),
+                high_res.astype(np.float32),
                 attrs["keys"],
                 conf_fg=relations.conf_fg,
                 conf_bg=relations.conf_bg,

@@ -15,6 +15,7 @@ import torch
 from ..data.dataset import Dataset
 from ..errors import InputError
 from ..export import CocoWriter, write_label_png
+from ..inference import stored_high_res
 from ..instances import Instances, cam_component_instances, extract_instances, instances_to_map, map_to_instances
 from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, coco_segm_ap, instance_ap_report, semantic_report
 from ..palette import read_label_png
@@ -179,8 +180,8 @@ def evaluate_instances(
     for image_id in progress(image_ids, len(image_ids), "instance evaluation", log):
         gt_masks, gt_classes, _ = dataset.instance_gt(image_id)  # crowd / void regions: not used by VOC AP
         found = read_instances(instance[image_id], image_id)
-        arrays, attrs = cams[image_id].read(image_id, ["high_res"])
-        components = cam_component_instances(arrays["high_res"].astype(np.float32), attrs["keys"], baseline_threshold)
+        high_res, attrs = stored_high_res(cams[image_id], image_id)
+        components = cam_component_instances(high_res.astype(np.float32), attrs["keys"], baseline_threshold)
         ours.add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
         baseline.add(components.masks, components.classes, components.scores, gt_masks, gt_classes)
         n_found, n_gt = n_found + len(found), n_gt + len(gt_classes)

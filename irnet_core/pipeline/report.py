@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..errors import InputError
+from ..inference import stored_high_res
 from ..instances import cluster_centroids, find_centroids
 from ..report import figures, tables
 from ..store import ShardReader
@@ -79,12 +80,12 @@ def report_figures(
     """The four per-stage strips of one image: CAMs, relation labels, IRNet maps, pseudo-labels vs ground truth."""
     image = dataset.load_image(image_id)
     classes = dataset.classes
-    cam_arrays, cam_attrs = _read(cam_store, image_id, ["high_res"])
+    high_res, cam_attrs = stored_high_res(ShardReader(cam_store), image_id)
     size = tuple(int(v) for v in cam_attrs["size"])
     if image.shape[:2] != size:
         raise ValueError(f"{image_id}: image is {image.shape[:2]} but its CAMs are {size}")
     keys = [int(k) for k in cam_attrs["keys"]]
-    figures.save_png(figures.cam_figure(image, cam_arrays["high_res"], keys, classes, f"{image_id} · CAMs"), out_cam)
+    figures.save_png(figures.cam_figure(image, high_res, keys, classes, f"{image_id} · CAMs"), out_cam)
 
     relations = ShardReader(relations_store)
     labels = relations.read(image_id, ["labels"])[0]["labels"] if image_id in relations else None

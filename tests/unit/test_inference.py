@@ -7,8 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from irnet_core.inference import compute_cams, infer_boundary_displacement, mean_displacement
+from irnet_core.inference import (
+    cam_inputs,
+    compute_cams,
+    high_res_from_scale_maps,
+    infer_boundary_displacement,
+    mean_displacement,
+    scale_maps_from_inputs,
+    stored_high_res,
+)
 from irnet_core.models import CAMNet, IRNet, build_backbone, build_irnet
+from irnet_core.store import ShardReader, ShardWriter
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -72,6 +81,37 @@ def test_single_scale_cam_equals_hand_computation(cam_net: CAMNet) -> None:
     expected_high = up / (up.amax(dim=(1, 2), keepdim=True) + 1e-5)
     np.testing.assert_allclose(cam, expected_cam.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(high_res, expected_high.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _accumulated_high_res(scale_maps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """high_res as CAM inference computed and stored it before the stores kept the scale maps instead."""
+    height, width = size
+    full = torch.zeros((scale_maps[0].shape[0], 16 * ((height + 15) // 16), 16 * ((width + 15) // 16)))
+    for flip_sum in scale_maps:
+        full += F.interpolate(flip_sum.unsqueeze(0), size=full.shape[-2:], mode="bilinear", align_corners=False)[0]
+    full = full[:, :height, :width]
+    return full / (full.amax(dim=(-2, -1), keepdim=True) + 1e-5)
+
+
+def test_stored_scale_maps_give_the_former_high_res_bit_for_bit(tmp_path, cam_net: CAMNet) -> None:
+    size, keys = (70, 93), [1, 3]
+    inputs = cam_inputs(_image(*size, seed=5), (1.0, 0.5, 1.5))
+    maps = scale_maps_from_inputs(cam_net, inputs, keys, device=torch.device("cpu"))
+    assert [tuple(m.shape) for m in maps] == [(2, 5, 6), (2, 3, 3), (2, 7, 9)]  # stride 16 of each scale
+    expected = _accumulated_high_res(maps, size)
+    assert torch.equal(high_res_from_scale_maps(maps, size), expected)
+    assert np.array_equal(compute_cams(cam_net, _image(*size, seed=5), keys, scales=(1.0, 0.5, 1.5))[1], expected)
+
+    with ShardWriter(tmp_path / "cam.zarr", stage="cam", image_ids=["new", "old", "none"]) as writer:
+        writer.write("new", {f"scale_{i}": m.numpy() for i, m in enumerate(maps)}, {"keys": keys, "size": size})
+        writer.write("old", {"high_res": expected.numpy().astype(np.float16)}, {"keys": keys, "size": size})
+        writer.write("none", {}, {"keys": [], "size": size})
+    reader = ShardReader(tmp_path / "cam.zarr")
+    derived, attrs = stored_high_res(reader, "new")
+    assert derived.dtype == np.float16 and np.array_equal(derived, expected.numpy().astype(np.float16))
+    assert attrs["keys"] == keys
+    assert np.array_equal(stored_high_res(reader, "old")[0], derived)  # stores written before: read as they are
+    assert stored_high_res(reader, "none")[0].shape == (0, *size)
 
 
 def test_symmetric_image_gives_symmetric_cams(cam_net: CAMNet) -> None:

@@ -8,10 +8,12 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-import zarr
 
 from irnet_core.config import validate_config
+from irnet_core.inference import stored_high_res
+from irnet_core.store import ShardReader, open_root
 from tests.workflow.harness import make_workdir, planned_jobs, snakemake
+from tests.workflow.outputs import snapshot
 
 pytestmark = pytest.mark.workflow
 
@@ -120,13 +122,17 @@ def test_tiny_run_writes_every_product(tiny_run):
         assert key in cam
     assert 0.0 <= cam["baseline_background"] < 0.5 and cam["best_miou"] >= cam["miou"] - 1e-9
 
-    group = zarr.open_group(str(results / "cam/shard-0.zarr"), mode="r")
+    group = open_root(results / "cam/shard-0.zarr")
     image_id = group.attrs["image_ids"][0]
-    assert group[image_id]["high_res"].dtype == np.float16 and group[image_id]["cam"].dtype == np.float16
+    assert group[image_id]["cam"].dtype == np.float16
+    n_scales = len(group.attrs["scales"])
+    assert sorted(group[image_id].array_keys()) == ["cam", *(f"scale_{i}" for i in range(n_scales))]
+    assert all(group[image_id][f"scale_{i}"].dtype == np.float32 for i in range(n_scales))
     height, width = group[image_id].attrs["size"]
-    assert group[image_id]["high_res"].shape[1:] == (height, width)
+    high_res, _ = stored_high_res(ShardReader(results / "cam/shard-0.zarr"), image_id)
+    assert high_res.shape[1:] == (height, width) and high_res.dtype == np.float16
 
-    maps = zarr.open_group(str(results / "irnet/shard-0.zarr"), mode="r")
+    maps = open_root(results / "irnet/shard-0.zarr")
     some = maps.attrs["image_ids"][0]
     h, w = maps[some]["boundary"].shape
     assert maps[some]["displacement"].shape == (2, h, w) and maps[some]["displacement"].dtype == np.float16
@@ -152,6 +158,7 @@ def test_nothing_to_do_after_a_complete_run(tiny_run):
 
 def test_run_settings_rerun_nothing(tiny_run):
     assert planned_jobs(tiny_run, "--config", "compute={device: auto, infer_batch_size: 2, num_workers: 1}") == {}
+    assert planned_jobs(tiny_run, "--config", "compute={store_layout: directory}") == {}
     assert planned_jobs(tiny_run, "--set-threads", "train_cam=1", "infer_cam=2") == {}
 
 
@@ -203,3 +210,16 @@ def test_adding_an_image_to_the_infer_list_reruns_one_shard(tiny_run, tmp_path):
     plan = planned_jobs(workdir)
     assert plan.get("infer_cam") == 1, plan
     assert "train_cam" not in plan and "prepare_dataset" not in plan
+
+
+def test_store_layout_changes_no_result(tiny_run, tmp_path):
+    """Stores rewritten in the directory layout hold the same results, and the stages after them read them."""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    before = snapshot(workdir)
+    snakemake(workdir, "--config", "compute={store_layout: directory}", "--forcerun", "propagate_semantic")
+    for shard in ("0", "1"):
+        store = workdir / f"results/semantic/shard-{shard}.zarr"
+        assert (store / "zarr.json").is_file() and not (store / "store.zip").exists()
+        assert not (workdir / f"results/instances/shard-{shard}.zarr/zarr.json").exists()  # untouched: still zip
+    assert snapshot(workdir) == before
