@@ -24,6 +24,7 @@ dry run.
     python bench/plan_scale.py --images 2000 --keep /tmp/plan   # keep the folder, e.g. to profile a dry run
     python bench/plan_scale.py --images 10000 --source /tmp/patched  # the workflow files of another checkout
     python bench/plan_scale.py --images 10000 --infer eval      # VOC's setting: pseudo-labels for `train` only
+    python bench/plan_scale.py --images 82783 --infer-images 40504  # COCO 2014: train2014 trains, val2014 labelled
 
 The goal is a no-op dry run of the 10,000-image configuration in at most 5 s. Both default sizes take about
 8 minutes on 2 cores, most of it marking the 100,000-image outputs done. Results, bottlenecks and shard
@@ -83,8 +84,25 @@ def synthesize_voc(root: Path, n_images: int, eval_every: int) -> dict[str, int]
     return {"train": len(ids), "eval": len(eval_ids)}
 
 
+def synthesize_infer_split(root: Path, n_images: int, eval_every: int) -> dict[str, int]:
+    """A second split of empty files outside the training list, as COCO's val2014 beside train2014: `infer.txt`
+    (every image) and `infer_eval.txt` (every `eval_every`-th, with ground truth)."""
+    ids = [f"3026_{i:06d}" for i in range(1, n_images + 1)]
+    eval_ids = ids[::eval_every]
+    for image_id in ids:
+        (root / "JPEGImages" / f"{image_id}.jpg").touch()
+        (root / "Annotations" / f"{image_id}.xml").touch()
+    for image_id in eval_ids:
+        (root / "SegmentationClass" / f"{image_id}.png").touch()
+        (root / "SegmentationObject" / f"{image_id}.png").touch()
+    lists = root / "ImageSets" / "Segmentation"
+    (lists / "infer.txt").write_text("\n".join(ids) + "\n")
+    (lists / "infer_eval.txt").write_text("\n".join(eval_ids) + "\n")
+    return {"infer": len(ids), "eval": len(eval_ids)}
+
+
 def make_workdir(
-    workdir: Path, source: Path, n_images: int, shards: int, eval_every: int, infer: str
+    workdir: Path, source: Path, n_images: int, shards: int, eval_every: int, infer: str, infer_images: int = 0
 ) -> dict[str, int]:
     """Copy the workflow of `source`, synthesise the dataset, write bench.yaml (configs/voc12.yaml, adapted).
 
@@ -102,6 +120,12 @@ def make_workdir(
             "eval_list": "ImageSets/Segmentation/train.txt",
         }
     )
+    if infer_images:  # pseudo-labels for another split (COCO: train2014 trains, val2014 is labelled)
+        split = synthesize_infer_split(workdir / "data" / "VOC", infer_images, eval_every)
+        config["dataset"].update(
+            {"infer_list": "ImageSets/Segmentation/infer.txt", "eval_list": "ImageSets/Segmentation/infer_eval.txt"}
+        )
+        sizes.update(split)
     # device cpu: with `auto` (voc12.yaml's value) rules/common.smk imports torch at parse time to look for CUDA,
     # a fixed cost that would blur how planning scales; it is timed on its own (a no-op with device auto), for
     # sizes up to GOAL_IMAGES or with --device-auto.
@@ -228,6 +252,7 @@ def bench_size(
     source: Path,
     keep: Path | None,
     device_auto: bool,
+    infer_images: int = 0,
 ) -> dict:
     base = keep or Path(tempfile.mkdtemp(prefix=f"plan_scale_{n_images}_"))
     workdir = base / f"n{n_images}"
@@ -235,10 +260,11 @@ def bench_size(
         shutil.rmtree(workdir)
     try:
         start = time.perf_counter()
-        sizes = make_workdir(workdir, source, n_images, shards, eval_every, infer)
+        sizes = make_workdir(workdir, source, n_images, shards, eval_every, infer, infer_images)
         setup_s = time.perf_counter() - start
         print(
-            f"\n== {n_images:,} training images, pseudo-labels for {n_images if infer == 'all' else sizes['eval']:,}, "
+            f"\n== {n_images:,} training images, pseudo-labels for "
+            f"{sizes.get('infer') or (n_images if infer == 'all' else sizes['eval']):,}, "
             f"{sizes['eval']:,} with ground truth; {shards} shards; workflow from {source} "
             f"(empty-file dataset made in {setup_s:.1f} s) ==",
             flush=True,
@@ -315,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--source", type=Path, default=REPO, help="checkout whose workflow files are timed (default: this one)"
     )
+    parser.add_argument(
+        "--infer-images",
+        type=int,
+        default=0,
+        help="pseudo-labels for this many images of another split instead (COCO 2014: --images 82783 "
+        "--infer-images 40504); overrides --infer",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per timing; the best is printed (default 1)")
     parser.add_argument("--keep", type=Path, default=None, help="build the folders here and keep them")
     parser.add_argument(
@@ -330,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_size(
                 n, args.shards or default_shards(n), repeat=args.repeat, eval_every=args.eval_every, infer=args.infer,
                 source=args.source.resolve(), keep=args.keep, device_auto=args.device_auto,
+                infer_images=args.infer_images,
             )
         )  # fmt: skip
 
