@@ -24,6 +24,17 @@ def test_shipped_configs_validate(name):
     assert config["random_walk"]["exp_times"] >= 0 and config["compute"]["shards"] >= 1
 
 
+def test_the_mobilenet_layer_changes_only_the_backbone_of_the_demo():
+    from tests.workflow.harness import deep_update
+
+    demo = load("configs/demo.yaml")
+    layered = validate_config(deep_update(load("configs/demo.yaml"), load("configs/mobilenet_v2.yaml")))
+    assert layered["backbone"] == {"arch": "mobilenet_v2", "weights": "imagenet"}
+    assert {k: v for k, v in layered.items() if k != "backbone"} == {
+        k: v for k, v in validate_config(demo).items() if k != "backbone"
+    }
+
+
 def test_the_top_level_config_sets_nothing():
     # Snakemake always loads config.yaml under every other layer: anything in it would leak into every run.
     assert load("config.yaml") == {}
