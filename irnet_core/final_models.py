@@ -1,12 +1,15 @@
 """The paper's last step: fully supervised models trained on the pseudo-labels (method doc §4).
 
-* **Instance**: torchvision's Mask R-CNN with a ResNet-FPN backbone, trained on the exported COCO file of the
+* **Instance**: torchvision's Mask R-CNN with an FPN on the backbone's last four stages (ResNet or MobileNetV2,
+  at torchvision's own strides 4-32), trained on the exported COCO file of the
   instance pseudo-labels. Instances with a score at or below ``min_score`` (the score-0 fragments that instance
   extraction keeps only for completeness) are not trained as objects: they leave the targets.
-* **Semantic**: torchvision's DeepLabv3 (ASPP head on a ResNet; output stride 8 with dilation, or 16 for
-  ResNet-18/34, whose basic blocks cannot dilate), trained on the exported label PNGs with 255 ignored.
+* **Semantic**: torchvision's DeepLabv3 (ASPP head on the backbone's last stage; output stride 8 with dilation
+  for ResNet-50/101, 16 for ResNet-18/34, whose basic blocks cannot dilate, and MobileNetV2, as the CAM
+  network's backbone), trained on the exported label PNGs with 255 ignored.
 
-Both backbones start from one ResNet state: the configured ``backbone.weights`` (torchvision's ImageNet weights
+Which torchvision modules form each stage is known only to :data:`irnet_core.models.backbone.SPECS`.
+Both backbones start from one backbone state: the configured ``backbone.weights`` (torchvision's ImageNet weights
 or a local file, loaded by :func:`irnet_core.models.backbone.build_backbone`) when it is not ``none``, else the
 trained CAM network's backbone, the only weights trained on this data. This module knows nothing of files
 beyond what its functions are given, and nothing of Snakemake.
@@ -32,13 +35,20 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from .data import transforms as T
 from .errors import InputError
 from .instances import Instances
-from .models.backbone import ARCHS, _set_layer4_stride_one, _stage_channels, build_backbone
+from .models.backbone import (
+    ARCHS,
+    SPECS,
+    build_backbone,
+    set_last_stage_stride_one,
+    stage_channels,
+    torchvision_model,
+    torchvision_state,
+)
 from .models.cam_net import cam_backbone
 from .palette import read_label_png
 from .training import sample_rng
 
 IGNORE = 255
-_BOTTLENECK_ARCHS = ("resnet50", "resnet101")
 
 
 # ---- backbones --------------------------------------------------------------------------------------------
@@ -52,7 +62,7 @@ def resolve_arch(arch: str, backbone_arch: str) -> str:
 def initial_backbone_state(
     arch: str, weights: str, cam_model_path: str | None, *, where: str
 ) -> dict[str, torch.Tensor]:
-    """The ResNet state (torchvision key names, no ``fc``) both final models start from.
+    """The backbone state (torchvision key names, no ImageNet head) both final models start from.
 
     ``weights`` other than ``none``: that backbone (ImageNet through torchvision's weights API, or a file).
     ``none``: the trained CAM network's backbone, which must be of architecture ``arch`` (``where`` names the
@@ -68,15 +78,14 @@ def initial_backbone_state(
             raise InputError(
                 where, f"{arch} cannot start from the CAM network's {backbone.arch} backbone (backbone.weights none)"
             )
-    state = {}
-    for key, value in backbone.state_dict().items():
-        state[key.removeprefix("stem.")] = value.detach().clone()
-    return state
+    return torchvision_state(backbone)
 
 
-def _load_resnet(resnet: torchvision.models.ResNet, state: Mapping[str, torch.Tensor]) -> None:
-    missing, unexpected = resnet.load_state_dict(dict(state), strict=False)
-    missing = [k for k in missing if not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
+def _load_backbone(arch: str, model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Load a backbone state into torchvision's whole ``arch`` model: only its ImageNet head may be missing."""
+    missing, unexpected = model.load_state_dict(dict(state), strict=False)
+    head = SPECS[arch].head + "."
+    missing = [k for k in missing if not k.startswith(head) and not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise ValueError(f"backbone state does not fit: missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
 
@@ -98,26 +107,27 @@ def build_instance_model(
     rpn_proposals: int = 2000,
     roi_samples: int = 512,
 ) -> MaskRCNN:
-    """Mask R-CNN (``num_classes`` foreground classes + background) on a ResNet-FPN with frozen BatchNorm.
+    """Mask R-CNN (``num_classes`` foreground classes + background) on an FPN over the backbone's stages 2-5
+    (torchvision's strides 4, 8, 16, 32; ResNet: layer1-4, MobileNetV2: features 3, 6, 13, 18), frozen BatchNorm.
 
-    ``trainable_layers`` ResNet stages from the top train (torchvision's ``trainable_backbone_layers``). Inputs
+    ``trainable_layers`` of the five stages train, from the top (torchvision's ``trainable_backbone_layers``). Inputs
     are lists of float RGB images in [0, 1]; the model resizes and normalises them itself (ImageNet statistics).
     ``rpn_proposals`` RPN proposals per image are kept in training (half of them in prediction) and
     ``roi_samples`` of them train the box head per image (torchvision's 2000 and 512; small images need fewer).
     """
     if arch not in ARCHS:
         raise InputError("final_models.instance.arch", f"unknown architecture {arch!r}")
-    resnet = getattr(torchvision.models, arch)(weights=None, norm_layer=FrozenBatchNorm2d)
+    spec = SPECS[arch]
+    model = torchvision_model(arch, FrozenBatchNorm2d)
     if backbone_state is not None:
-        _load_resnet(resnet, backbone_state)
-    trained = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
-    if trainable_layers == 5:
-        trained.append("bn1")
-    for name, parameter in resnet.named_parameters():
-        parameter.requires_grad_(any(name.startswith(layer) for layer in trained))
-    layers = {f"layer{k}": str(k - 1) for k in range(1, 5)}
-    channels = [_stage_channels(getattr(resnet, name)) for name in layers]
-    backbone = BackboneWithFPN(resnet, layers, channels, fpn_channels)
+        _load_backbone(arch, model, backbone_state)
+    trained = tuple(name + "." for stage in spec.stages[::-1][:trainable_layers] for name in stage)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith(trained))
+    parent, layers = spec.level_layers((2, 3, 4, 5))
+    body = model.get_submodule(parent)
+    channels = [stage_channels(body.get_submodule(name)) for name in layers]
+    backbone = BackboneWithFPN(body, layers, channels, fpn_channels)
     return MaskRCNN(
         backbone,
         min_size=min_size,
@@ -247,19 +257,24 @@ def predict_instances(model: MaskRCNN, image: np.ndarray, device: torch.device, 
 def build_semantic_model(
     arch: str, num_classes: int, *, backbone_state: Mapping[str, torch.Tensor] | None = None
 ) -> DeepLabV3:
-    """DeepLabv3 with ``num_classes + 1`` outputs (background first) on a ResNet with ordinary BatchNorm."""
+    """DeepLabv3 with ``num_classes + 1`` outputs (background first) on the backbone's last stage, ordinary
+    BatchNorm."""
     if arch not in ARCHS:
         raise InputError("final_models.semantic.arch", f"unknown architecture {arch!r}")
-    bottleneck = arch in _BOTTLENECK_ARCHS
-    resnet = getattr(torchvision.models, arch)(
-        weights=None, replace_stride_with_dilation=[False, True, True] if bottleneck else None
-    )
-    if not bottleneck:
-        _set_layer4_stride_one(resnet.layer4)  # output stride 16 without dilation (basic blocks cannot dilate)
+    spec = SPECS[arch]
+    if spec.deeplab_dilation is not None:
+        model = torchvision_model(arch, replace_stride_with_dilation=list(spec.deeplab_dilation))
+    else:
+        model = torchvision_model(arch)
+        # Output stride 16 without dilation, as the CAM network's backbone (basic blocks cannot dilate).
+        for name in spec.stages[-1]:
+            set_last_stage_stride_one(model.get_submodule(name))
     if backbone_state is not None:
-        _load_resnet(resnet, backbone_state)
-    body = torchvision.models._utils.IntermediateLayerGetter(resnet, {"layer4": "out"})
-    return DeepLabV3(body, DeepLabHead(_stage_channels(resnet.layer4), num_classes + 1), None)
+        _load_backbone(arch, model, backbone_state)
+    parent, layers = spec.level_layers((5,))
+    body = torchvision.models._utils.IntermediateLayerGetter(model.get_submodule(parent), {next(iter(layers)): "out"})
+    last = body[next(iter(layers))]
+    return DeepLabV3(body, DeepLabHead(stage_channels(last), num_classes + 1), None)
 
 
 def semantic_param_groups(model: DeepLabV3) -> dict[str, list[nn.Parameter]]:

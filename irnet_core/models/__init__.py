@@ -1,4 +1,4 @@
-"""Networks: the shared ResNet backbone, the CAM classifier and IRNet (method spec §2.2, §2.3, §2.8)."""
+"""Networks: the shared backbone (ResNet or MobileNetV2), the CAM classifier and IRNet (method spec §2.2, §2.3, §2.8)."""
 
 from irnet_core.models.backbone import ARCHS, Backbone, FrozenStatsBatchNorm2d, build_backbone
 from irnet_core.models.cam_net import CAMNet, build_cam_net

@@ -1,11 +1,14 @@
-"""ResNet backbone shared by the CAM network and IRNet (method spec §2.2).
+"""Backbone shared by the CAM network and IRNet (method spec §2.2): a torchvision ResNet or MobileNetV2.
 
 Contract of :func:`build_backbone`:
 
-* ``arch`` is one of :data:`ARCHS` (torchvision ResNets); ``fc`` and ``avgpool`` are removed.
-* Strides ``(2, 2, 2, 1)``: the first block of ``layer4`` has stride 1 (main conv and downsample),
-  with **no dilation**, so ``layer3`` and ``layer4`` both have output stride 16. Every stride-2 op
-  rounds up, hence the stride-16 map of an ``H x W`` input is ``ceil(H/16) x ceil(W/16)``.
+* ``arch`` is one of :data:`ARCHS`; the ImageNet head (``fc`` / ``classifier``, and ``avgpool``) is removed.
+* Five stages ``stem, layer1 .. layer4`` return ``x1 .. x5`` at strides ``(4, 4, 8, 16, 16)`` for every
+  arch: the last stage's stride-2 convolution is set to stride 1 (ResNet: the first block of ``layer4``,
+  main conv and downsample; MobileNetV2: the depthwise conv of ``features.14``), with **no dilation**. Every
+  stride-2 op rounds up, hence the stride-16 map of an ``H x W`` input is ``ceil(H/16) x ceil(W/16)``.
+* :data:`SPECS` is the one place that knows which torchvision modules form each stage (see :class:`ArchSpec`);
+  the CAM network, IRNet and the final models only see stages, channels and torchvision module names.
 * ``frozen_bn=True`` replaces every BatchNorm by :class:`FrozenStatsBatchNorm2d`: it always
   normalises with its running statistics (the training flag is ignored, the statistics are never
   updated) while its affine ``weight``/``bias`` stay ordinary trainable parameters. torchvision's
@@ -19,9 +22,12 @@ Contract of :func:`build_backbone`:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -33,7 +39,73 @@ from torch import nn
 
 from irnet_core.errors import InputError
 
-ARCHS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
+STAGE_NAMES: tuple[str, ...] = ("stem", "layer1", "layer2", "layer3", "layer4")
+STRIDES: tuple[int, ...] = (4, 4, 8, 16, 16)  # of x1 .. x5, for every arch
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What the project needs to know of one torchvision architecture: which of its modules form the five stages.
+
+    Attributes:
+        stages: torchvision module names (dotted into ``features`` for MobileNetV2) of ``stem, layer1 .. layer4``,
+            in forward order. A stage of one module *is* that module (its keys are ``layer1.*``); a stage of
+            several is a ``Sequential`` keyed by the last part of each name (``stem.conv1.*``, ``layer2.4.*``).
+        head: prefix of torchvision's ImageNet head (dropped from weight files; the final models lack it).
+        deeplab_dilation: ``replace_stride_with_dilation`` for DeepLabv3 (output stride 8; bottleneck ResNets
+            only), or ``None``: output stride 16 by the same stride change as the backbone.
+    """
+
+    stages: tuple[tuple[str, ...], ...]
+    head: str
+    deeplab_dilation: tuple[bool, bool, bool] | None = None
+
+    def key_prefixes(self) -> list[tuple[str, str]]:
+        """(torchvision prefix, backbone prefix) of every stage module, e.g. ``("conv1.", "stem.conv1.")``."""
+        pairs = []
+        for stage, names in zip(STAGE_NAMES, self.stages, strict=True):
+            for name in names:
+                pairs.append((name + ".", f"{stage}." if len(names) == 1 else f"{stage}.{name.rsplit('.', 1)[-1]}."))
+        return pairs
+
+    def level_layers(self, levels: tuple[int, ...]) -> tuple[str, dict[str, str]]:
+        """Where stages ``levels`` (1-based, as ``x1 .. x5``) end in the torchvision model: the parent module's
+        name (``""``: the model) and ``{child name: str(position)}`` for torchvision's IntermediateLayerGetter."""
+        ends = [self.stages[level - 1][-1] for level in levels]
+        parents = {end.rpartition(".")[0] for end in ends}
+        assert len(parents) == 1, f"stage ends {ends} have different parents"
+        return parents.pop(), {end.rpartition(".")[2]: str(k) for k, end in enumerate(ends)}
+
+
+_RESNET = ArchSpec(
+    stages=(("conv1", "bn1", "relu", "maxpool"), ("layer1",), ("layer2",), ("layer3",), ("layer4",)), head="fc"
+)
+_BOTTLENECK = ArchSpec(stages=_RESNET.stages, head="fc", deeplab_dilation=(False, True, True))
+
+
+def _features(first: int, last: int) -> tuple[str, ...]:
+    return tuple(f"features.{k}" for k in range(first, last + 1))
+
+
+# MobileNetV2 (torchvision): features.0 is the stride-2 stem conv, then inverted-residual blocks of 16, 24 (two,
+# the first strided), 32 (three, strided), 64 + 96 (seven, the first strided), 160 + 320 (four, the first
+# strided) channels and the 1x1 conv to 1280. The stages end where the stride changes, so that x1 and x2 are
+# both at stride 4 as in the ResNets (IRNet's boundary branch fuses them without resampling): x1 = the first
+# 24-channel block (stride 4), x2 = the second, x3 = the 32-channel blocks (8), x4 = the 64/96-channel blocks
+# (16), x5 = the 160/320-channel blocks and the 1280-channel conv (16 once features.14 has stride 1).
+_MOBILENET_V2 = ArchSpec(
+    stages=(_features(0, 2), _features(3, 3), _features(4, 6), _features(7, 13), _features(14, 18)),
+    head="classifier",
+)
+
+SPECS: dict[str, ArchSpec] = {
+    "resnet18": _RESNET,
+    "resnet34": _RESNET,
+    "resnet50": _BOTTLENECK,
+    "resnet101": _BOTTLENECK,
+    "mobilenet_v2": _MOBILENET_V2,
+}
+ARCHS: tuple[str, ...] = tuple(SPECS)
 
 
 class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
@@ -52,34 +124,30 @@ class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
 
 
 class Backbone(nn.Module):
-    """ResNet trunk returning the five feature maps used by the CAM net and IRNet.
+    """Five stages of a torchvision network returning the feature maps used by the CAM net and IRNet.
 
     Attributes:
         arch: the torchvision architecture name.
         frozen_bn: whether the BatchNorms are :class:`FrozenStatsBatchNorm2d`.
-        stem: ``Sequential(conv1, bn1, relu, maxpool)`` (stride 4).
-        layer1..layer4: the ResNet stages (strides 4, 8, 16, 16).
+        stem, layer1 .. layer4: the stages (strides 4, 4, 8, 16, 16; ResNet: ``Sequential(conv1, bn1, relu,
+            maxpool)`` and its four stages; MobileNetV2: see :data:`SPECS`).
         out_channels: channels of each returned map, keyed ``"x1"`` .. ``"x5"``.
     """
 
-    def __init__(self, resnet: torchvision.models.ResNet, *, arch: str, frozen_bn: bool) -> None:
+    def __init__(self, model: nn.Module, *, arch: str, frozen_bn: bool) -> None:
         super().__init__()
         self.arch = arch
         self.frozen_bn = frozen_bn
-        self.stem = nn.Sequential(
-            OrderedDict(conv1=resnet.conv1, bn1=resnet.bn1, relu=resnet.relu, maxpool=resnet.maxpool)
-        )
-        self.layer1 = resnet.layer1
-        self.layer2 = resnet.layer2
-        self.layer3 = resnet.layer3
-        self.layer4 = resnet.layer4
-        self.out_channels: dict[str, int] = {
-            "x1": resnet.conv1.out_channels,
-            "x2": _stage_channels(resnet.layer1),
-            "x3": _stage_channels(resnet.layer2),
-            "x4": _stage_channels(resnet.layer3),
-            "x5": _stage_channels(resnet.layer4),
-        }
+        self.out_channels: dict[str, int] = {}
+        for k, (stage, names) in enumerate(zip(STAGE_NAMES, SPECS[arch].stages, strict=True)):
+            modules = [model.get_submodule(name) for name in names]
+            if len(modules) == 1:
+                setattr(self, stage, modules[0])
+            else:
+                setattr(self, stage, nn.Sequential(OrderedDict(
+                    (name.rsplit(".", 1)[-1], module) for name, module in zip(names, modules, strict=True)
+                )))  # fmt: skip
+            self.out_channels[f"x{k + 1}"] = stage_channels(getattr(self, stage))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``x`` (N,3,H,W) normalised RGB -> ``[x1, x2, x3, x4, x5]`` at strides (4, 4, 8, 16, 16)."""
@@ -91,32 +159,39 @@ class Backbone(nn.Module):
         return [x1, x2, x3, x4, x5]
 
 
-def _stage_channels(layer: nn.Sequential) -> int:
-    """Output channels of a ResNet stage (last conv of its last block)."""
-    last = layer[-1]
-    conv = last.conv3 if hasattr(last, "conv3") else last.conv2
-    return int(conv.out_channels)
+def stage_channels(stage: nn.Module) -> int:
+    """Output channels of a stage: its last convolution's (every stage of :data:`SPECS` ends in a conv and
+    its norm/activation; a ResNet block's downsample conv has the block's output channels too)."""
+    convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
+    return int(convs[-1].out_channels)
 
 
-def _set_layer4_stride_one(layer4: nn.Sequential) -> None:
-    """Make the first block of ``layer4`` stride 1 (main path and shortcut), keeping dilation 1."""
-    block = layer4[0]
-    for conv in (getattr(block, "conv1", None), getattr(block, "conv2", None)):
-        # BasicBlock strides conv1, torchvision's Bottleneck (v1.5) strides conv2 (like the official code).
-        if conv is not None and conv.stride != (1, 1):
-            conv.stride = (1, 1)
-    if block.downsample is not None:
-        block.downsample[0].stride = (1, 1)
-    block.stride = 1
+def set_last_stage_stride_one(stage: nn.Module) -> None:
+    """Make every stride-2 conv of the last stage stride 1 (ResNet: the first block's main conv and shortcut;
+    MobileNetV2: features.14's depthwise conv), keeping dilation 1; blocks that record a stride say 1."""
+    for module in stage.modules():
+        if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
+            module.stride = (1, 1)
+        if isinstance(getattr(module, "stride", None), int):
+            module.stride = 1
+
+
+def torchvision_model(arch: str, norm_layer: type[nn.Module] | None = None, **kwargs: Any) -> nn.Module:
+    """torchvision's ``arch`` with random weights (``norm_layer`` None: ordinary BatchNorm)."""
+    if arch not in SPECS:
+        raise ValueError(f"unknown architecture {arch!r}")
+    if norm_layer is not None:
+        kwargs["norm_layer"] = norm_layer
+    return getattr(torchvision.models, arch)(weights=None, **kwargs)
 
 
 def build_backbone(arch: str, weights: str, *, frozen_bn: bool) -> Backbone:
-    """Build a stride-16 ResNet backbone (see the module docstring for the full contract).
+    """Build a stride-16 backbone (see the module docstring for the full contract).
 
     Args:
         arch: one of :data:`ARCHS`.
         weights: ``"none"``, ``"imagenet"`` or a local state-dict path (torchvision key names or this
-            module's ``stem.*`` names; ``module.`` prefixes are stripped and ``fc.*`` is dropped; the file
+            module's stage names; ``module.`` prefixes are stripped and the ImageNet head is dropped; the file
             may also wrap the state dict as ``{"state_dict": ...}`` or ``{"model": ...}``).
         frozen_bn: use :class:`FrozenStatsBatchNorm2d` for every BatchNorm.
 
@@ -127,9 +202,8 @@ def build_backbone(arch: str, weights: str, *, frozen_bn: bool) -> Backbone:
     if arch not in ARCHS:
         raise InputError("backbone.arch", f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
     norm_layer = FrozenStatsBatchNorm2d if frozen_bn else nn.BatchNorm2d
-    resnet = getattr(torchvision.models, arch)(weights=None, norm_layer=norm_layer)
-    _set_layer4_stride_one(resnet.layer4)
-    backbone = Backbone(resnet, arch=arch, frozen_bn=frozen_bn)
+    backbone = Backbone(torchvision_model(arch, norm_layer), arch=arch, frozen_bn=frozen_bn)
+    set_last_stage_stride_one(backbone.layer4)
     if weights == "none":
         return backbone
     if weights == "imagenet":
@@ -154,10 +228,28 @@ def _download_state_dict(url: str, cache_dir: Path) -> dict[str, Any]:
     )
 
 
+def _check_hash_prefix(path: Path) -> None:
+    """The SHA-256 of a cached hub file must start with the hex digits its name carries (``name-<hex>.pth``),
+    the check torch.hub makes on download only: a truncated or replaced file in the cache is named, not loaded."""
+    match = re.search(r"-([a-f0-9]+)\.", path.name)
+    if match is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(match.group(1)):
+        raise InputError(
+            str(path), f"SHA-256 {digest.hexdigest()[:12]}... does not start with {match.group(1)} (its name's hash)"
+        )
+
+
 def _imagenet_state_dict(arch: str) -> Mapping[str, Any]:
-    """ImageNet weights of ``arch`` from the hub cache, else one download; InputError if neither works."""
+    """ImageNet weights of ``arch`` from the hub cache (hash-checked), else one download; InputError if neither
+    works."""
     url, cached = imagenet_weights_location(arch)
     if cached.is_file():
+        _check_hash_prefix(cached)
         return _read_weights_file(str(cached))
     try:
         return _download_state_dict(url, cached.parent)
@@ -187,17 +279,35 @@ def _read_weights_file(path: str) -> Mapping[str, Any]:
     return obj
 
 
-def _normalise_keys(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Strip ``module.``, drop ``fc.*``, map torchvision's ``conv1.``/``bn1.`` to ``stem.conv1.``/``stem.bn1.``."""
+def _normalise_keys(arch: str, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Strip ``module.``, drop the ImageNet head, map torchvision's module names to the stages' (``conv1.`` ->
+    ``stem.conv1.``, MobileNetV2's ``features.4.`` -> ``layer2.4.``); backbone names pass unchanged."""
+    spec = SPECS[arch]
+    prefixes = spec.key_prefixes()
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        if key.startswith("module."):
-            key = key[len("module.") :]
-        if key.startswith("fc."):
+        key = key.removeprefix("module.")
+        if key.startswith(spec.head + "."):
             continue
-        if key.startswith(("conv1.", "bn1.")):
-            key = "stem." + key
+        for torchvision_prefix, backbone_prefix in prefixes:
+            if key.startswith(torchvision_prefix):
+                key = backbone_prefix + key[len(torchvision_prefix) :]
+                break
         out[key] = value
+    return out
+
+
+def torchvision_state(backbone: Backbone) -> dict[str, torch.Tensor]:
+    """The backbone's state under torchvision's key names (no head), detached copies: the final models'
+    initial state."""
+    prefixes = SPECS[backbone.arch].key_prefixes()
+    out = {}
+    for key, value in backbone.state_dict().items():
+        for torchvision_prefix, backbone_prefix in prefixes:
+            if key.startswith(backbone_prefix):
+                key = torchvision_prefix + key[len(backbone_prefix) :]
+                break
+        out[key] = value.detach().clone()
     return out
 
 
@@ -206,7 +316,7 @@ def load_backbone_state(backbone: Backbone, state: Mapping[str, Any], *, where: 
 
     BatchNorm ``num_batches_tracked`` counters may be absent (old torchvision files lack them).
     """
-    state = _normalise_keys(state)
+    state = _normalise_keys(backbone.arch, state)
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]

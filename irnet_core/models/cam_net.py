@@ -1,11 +1,11 @@
-"""CAM classifier (method spec §2.3): ResNet backbone + bias-free 1x1 classifier.
+"""CAM classifier (method spec §2.3): backbone (ResNet or MobileNetV2) + bias-free 1x1 classifier.
 
 Two training recipes, chosen by ``paper_recipe``:
 
 * ``True`` (pretrained weights, the paper's): the backbone must have frozen BatchNorm statistics
-  (``build_backbone(..., frozen_bn=True)``); stem, layer1 and layer2 are frozen (their output is
-  detached and their parameters have ``requires_grad=False``); layer3, layer4 (convs and BN affine)
-  and the classifier train.
+  (``build_backbone(..., frozen_bn=True)``); the stages up to stride 8 (stem, layer1 and layer2; for
+  MobileNetV2 features 0-6) are frozen (their output is detached and their parameters have
+  ``requires_grad=False``); layer3, layer4 (convs and BN affine) and the classifier train.
 * ``False`` (training from scratch, used when ``backbone.weights == "none"``): ordinary BatchNorm
   (``frozen_bn=False``) and every parameter trains — frozen random features would learn nothing.
 """

@@ -1,4 +1,7 @@
-"""IRNet: boundary and displacement heads on a ResNet backbone (method spec §2.8).
+"""IRNet: boundary and displacement heads on the shared backbone (method spec §2.8).
+
+The heads read the backbone's five levels at strides (4, 4, 8, 16, 16), which every arch provides
+(:data:`irnet_core.models.backbone.SPECS`).
 
 Every head block is 1x1 conv (no bias) -> GroupNorm -> [bilinear upsample, align_corners=False] -> ReLU.
 Upsampled maps are cropped top-left to the size of the finer map they are concatenated with, which

@@ -24,6 +24,17 @@ def test_shipped_configs_validate(name):
     assert config["random_walk"]["exp_times"] >= 0 and config["compute"]["shards"] >= 1
 
 
+def test_the_mobilenet_layer_changes_only_the_backbone_and_cam_lr_of_the_demo():
+    from tests.workflow.harness import deep_update
+
+    demo = validate_config(load("configs/demo.yaml"))
+    layered = validate_config(deep_update(load("configs/demo.yaml"), load("configs/mobilenet_v2.yaml")))
+    assert layered["backbone"] == {"arch": "mobilenet_v2", "weights": "imagenet"}
+    assert layered["cam"]["paper_recipe"]["lr"] == 0.01
+    demo["backbone"], demo["cam"]["paper_recipe"]["lr"] = layered["backbone"], 0.01
+    assert layered == demo
+
+
 def test_the_top_level_config_sets_nothing():
     # Snakemake always loads config.yaml under every other layer: anything in it would leak into every run.
     assert load("config.yaml") == {}

@@ -97,6 +97,31 @@ def test_backbone_comes_from_the_cam_network_and_must_match_its_arch(data):
         initial_backbone_state("resnet34", "none", data["cam_model"], where="final_models.instance.arch")
 
 
+def test_mobilenet_v2_final_models_start_from_its_backbone():
+    from irnet_core.final_models import build_instance_model
+    from irnet_core.models.backbone import build_backbone, torchvision_state
+
+    torch.manual_seed(0)
+    state = torchvision_state(build_backbone("mobilenet_v2", "none", frozen_bn=False))
+    model = build_instance_model("mobilenet_v2", len(CLASSES), backbone_state=state, fpn_channels=32, min_size=64,
+                                 max_size=96, rpn_proposals=16, roi_samples=8)  # fmt: skip
+    body = model.backbone.body
+    assert list(body.return_layers) == ["3", "6", "13", "18"]  # torchvision's strides 4, 8, 16, 32
+    assert [block[0].in_channels for block in model.backbone.fpn.inner_blocks] == [24, 32, 96, 1280]
+    assert torch.equal(body["13"].conv[2].weight, state["features.13.conv.2.weight"])
+    trained = {name.split(".")[0] for name, p in body.named_parameters() if p.requires_grad}
+    assert trained == {str(k) for k in range(4, 19)}  # trainable_layers 3: features 4-6, 7-13, 14-18
+    model.eval()
+    with torch.no_grad():
+        features = model.backbone(torch.randn(1, 3, 64, 96))
+    assert [tuple(f.shape[-2:]) for f in features.values()][:4] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    semantic = build_semantic_model("mobilenet_v2", len(CLASSES), backbone_state=state).eval()
+    assert torch.equal(semantic.backbone["18"][0].weight, state["features.18.0.weight"])
+    assert semantic.backbone["14"].conv[1][0].stride == (1, 1)  # output stride 16, as the CAM network's
+    with torch.no_grad():
+        assert tuple(semantic(torch.randn(2, 3, 64, 96))["out"].shape) == (2, len(CLASSES) + 1, 64, 96)
+
+
 def test_ignored_pixels_and_score_zero_fragments_are_not_trained(data):
     logits = torch.randn(1, 7, 4, 4, requires_grad=True)
     labels = torch.full((1, 4, 4), 255, dtype=torch.int64)

@@ -1,7 +1,8 @@
-"""Backbone, CAMNet and IRNet: shapes, freezing semantics and weight loading (resnet18, random init)."""
+"""Backbone, CAMNet and IRNet: shapes, freezing semantics and weight loading (resnet18, mobilenet_v2, random init)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,39 @@ def test_bottleneck_backbone_channels() -> None:
     assert net.out_channels == {"x1": 64, "x2": 256, "x3": 512, "x4": 1024, "x5": 2048}
     assert net.layer4[0].conv2.stride == (1, 1)  # torchvision's Bottleneck strides its 3x3 conv
     assert tuple(net(torch.randn(1, 3, 33, 17))[4].shape) == (1, 2048, 3, 2)
+
+
+def test_mobilenet_v2_levels_strides_and_channels() -> None:
+    net = build_backbone("mobilenet_v2", "none", frozen_bn=False)
+    feats = net(torch.randn(1, 3, 97, 130))
+    # Strides 4, 4, 8, 16, 16 as the ResNets': features.14 (the last stride-2 block) has stride 1.
+    assert [tuple(f.shape[-2:]) for f in feats] == [(25, 33), (25, 33), (13, 17), (7, 9), (7, 9)]
+    assert net.out_channels == {"x1": 24, "x2": 24, "x3": 32, "x4": 96, "x5": 1280}
+    assert [f.shape[1] for f in feats] == list(net.out_channels.values())
+    assert net.layer4[0].conv[1][0].stride == (1, 1) and net.layer4[0].stride == 1
+    assert all(m.dilation == (1, 1) for m in net.modules() if isinstance(m, nn.Conv2d))
+    # Every module of torchvision's features is in exactly one stage; the ImageNet classifier is not.
+    assert sum(
+        len(list(getattr(net, s).parameters())) for s in ("stem", "layer1", "layer2", "layer3", "layer4")
+    ) == len(list(torchvision.models.mobilenet_v2().features.parameters()))
+
+
+def test_mobilenet_v2_torchvision_file_maps_onto_the_stages(tmp_path: Path) -> None:
+    state = torchvision.models.mobilenet_v2(weights=None).state_dict()
+    path = tmp_path / "mnv2.pth"
+    torch.save(state, path)
+    net = build_backbone("mobilenet_v2", str(path), frozen_bn=True)
+    loaded = net.state_dict()
+    assert torch.equal(loaded["stem.0.0.weight"], state["features.0.0.weight"])
+    assert torch.equal(loaded["layer1.conv.2.weight"], state["features.3.conv.2.weight"])
+    assert torch.equal(loaded["layer2.4.conv.1.0.weight"], state["features.4.conv.1.0.weight"])
+    assert torch.equal(loaded["layer4.18.1.running_var"], state["features.18.1.running_var"])
+    assert torch.equal(
+        backbone_module.torchvision_state(net)["features.13.conv.2.weight"], state["features.13.conv.2.weight"]
+    )
+    assert not any(key.startswith("classifier") for key in loaded)
+    with pytest.raises(InputError, match="mnv2.pth.*(missing|unexpected)"):
+        build_backbone("resnet18", str(path), frozen_bn=True)
 
 
 def test_unknown_arch_is_input_error() -> None:
@@ -142,17 +176,33 @@ def test_imagenet_weights_offline_error_is_one_line(tmp_path: Path, monkeypatch:
 
 
 def test_imagenet_weights_from_hub_cache_without_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-
     def forbidden(url: str, cache_dir: Path) -> dict[str, torch.Tensor]:
         raise AssertionError("download attempted although the file is cached")
 
     monkeypatch.setattr(backbone_module, "_download_state_dict", forbidden)
     state = _torchvision_resnet18_state()
     (tmp_path / "checkpoints").mkdir()
-    torch.save(state, tmp_path / "checkpoints" / "resnet18-f37072fd.pth")
+    path = tmp_path / "checkpoints" / "stand-in.pth"
+    torch.save(state, path)
+    # A stand-in for torchvision's file, under a name that carries its own hash as torchvision's names do.
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    cached = path.rename(path.with_name(f"resnet18-{prefix}.pth"))
+    monkeypatch.setattr(backbone_module, "imagenet_weights_location", lambda arch: ("https://x/" + cached.name, cached))
     net = build_backbone("resnet18", "imagenet", frozen_bn=True)
     assert torch.equal(net.state_dict()["layer1.0.conv1.weight"], state["layer1.0.conv1.weight"])
+
+
+def test_cached_imagenet_file_with_another_hash_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch.hub checks the hash on download only; a replaced or truncated file in the cache is named instead.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(backbone_module, "_download_state_dict", lambda url, cache_dir: pytest.fail("download"))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(_torchvision_resnet18_state(), tmp_path / "checkpoints" / "resnet18-f37072fd.pth")
+    with pytest.raises(InputError) as info:
+        build_backbone("resnet18", "imagenet", frozen_bn=True)
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "checkpoints" / "resnet18-f37072fd.pth") + ": SHA-256 ")
+    assert "does not start with f37072fd" in message and "\n" not in message
 
 
 # --- CAMNet ---------------------------------------------------------------------------------------
@@ -173,6 +223,17 @@ def test_cam_net_paper_recipe_gradient_pattern() -> None:
     groups = net.param_groups()
     assert {id(p) for p in groups["backbone"]} == {id(p) for m in (b.layer3, b.layer4) for p in m.parameters()}
     assert [id(p) for p in groups["head"]] == [id(net.classifier.weight)]
+
+
+def test_mobilenet_v2_cam_net_and_irnet() -> None:
+    net = build_cam_net("mobilenet_v2", "none", 3)
+    assert tuple(net.cams(torch.randn(1, 3, 50, 70)).shape) == (1, 3, 4, 5)
+    paper = CAMNet(build_backbone("mobilenet_v2", "none", frozen_bn=True), 3, paper_recipe=True)
+    trained = {id(p) for p in paper.param_groups()["backbone"]}
+    b = paper.backbone
+    assert trained == {id(p) for m in (b.layer3, b.layer4) for p in m.parameters()}  # features 7-18
+    edge, disp = build_irnet("mobilenet_v2", "none")(torch.randn(1, 3, 97, 130))
+    assert tuple(edge.shape) == (1, 1, 25, 33) and tuple(disp.shape) == (1, 2, 25, 33)
 
 
 def test_cam_net_scratch_recipe_trains_everything() -> None:
