@@ -34,6 +34,7 @@ The config's ``dataset:`` section. Keys of every format:
     root              the dataset folder; relative paths in the other keys are relative to it
     classes           list of names, or null for the format's default (below)
     exif_orientation  ignore | apply (default: ignore for voc and coco, apply for folder; see .images)
+    max_image_pixels  images with more pixels are refused (default Pillow's limit, 89,478,485); null: none
     train_list, infer_list, eval_list, calibration_list, val_list
                       list specs (see each format); absent or null lists are skipped by read_lists()
 
@@ -81,13 +82,20 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InputError
-from .images import check_exif_policy, image_size, load_image
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    check_exif_policy,
+    check_max_pixels,
+    image_size,
+    load_image,
+    load_label_png,
+)
 
 logger = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("voc", "coco", "folder")
 LIST_KEYS: tuple[str, ...] = ("train_list", "infer_list", "eval_list", "calibration_list", "val_list")
-COMMON_KEYS: tuple[str, ...] = ("format", "root", "classes", "exif_orientation", *LIST_KEYS)
+COMMON_KEYS: tuple[str, ...] = ("format", "root", "classes", "exif_orientation", "max_image_pixels", *LIST_KEYS)
 GT_KINDS: tuple[str, ...] = ("semantic", "instance")
 ANNOTATION_KINDS: tuple[str, ...] = ("labels", *GT_KINDS)
 # Label value c+1 encodes class c and 255 is ignore, so a uint8 label map holds at most 254 classes.
@@ -104,6 +112,8 @@ class Dataset(abc.ABC):
 
     classes: list[str]
     category_ids: list[int]
+    # Images (and ground-truth PNGs) with more pixels are refused; None: no limit (open_dataset sets it).
+    max_image_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __init__(self, root: str | Path, *, exif: str) -> None:
         self.root = Path(root)
@@ -156,15 +166,19 @@ class Dataset(abc.ABC):
     def image_size(self, image_id: str) -> tuple[int, int]:
         """``(H, W)`` of the image as :meth:`load_image` returns it (header only)."""
         path = self.image_path(image_id)
-        size = image_size(path, exif=self.exif)
+        size = image_size(path, exif=self.exif, max_pixels=self.max_image_pixels)
         self._check_recorded_size(image_id, path, size)
         return size
 
     def load_image(self, image_id: str) -> np.ndarray:
         path = self.image_path(image_id)
-        image = load_image(path, exif=self.exif)
+        image = load_image(path, exif=self.exif, max_pixels=self.max_image_pixels)
         self._check_recorded_size(image_id, path, image.shape[:2])
         return image
+
+    def label_png(self, path: Path) -> np.ndarray:
+        """A ground-truth PNG's raw values, under the dataset's EXIF policy and pixel limit."""
+        return load_label_png(path, exif=self.exif, max_pixels=self.max_image_pixels)
 
     def _check_recorded_size(self, image_id: str, path: Path, size: tuple[int, int]) -> None:
         recorded = self.recorded_size(image_id)
@@ -261,12 +275,15 @@ def open_dataset(section: Mapping[str, object]) -> Dataset:
         raise InputError("dataset.root", f"folder {root} does not exist")
     exif = section.get("exif_orientation") or dataset_class.default_exif
     options = {key: section.get(key, default) for key, default in dataset_class.options.items()}
-    return dataset_class(
+    max_pixels = check_max_pixels(section.get("max_image_pixels", DEFAULT_MAX_PIXELS))
+    dataset = dataset_class(
         root,
         classes=check_classes(section.get("classes")),
         exif=check_exif_policy(exif, "dataset.exif_orientation"),
         **options,
     )
+    dataset.max_image_pixels = max_pixels
+    return dataset
 
 
 def read_lists(dataset: Dataset, section: Mapping[str, object]) -> dict[str, list[str]]:

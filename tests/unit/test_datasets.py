@@ -44,19 +44,67 @@ def test_voc_module_reexports_the_shared_readers():
     assert voc.read_id_list is id_lists.read_id_list
 
 
-@pytest.mark.parametrize("side", [11, 15])  # 121 px: Pillow would only warn; 225 px: Pillow raises
-def test_decompression_bombs_are_one_input_error(tmp_path, monkeypatch, side):
+@pytest.mark.parametrize("side", [11, 15])  # 121 px: Pillow would only warn; 225 px: Pillow would raise
+def test_images_over_the_pixel_limit_are_one_input_error(tmp_path, side):
     Image.new("RGB", (side, side)).save(tmp_path / "big.png")
     write_palette_png(tmp_path / "big_label.png", np.zeros((side, side), np.uint8))
     Image.new("RGB", (10, 10)).save(tmp_path / "ok.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     for read in (images.load_image, images.image_size):
         with pytest.raises(InputError) as err:
-            read(tmp_path / "big.png")
-        assert err.value.where == str(tmp_path / "big.png") and "too large" in _one_line(err)
-    with pytest.raises(InputError, match="big_label.png: label PNG is too large"):
-        images.load_label_png(tmp_path / "big_label.png")
-    assert images.load_image(tmp_path / "ok.png").shape == (10, 10, 3)
+            read(tmp_path / "big.png", max_pixels=100)
+        message = _one_line(err)
+        assert err.value.where == str(tmp_path / "big.png")
+        assert f"{side}x{side} = {side * side:,} pixels, over dataset.max_image_pixels (100)" in message
+        assert message.count(str(tmp_path)) == 1
+    with pytest.raises(InputError, match="big_label.png: label PNG has 1.x1. = ... pixels"):
+        images.load_label_png(tmp_path / "big_label.png", max_pixels=100)
+    assert images.load_image(tmp_path / "ok.png", max_pixels=100).shape == (10, 10, 3)
+
+
+def test_the_default_limit_is_pillows_and_a_raised_limit_really_admits(tmp_path, monkeypatch):
+    assert images.DEFAULT_MAX_PIXELS == 89_478_485  # Pillow 10-13's decompression-bomb limit
+    Image.new("RGB", (15, 15)).save(tmp_path / "big.png")
+    # Pillow alone would refuse 225 px under a limit of 100 (over twice its limit): ours decides.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert images.load_image(tmp_path / "big.png", max_pixels=225).shape == (15, 15, 3)
+    assert images.image_size(tmp_path / "big.png", max_pixels=None) == (15, 15)
+    assert Image.MAX_IMAGE_PIXELS == 100  # Pillow's own setting is restored after each open
+    with pytest.raises(InputError, match="over dataset.max_image_pixels"):
+        images.load_image(tmp_path / "big.png", max_pixels=224)
+
+
+def test_dataset_max_image_pixels_applies_to_images_and_ground_truth(tmp_path):
+    root = tmp_path / "voc"
+    generate_demo_dataset(root, n_images=2, n_labelled=1, seed=0, min_size=64, max_size=72)
+    image_id = voc.read_id_list(root / "ImageSets/Segmentation/train.txt")[0]
+    section = {"format": "voc", "root": str(root), "classes": list(DEMO_CLASSES)}
+    height, width = open_dataset(section).image_size(image_id)
+    small = open_dataset({**section, "max_image_pixels": height * width - 1})
+    for read in (small.load_image, small.image_size, small.semantic_gt):
+        with pytest.raises(InputError, match="over dataset.max_image_pixels"):
+            read(image_id)
+    unlimited = open_dataset({**section, "max_image_pixels": None})
+    assert unlimited.max_image_pixels is None and unlimited.load_image(image_id).shape == (height, width, 3)
+    with pytest.raises(InputError, match="dataset.max_image_pixels: must be a positive integer or null"):
+        open_dataset({**section, "max_image_pixels": 0})
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"not an image", "not an image format Pillow reads, or its header is corrupt"), (b"", "(OSError)")],
+)
+def test_an_undecodable_image_is_one_sentence_naming_it_once(tmp_path, content, problem):
+    path = tmp_path / "bad.jpg"
+    if content:
+        path.write_bytes(content)
+    else:
+        Image.new("RGB", (40, 30)).save(path)
+        path.write_bytes(path.read_bytes()[:-30])  # truncated: the header reads, the pixels do not
+    with pytest.raises(InputError) as err:
+        images.load_image(path)
+    message = _one_line(err)
+    assert message.startswith(f"{path}: cannot decode image: ") and message.count(str(tmp_path)) == 1
+    assert problem in message and "UnidentifiedImageError" not in message
 
 
 @pytest.mark.parametrize("size", [(1, 3000), (3000, 1), (1, 1)])
@@ -659,3 +707,14 @@ def test_conversion_refuses_to_lose_information(converted, tmp_path):
     write_palette_png(voc_copy / "SegmentationClass" / f"{image_id}.png", class_map)
     with pytest.raises(InputError, match=r"pixel \(row 0, column 0\) has class value 1 but the instances give 0"):
         voc_to_coco(voc_copy, tmp_path / "coco", {"val2014": [image_id]}, classes=DEMO_CLASSES)
+
+
+def test_folder_csv_in_another_encoding_names_the_line(tmp_path):
+    _folder(tmp_path, ["a.jpg,cat", '"sub dir/b.png",dog'])
+    text = 'image,labels\na.jpg,cat\n"sub dir/b.png",chat noir\u00e9\n'
+    (tmp_path / "labels.csv").write_bytes(text.encode("latin-1"))  # Excel's "CSV" on Windows, not UTF-8
+    with pytest.raises(InputError) as err:
+        _open_folder(tmp_path)
+    assert _one_line(err) == f"{tmp_path / 'labels.csv'}:3: byte 0xe9 is not UTF-8 (save the CSV as UTF-8)"
+    (tmp_path / "labels.csv").write_bytes("\ufeff".encode() + text.encode("utf-8"))  # a byte-order mark is fine
+    assert _open_folder(tmp_path).classes == ["cat", "chat noir\u00e9"]
