@@ -123,6 +123,11 @@ _check_lists()
 # that union by a hash of the id.
 _CALIBRATION_SET = set(CALIBRATION_IDS)
 SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET, N_SHARDS)
+# The input check (rule verify_inputs) covers every list, the val list too, by the same hash: an image's verify
+# shard is its CAM shard.
+VERIFY_SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS), N_SHARDS)
+# Images whose ground truth is read (scored or calibrated on): checked with their images.
+GROUND_TRUTH_SET = _EVAL_SET | _CALIBRATION_SET | set(VAL_IDS)
 
 
 @functools.cache
@@ -145,8 +150,10 @@ def ground_truth_files(image_ids):
 
 def dataset_params():
     """How the stages open the dataset (format, root, classes, EXIF policy, format options): not the lists, which
-    reach each rule as its own ids, and not the index cache, which changes no result."""
-    return {k: v for k, v in config["dataset"].items() if k not in LIST_KEYS and k != "index_cache"}
+    reach each rule as its own ids, not the index cache, which changes no result, and not the pixel limit, which
+    admits images without changing any result (a param of verify_inputs only; the jobs read it from the config)."""
+    run_keys = ("index_cache", "max_image_pixels")
+    return {k: v for k, v in config["dataset"].items() if k not in LIST_KEYS and k not in run_keys}
 
 
 def _check_exist(paths, what):
@@ -297,15 +304,16 @@ def gpu_jobs():
 GPU_JOBS = gpu_jobs()
 
 
-def shard_runtime(seconds_per_image):
+def shard_runtime(seconds_per_image, shard_ids=None):
     """Runtime (minutes) of a shard job: a start-up allowance plus a per-image budget, doubled per retry.
 
     The per-image figures are generous CPU timings of VOC-sized images (a GPU is much faster), so that a
-    scheduler's time limit scales with the shard instead of one fixed worst case.
+    scheduler's time limit scales with the shard instead of one fixed worst case. ``shard_ids``: the ids per
+    shard (default: the CAM shards').
     """
 
     def runtime(wildcards, attempt):
-        images = len(SHARD_IDS[int(wildcards.shard)])
+        images = len((shard_ids or SHARD_IDS)[int(wildcards.shard)])
         return attempt * (10 + -(-images * seconds_per_image // 60))
 
     return runtime
@@ -319,7 +327,8 @@ def _largest_image_pixels(input):
 
     try:
         if "images" in input.keys() and len(input.images):
-            return max(h * w for h, w in map(image_size, input.images))
+            limit = config["dataset"]["max_image_pixels"]
+            return max(h * w for h, w in (image_size(path, max_pixels=limit) for path in input.images))
         if "cams" in input.keys():
             return max((h * w for h, w in recorded_sizes(input.cams)), default=0)
     except (InputError, OSError, ValueError):
@@ -345,6 +354,33 @@ def final_targets():
     exports = ["results/pseudo_labels/instances.json"]
     scored = [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
     return [*scored, *FINAL_FILES]
+
+
+def verify_ids(wildcards):
+    return VERIFY_SHARD_IDS[int(wildcards.shard)]
+
+
+def verify_ground_truth_ids(wildcards):
+    return [i for i in verify_ids(wildcards) if i in GROUND_TRUTH_SET]
+
+
+def verify_images(wildcards):
+    return [image_file(i) for i in verify_ids(wildcards)]
+
+
+def verify_label_files(wildcards):
+    return label_files(verify_ids(wildcards))
+
+
+def verify_ground_truth(wildcards):
+    return ground_truth_files(verify_ground_truth_ids(wildcards))
+
+
+def verified_shards(wildcards=None):
+    """Every shard's input check: an input of the rules that must not start before all inputs are checked
+    (prepare_dataset, hence every training). Marked ancient where used: the order matters, not the time, so a
+    shard checked again after an edit (of an image that only the infer list holds, say) retrains nothing."""
+    return [f"results/verify/shard-{k}.json" for k in SHARDS]
 
 
 def shard_train_images(wildcards):

@@ -1,4 +1,4 @@
-"""Rule prepare_dataset: validated image-level labels and sizes of the training images."""
+"""Rule prepare_dataset: image-level labels, sizes and digests of the training images."""
 
 import sys
 
@@ -14,7 +14,7 @@ def main():
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
         out_path=snakemake.output.labels,
-        threads=snakemake.threads,
+        verified=list(snakemake.input.verified),
     )
 
 

@@ -11,6 +11,7 @@ import yaml
 import zarr
 
 from irnet_core.config import validate_config
+from irnet_core.shards import shard_of
 from tests.workflow.harness import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -26,6 +27,7 @@ def test_demo_config_plans_every_stage(tmp_path):
     shards = 4
     expected = {
         "make_demo_dataset": 1,
+        "verify_inputs": shards,
         "prepare_dataset": 1,
         "train_cam": 1,
         "infer_cam": shards,
@@ -105,8 +107,11 @@ def test_bad_training_data_stops_with_one_line(tmp_path, problem):
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert errors and str(culprit.name) in errors[0], result.stderr[-2000:]
     assert not (workdir / "results/dataset/labels.json").exists()
-    # The console has one line; the job's log has it too, with the full traceback.
-    log = (workdir / "logs/prepare_dataset/prepare_dataset.log").read_text()
+    # The console has one line; the job's log has it too, with the full traceback: the input check's log for what
+    # it finds (every image decoded, labels read), prepare_dataset's for a training image without labels.
+    shard = shard_of(image_id, 2)
+    job_log = "prepare_dataset/prepare_dataset" if problem == "no_labels" else f"verify_inputs/shard-{shard}"
+    log = (workdir / f"logs/{job_log}.log").read_text()
     assert "Traceback (most recent call last)" in log and errors[0].removeprefix("Error: ") in log
 
 
