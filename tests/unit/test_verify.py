@@ -1,0 +1,86 @@
+"""The input check (irnet_core.pipeline.verify): every bad file found and reported, verdicts cached by content."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from irnet_core.data.demo import DEMO_CLASSES, generate_demo_dataset
+from irnet_core.data.voc import VOCDataset, read_id_list
+from irnet_core.errors import InputError
+from irnet_core.palette import write_palette_png
+from irnet_core.pipeline.common import prepare_labels
+from irnet_core.pipeline.verify import DigestCache, check_images, verify_inputs
+
+
+@pytest.fixture
+def voc(tmp_path):
+    root = tmp_path / "VOC"
+    generate_demo_dataset(root, n_images=6, n_labelled=4, seed=1, min_size=64, max_size=80)
+    return root, read_id_list(root / "ImageSets/Segmentation/train_aug.txt")
+
+
+def test_every_bad_file_is_reported_and_the_job_stops_on_the_first(voc, tmp_path, caplog):
+    root, ids = voc
+    dataset = VOCDataset(root, classes=DEMO_CLASSES)
+    image = root / f"JPEGImages/{ids[1]}.jpg"
+    image.write_bytes(image.read_bytes()[:100])
+    gt = root / f"SegmentationClass/{ids[3]}.png"
+    write_palette_png(gt, np.zeros((7, 9), np.uint8))  # the wrong size for its image
+    out = tmp_path / "verified.json"
+    with caplog.at_level(logging.INFO), pytest.raises(InputError) as err:
+        verify_inputs(dataset=dataset, image_ids=ids, ground_truth_ids=ids[:4], out_path=str(out), cache_path=None)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{image}: cannot decode image: ")
+    assert message.endswith("(1 more bad file(s): see the job's log)") and not out.exists()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors[0].startswith(f"bad input: {image}: cannot decode image")
+    assert errors[1].startswith(f"bad input: {gt}: ground truth is 7x9 but its image")
+    assert errors[2] == f"2 of {len(ids)} images have a bad file (each listed above)"
+
+
+def test_verdicts_are_cached_by_content_digest(voc, tmp_path):
+    root, ids = voc
+    dataset = VOCDataset(root, classes=DEMO_CLASSES)
+    cache_path = tmp_path / "cache.json"
+    cache = DigestCache.load(cache_path)
+    first = check_images(dataset, ids, set(ids[:2]), cache)
+    assert first.decoded == ids and not first.problems and cache.hashed == len(ids) + 2 * 2  # images, 2 GT pairs
+    cache.save(cache_path)
+    sizes = first.sizes
+
+    cache = DigestCache.load(cache_path)
+    again = check_images(dataset, ids, set(ids[:2]), cache)
+    assert again.decoded == [] and cache.hashed == 0 and again.sizes == sizes  # unchanged files: not even read
+
+    edited = root / f"JPEGImages/{ids[2]}.jpg"
+    edited.write_bytes(edited.read_bytes() + b"\0")  # other bytes, the same picture
+    touched = root / f"JPEGImages/{ids[4]}.jpg"
+    touched.write_bytes(touched.read_bytes())  # same bytes, a new time: hashed again, not decoded
+    cache = DigestCache.load(cache_path)
+    third = check_images(dataset, ids, set(ids[:2]), cache)
+    assert third.decoded == [ids[2]] and cache.hashed == 2 and not third.problems
+
+    # A lowered pixel limit applies to cached images too (the limit is not part of the cache key).
+    dataset.max_image_pixels = 100
+    limited = check_images(dataset, ids[:1], (), cache)
+    assert "over dataset.max_image_pixels (100)" in str(limited.problems[0])
+
+
+def test_prepare_labels_takes_sizes_and_digests_from_the_check(voc, tmp_path):
+    root, ids = voc
+    dataset = VOCDataset(root, classes=DEMO_CLASSES)
+    shard = tmp_path / "verified.json"
+    verify_inputs(dataset=dataset, image_ids=ids, ground_truth_ids=(), out_path=str(shard), cache_path=None)
+    checked = json.loads(shard.read_text())
+    from_check = prepare_labels(dataset=dataset, image_ids=ids, out_path=str(tmp_path / "a.json"), verified=[shard])
+    alone = prepare_labels(dataset=dataset, image_ids=ids, out_path=str(tmp_path / "b.json"))
+    assert from_check == alone and from_check["image_digests"] == checked["image_digests"]
+    assert from_check["sizes"][ids[0]] == list(dataset.image_size(ids[0]))
+    partial = tmp_path / "partial.json"
+    verify_inputs(dataset=dataset, image_ids=ids[:-1], ground_truth_ids=(), out_path=str(partial), cache_path=None)
+    with pytest.raises(InputError, match=f"{ids[-1]}: the input check did not verify this training image"):
+        prepare_labels(dataset=dataset, image_ids=ids, out_path=str(tmp_path / "c.json"), verified=[partial])
