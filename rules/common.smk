@@ -119,6 +119,21 @@ def _check_lists():
 
 _TRAIN_SET, _INFER_SET, _EVAL_SET = set(TRAIN_IDS), set(INFER_IDS), set(EVAL_IDS)
 _check_lists()
+
+
+def _check_ground_truth():
+    """Images scored or calibrated on must have ground truth (COCO: a usable segmentation); one line otherwise."""
+    from irnet_core.data.dataset import check_ground_truth
+
+    if IS_DEMO:
+        return
+    try:
+        check_ground_truth(DATASET, {"eval_list": EVAL_IDS, "calibration_list": CALIBRATION_IDS, "val_list": VAL_IDS})
+    except InputError as exc:
+        stop(f"config key {exc}")
+
+
+_check_ground_truth()
 # CAMs are computed for every image that trains IRNet, gets pseudo-labels or calibrates thresholds; shards split
 # that union by a hash of the id.
 _CALIBRATION_SET = set(CALIBRATION_IDS)

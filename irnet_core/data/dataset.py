@@ -148,6 +148,11 @@ class Dataset(abc.ABC):
     def file_name(self, image_id: str) -> str:
         return self.image_path(image_id).name
 
+    def ground_truth_problem(self, image_id: str) -> str | None:
+        """Why an image whose ground-truth files exist has no ground truth (COCO: no usable segmentation), or
+        None. Missing ground-truth files (VOC, folder) are reported as missing files instead."""
+        return None
+
     def recorded_size(self, image_id: str) -> tuple[int, int] | None:
         """``(H, W)`` the annotations record for the image, if they do; loaded images must agree with it."""
         return None
@@ -298,3 +303,21 @@ def read_lists(dataset: Dataset, section: Mapping[str, object]) -> dict[str, lis
             raise InputError(f"dataset.{key}", f"must be a list spec (a split name or a file), got {spec!r}")
         lists[key] = dataset.list_ids(spec, for_training=key == "train_list")
     return lists
+
+
+GROUND_TRUTH_LISTS: tuple[str, ...] = ("eval_list", "calibration_list", "val_list")
+
+
+def check_ground_truth(dataset: Dataset, lists: Mapping[str, Sequence[str]]) -> None:
+    """Every image of the lists that are scored or calibrated on (eval, calibration, val) must have ground
+    truth: one line naming the list, the first image without it and why, and how many there are."""
+    for key in GROUND_TRUTH_LISTS:
+        for image_id in lists.get(key, ()):
+            problem = dataset.ground_truth_problem(image_id)
+            if problem is not None:
+                count = sum(dataset.ground_truth_problem(i) is not None for i in lists[key])
+                raise InputError(
+                    f"dataset.{key}",
+                    f"image {image_id!r} has no ground truth to score or calibrate on: {problem} "
+                    f"({count} such image(s) in the list)",
+                )

@@ -718,3 +718,67 @@ def test_folder_csv_in_another_encoding_names_the_line(tmp_path):
     assert _one_line(err) == f"{tmp_path / 'labels.csv'}:3: byte 0xe9 is not UTF-8 (save the CSV as UTF-8)"
     (tmp_path / "labels.csv").write_bytes("\ufeff".encode() + text.encode("utf-8"))  # a byte-order mark is fine
     assert _open_folder(tmp_path).classes == ["cat", "chat noir\u00e9"]
+
+
+def test_coco_ground_truth_only_where_a_segmentation_exists(tmp_path, caplog):
+    from irnet_core.data.dataset import check_ground_truth
+
+    scene = _coco_scene()
+    scene["images"].append({"id": 5, "file_name": "COCO_val2014_000000000005.png", "height": 8, "width": 10})
+    scene["annotations"] += [
+        {"id": 40, "image_id": 5, "category_id": 3, "iscrowd": 0, "bbox": [1, 1, 3, 2]},  # a box only
+        {"id": 41, "image_id": 5, "category_id": 1, "iscrowd": 0, "segmentation": [], "bbox": [0, 0, 2, 2]},
+        {"id": 42, "image_id": 7, "category_id": 3, "iscrowd": 0, "segmentation": [[1, 1, 2, 2]], "bbox": [0, 6, 2, 2]},
+        {"id": 43, "image_id": 7, "category_id": 3, "iscrowd": 0, "bbox": [8.5, 3, 1, 1],
+         "segmentation": {"size": [8, 10], "counts": [80]}},  # a zero-area RLE
+    ]  # fmt: skip
+    path = _write_coco(tmp_path, scene)
+    with caplog.at_level(logging.WARNING, logger="irnet_core.data.coco"):
+        dataset = _open_coco(tmp_path)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(
+        m.startswith(f"{path}: 3 annotation(s) hold an empty (1) or degenerate (2: ") and "e.g. ids 41, 42, 43" in m
+        for m in warnings
+    ), warnings
+    assert any(
+        m.startswith(f"{path}: 1 annotation(s) have no segmentation (a box only), e.g. ids 40") for m in warnings
+    )
+
+    boxed, scored, empty = "COCO_val2014_000000000005", "COCO_val2014_000000000007", "COCO_val2014_000000000009"
+    # Image-level labels: every annotation counts, so the box-only image trains.
+    assert dataset.image_labels(boxed) == [0, 1] and boxed in dataset.list_ids("val2014", for_training=True)
+    assert not dataset.has_ground_truth(boxed) and not dataset.has_ground_truth(boxed, "instance")
+    assert dataset.has_ground_truth(scored) and dataset.has_ground_truth(empty)  # no annotations: all background
+    # The degenerate annotations of the scored image: not instances; their boxes are not scored.
+    semantic = dataset.semantic_gt(scored)
+    assert (semantic[6:8, 0:2] == 255).all() and semantic[3, 8] == 255 and semantic[3, 7] != 255
+    _, labels, ignore = dataset.instance_gt(scored)
+    assert labels.tolist() == [0, 1] and ignore[6:8, 0:2].all()
+
+    check_ground_truth(dataset, {"train_list": [boxed], "eval_list": [scored, empty]})
+    for key in ("eval_list", "calibration_list", "val_list"):
+        with pytest.raises(InputError) as err:
+            check_ground_truth(dataset, {key: [scored, boxed]})
+        assert _one_line(err) == (
+            f"dataset.{key}: image {boxed!r} has no ground truth to score or calibrate on: none of its annotations "
+            f"in {path} (image 5) holds a usable segmentation (boxes only, empty or degenerate) "
+            "(1 such image(s) in the list)"
+        )
+
+
+def test_a_coco_file_of_boxes_only_gives_labels_and_no_ground_truth(tmp_path, caplog):
+    from irnet_core.data.dataset import check_ground_truth
+
+    scene = _coco_scene()
+    for annotation in scene["annotations"]:
+        annotation.pop("segmentation")
+        annotation["bbox"] = [0, 0, 2, 2]
+    path = _write_coco(tmp_path, scene)
+    with caplog.at_level(logging.WARNING, logger="irnet_core.data.coco"):
+        dataset = _open_coco(tmp_path)
+    assert any("no annotation holds a usable segmentation" in record.getMessage() for record in caplog.records)
+    image_id = "COCO_val2014_000000000007"
+    assert dataset.list_ids("val2014", for_training=True) == [image_id] and dataset.image_labels(image_id) == [0, 1, 2]
+    assert not dataset.has_ground_truth("COCO_val2014_000000000009")  # nothing at all can be scored in this file
+    with pytest.raises(InputError, match=f"{path} holds no usable segmentation at all"):
+        check_ground_truth(dataset, {"eval_list": [image_id]})

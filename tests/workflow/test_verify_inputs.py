@@ -66,3 +66,43 @@ def test_a_corrupt_infer_only_image_stops_before_train_cam_and_a_fix_is_decoded_
     snakemake(workdir, target, "--forcerun", "verify_inputs")
     assert _decoded(log.read_text()) == (0, [])
     assert planned_jobs(workdir, "results/cam/model.pt", target) == {}
+
+
+def test_a_box_only_coco_image_is_refused_in_the_eval_list_and_trains_as_labels(tmp_path):
+    """COCO-format files from detection tools: an image whose annotations hold no segmentation has no ground
+    truth. In the eval list: one line naming the image and the list, when the plan is made; in a training list
+    only: accepted, its boxes' classes are its image-level labels."""
+    import json
+
+    from irnet_core.data.convert import convert_dataset
+
+    workdir = make_workdir(tmp_path / "voc")
+    config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    voc = workdir / config["dataset"]["root"]
+    lists = {name: (voc / f"ImageSets/Segmentation/{name}.txt").read_text().split() for name in ("train_aug", "train")}
+    mapping = convert_dataset(voc, workdir / "data/coco", "coco", lists, classes=config["dataset"]["classes"])
+    box_only = mapping[lists["train"][0]]
+    annotations = workdir / "data/coco/annotations/instances_train2014.json"
+    data = json.loads(annotations.read_text())
+    coco_id = next(image["id"] for image in data["images"] if image["file_name"].startswith(box_only))
+    for annotation in data["annotations"]:
+        if annotation["image_id"] == coco_id:
+            del annotation["segmentation"]  # a detection tool's annotation: a box and a category
+    annotations.write_text(json.dumps(data))
+    config["dataset"] = {
+        "format": "coco", "root": "data/coco", "splits": ["train2014"], "classes": config["dataset"]["classes"],
+        "train_list": "lists/train_aug.txt", "infer_list": "lists/train.txt", "eval_list": "lists/train.txt",
+    }  # fmt: skip
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith(f"Error: config key dataset.eval_list: image {box_only!r} has no ground truth"), last
+    assert f"(image {coco_id}) holds a usable segmentation" in last and "(1 such image(s) in the list)" in last
+
+    others = [i for i in (workdir / "data/coco/lists/train.txt").read_text().split() if i != box_only]
+    (workdir / "data/coco/lists/scored.txt").write_text("\n".join(others) + "\n")
+    config["dataset"]["eval_list"] = "lists/scored.txt"
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = planned_jobs(workdir)  # trains on it (train_aug holds it), infers it, does not score it
+    assert plan.get("train_cam") == 1 and plan.get("verify_inputs") == 2, plan
