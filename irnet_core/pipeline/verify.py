@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # Bump when a check changes, so that cached verdicts of the older checks are not trusted.
 CHECKS_VERSION = 1
 CACHE_FORMAT = "irnet-verify-cache"
+# The log names the images a job decoded, up to this many (a first run decodes the whole shard).
+LISTED_DECODED = 100
 
 
 @dataclass
@@ -53,6 +55,9 @@ class DigestCache:
     files: dict[str, list] = field(default_factory=dict)  # path -> [size, mtime_ns, digest]
     passed: dict[str, list[int]] = field(default_factory=dict)  # verdict key -> image size (H, W)
     hashed: int = 0  # files read to hash them in this job
+    # What this job looked up: saving keeps only that, so verdicts of replaced files do not pile up.
+    used_files: set[str] = field(default_factory=set)
+    used_keys: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: str | Path | None) -> DigestCache:
@@ -71,13 +76,16 @@ class DigestCache:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        data = {"format": CACHE_FORMAT, "version": CHECKS_VERSION, "files": self.files, "passed": self.passed}
+        files = {p: v for p, v in self.files.items() if p in self.used_files}
+        passed = {k: v for k, v in self.passed.items() if k in self.used_keys}
+        data = {"format": CACHE_FORMAT, "version": CHECKS_VERSION, "files": files, "passed": passed}
         tmp.write_text(json.dumps(data, separators=(",", ":")))
         os.replace(tmp, path)
 
     def digest(self, path: str | Path) -> str:
         """The file's SHA-256; read again only when its size or modification time changed."""
         path = str(path)
+        self.used_files.add(path)
         try:
             stat = os.stat(path)
         except FileNotFoundError:
@@ -133,6 +141,7 @@ def check_images(
             digest = cache.digest(path)
             recorded = dataset.recorded_size(image_id)
             image_key = _key("image", digest, dataset.exif, recorded)
+            cache.used_keys.add(image_key)
             size = cache.passed.get(image_key)
             if size is None:
                 size = list(dataset.load_image(image_id).shape[:2])
@@ -143,6 +152,7 @@ def check_images(
             cache.passed[image_key] = size
             if image_id in ground_truth_ids:
                 gt_key = _ground_truth_key(dataset, image_id, cache, digest)
+                cache.used_keys.add(gt_key)
                 if gt_key not in cache.passed:
                     dataset.semantic_gt(image_id)
                     dataset.instance_gt(image_id)
@@ -192,7 +202,9 @@ def verify_inputs(
         len(image_ids) - len(found.decoded) - len(found.problems), cache.hashed,
     )  # fmt: skip
     if found.decoded:
-        log.info("decoded: %s", " ".join(found.decoded))
+        shown = found.decoded[:LISTED_DECODED]
+        more = f" ... ({len(found.decoded) - len(shown)} more)" if len(found.decoded) > len(shown) else ""
+        log.info("decoded: %s%s", " ".join(shown), more)
     raise_problems(found.problems, len(image_ids))
     data = {"image_ids": list(image_ids), "sizes": found.sizes, "image_digests": found.digests}
     write_json(out_path, data)

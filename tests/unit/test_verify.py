@@ -84,3 +84,17 @@ def test_prepare_labels_takes_sizes_and_digests_from_the_check(voc, tmp_path):
     verify_inputs(dataset=dataset, image_ids=ids[:-1], ground_truth_ids=(), out_path=str(partial), cache_path=None)
     with pytest.raises(InputError, match=f"{ids[-1]}: the input check did not verify this training image"):
         prepare_labels(dataset=dataset, image_ids=ids, out_path=str(tmp_path / "c.json"), verified=[partial])
+
+
+def test_the_cache_keeps_only_the_verdicts_of_current_files(voc, tmp_path):
+    root, ids = voc
+    dataset = VOCDataset(root, classes=DEMO_CLASSES)
+    cache_path = tmp_path / "cache.json"
+    for content in (b"", b"\0", b"\0\0"):  # the same image edited twice
+        edited = root / f"JPEGImages/{ids[0]}.jpg"
+        edited.write_bytes(edited.read_bytes() + content)
+        cache = DigestCache.load(cache_path)
+        check_images(dataset, ids, (), cache)
+        cache.save(cache_path)
+    saved = json.loads(cache_path.read_text())
+    assert len(saved["passed"]) == len(ids) and len(saved["files"]) == len(ids)
