@@ -140,7 +140,8 @@ _CALIBRATION_SET = set(CALIBRATION_IDS)
 SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET, N_SHARDS)
 # The input check (rule verify_inputs) covers every list, the val list too, by the same hash: an image's verify
 # shard is its CAM shard.
-VERIFY_SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS), N_SHARDS)
+VERIFY_SCOPE = _TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS)
+VERIFY_SHARD_IDS = split_into_shards(VERIFY_SCOPE, N_SHARDS)
 # Images whose ground truth is read (scored or calibrated on): checked with their images.
 GROUND_TRUTH_SET = _EVAL_SET | _CALIBRATION_SET | set(VAL_IDS)
 
@@ -366,7 +367,7 @@ def final_targets():
     """What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
     report's figures and tables (so that `--report` finds them all). Without ground truth there is nothing to
     score: the pseudo-labels are the result. With a val list, the final models and their evaluation on it."""
-    exports = ["results/pseudo_labels/instances.json"]
+    exports = ["results/pseudo_labels/instances.json", *verified_shards()]
     scored = [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
     return [*scored, *FINAL_FILES]
 
@@ -392,10 +393,13 @@ def verify_ground_truth(wildcards):
 
 
 def verified_shards(wildcards=None):
-    """Every shard's input check: an input of the rules that must not start before all inputs are checked
-    (prepare_dataset, hence every training). Marked ancient where used: the order matters, not the time, so a
-    shard checked again after an edit (of an image that only the infer list holds, say) retrains nothing."""
+    """Every shard's input check: targets of a run (rule all and the stage targets), never inputs of a stage."""
     return [f"results/verify/shard-{k}.json" for k in SHARDS]
+
+
+# The input check's verdicts, by content digest: one cache per checker (shard jobs, prepare_dataset), each read
+# by all. Outside every output, so Snakemake's deleting of outputs before a rerun keeps them.
+VERIFY_CACHE = "results/verify/cache"
 
 
 def shard_train_images(wildcards):

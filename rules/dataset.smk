@@ -27,9 +27,11 @@ if IS_DEMO:
 
 rule verify_inputs:
     # Every image of every list fully decoded (EXIF policy, pixel limit, recorded size), its labels read, and the
-    # ground truth of the scored and calibration images decoded and matched, before any training starts: one job
-    # per shard (the CAM shards' hash). A per-shard cache outside the outputs, keyed by content digests, makes a
-    # rerun decode only new or changed files (irnet_core/pipeline/verify.py).
+    # ground truth of the scored and calibration images decoded and matched: one job per shard (the CAM shards'
+    # hash), first in a run (priority). Verdicts are cached by content digest outside the outputs
+    # (results/verify/cache/), so a rerun decodes only new or changed files (irnet_core/pipeline/verify.py).
+    # Nothing consumes its output: an edge would rerun the trainings whenever an infer-only image changed (and
+    # `ancient` edges hide other reruns, Snakemake issue 4166); prepare_dataset is the gate, see below.
     input:
         images=verify_images,
         labels=verify_label_files,
@@ -40,6 +42,7 @@ rule verify_inputs:
         "logs/verify_inputs/shard-{shard}.log",
     benchmark:
         "benchmarks/verify_inputs/shard-{shard}.tsv"
+    priority: 100
     conda:
         "../environment.yml"
     threads: 1
@@ -51,18 +54,18 @@ rule verify_inputs:
         max_image_pixels=config["dataset"]["max_image_pixels"],
         image_ids=verify_ids,
         ground_truth_ids=verify_ground_truth_ids,
-        cache="results/verify/cache/shard-{shard}.json",
+        cache_dir=VERIFY_CACHE,
     script:
         "../workflow_scripts/verify_inputs.py"
 
 
 rule prepare_dataset:
-    # Image-level labels, sizes and content digests of the training images (sizes and digests from the input
-    # check, which decoded them); stops on training images without any label.
+    # The gate before every training: the input check of every list (verdicts of the shard jobs reused by content;
+    # whatever they have not checked yet is decoded here), then the image-level labels, sizes and content digests
+    # of the training images. Stops on bad files and on training images without any label.
     input:
         images=train_images,
         labels=train_label_files,
-        verified=ancient(verified_shards()),
     output:
         labels="results/dataset/labels.json",
     log:
@@ -73,10 +76,13 @@ rule prepare_dataset:
         "../environment.yml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        # One image at a time (16 B per pixel, docs/scaling.md); a run targeting a training alone decodes every
+        # list here, about 4 ms per COCO-sized image.
+        mem_mb=4000,
+        runtime=60 + len(VERIFY_SCOPE) // 600,
     params:
         dataset=dataset_params(),
         image_ids=TRAIN_IDS,
+        cache_dir=VERIFY_CACHE,
     script:
         "../workflow_scripts/prepare_dataset.py"

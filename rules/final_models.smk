@@ -10,7 +10,6 @@ rule infer_cam_val:
         model=rules.train_cam.output.model,
         images=val_images(),
         labels=val_label_files(),
-        verified=ancient(verified_shards()),  # checked first (see prepare_dataset)
     output:
         cams=directory("results/val/cam.zarr"),
     log:

@@ -15,7 +15,8 @@ def main():
         image_ids=snakemake.params.image_ids,
         ground_truth_ids=snakemake.params.ground_truth_ids,
         out_path=snakemake.output.verified,
-        cache_path=snakemake.params.cache,
+        cache_dir=snakemake.params.cache_dir,
+        name=f"shard-{snakemake.wildcards.shard}",
     )
 
 

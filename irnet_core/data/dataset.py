@@ -321,3 +321,15 @@ def check_ground_truth(dataset: Dataset, lists: Mapping[str, Sequence[str]]) -> 
                     f"image {image_id!r} has no ground truth to score or calibrate on: {problem} "
                     f"({count} such image(s) in the list)",
                 )
+
+
+def check_scope(lists: Mapping[str, Sequence[str]], calibration_max: int) -> tuple[list[str], list[str]]:
+    """What the input check covers: every image of every list (in list order, once), and those whose ground
+    truth is read (the eval and val lists, the first ``calibration_max`` of the calibration list)."""
+    every = list(dict.fromkeys(i for key in LIST_KEYS for i in lists.get(key, ())))
+    scored = [
+        *lists.get("eval_list", ()),
+        *lists.get("calibration_list", ())[:calibration_max],
+        *lists.get("val_list", ()),
+    ]
+    return every, list(dict.fromkeys(scored))

@@ -42,17 +42,25 @@ def read_labels_file(path: str | Path) -> dict:
 
 
 def prepare_labels(
-    *, dataset: Dataset, image_ids: Sequence[str], out_path: str, verified: Sequence[str] | None = None
+    *,
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    out_path: str,
+    also_check: Sequence[str] = (),
+    ground_truth_ids: Sequence[str] = (),
+    cache_dir: str | None = None,
 ) -> dict:
-    """Write the training images' image-level labels, sizes and content digests.
+    """Write the training images' image-level labels, sizes and content digests, after the input check.
 
-    Sizes and digests come from the input check (:mod:`.verify`, rule ``verify_inputs``: ``verified`` lists its
-    shard files), which fully decoded every image; without them the same check runs here. A training image
-    without any label is an error (it would teach the classifier "no class present"). The SHA-256 of each image
-    file lets the trainings tell a checkpoint of these exact images from one of others, and holds out images by
-    content whatever their ids (the same images in another dataset format train the same networks).
+    The check (:mod:`.verify`) covers the training images and ``also_check`` (the workflow passes every other
+    list: no training starts before every input was decoded), and the ground truth of ``ground_truth_ids``;
+    with ``cache_dir`` it takes the verdicts the shard jobs (rule ``verify_inputs``) already reached by content
+    and decodes only what they have not. A training image without any label is an error (it would teach the
+    classifier "no class present"). The SHA-256 of each image file lets the trainings tell a checkpoint of these
+    exact images from one of others, and holds out images by content whatever their ids (the same images in
+    another dataset format train the same networks).
     """
-    from .verify import check_images, raise_problems, read_verified
+    from .verify import run_check
 
     labels = {}
     for image_id in image_ids:
@@ -60,21 +68,15 @@ def prepare_labels(
         if not labels[image_id]:
             where = dataset.annotation_files([image_id], "labels")[0]
             raise InputError(where, f"training image {image_id!r} has no image-level label")
-    if verified is None:
-        found = check_images(dataset, image_ids)
-        raise_problems(found.problems, len(image_ids))
-        checked = {"sizes": found.sizes, "image_digests": found.digests}
-    else:
-        checked = read_verified(verified)
-    unchecked = [i for i in image_ids if i not in checked["sizes"]]
-    if unchecked:
-        raise InputError(unchecked[0], f"the input check did not verify this training image ({len(unchecked)} in all)")
+    checked = run_check(
+        dataset, list(dict.fromkeys([*image_ids, *also_check])), ground_truth_ids, cache_dir, "prepare_dataset"
+    )
     data = {
         "classes": list(dataset.classes),
         "image_ids": list(image_ids),
         "labels": labels,
-        "sizes": {i: list(checked["sizes"][i]) for i in image_ids},
-        "image_digests": {i: checked["image_digests"][i] for i in image_ids},
+        "sizes": {i: list(checked.sizes[i]) for i in image_ids},
+        "image_digests": {i: checked.digests[i] for i in image_ids},
         "paths": {i: str(dataset.image_path(i)) for i in image_ids},
     }
     write_json(out_path, data)

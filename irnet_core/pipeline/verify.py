@@ -60,22 +60,33 @@ class DigestCache:
     used_keys: set[str] = field(default_factory=set)
 
     @classmethod
-    def load(cls, path: str | Path | None) -> DigestCache:
-        if path is None or not Path(path).is_file():
-            return cls()
+    def load(cls, path: str | Path | None, others: Iterable[str | Path] = ()) -> DigestCache:
+        """This job's cache (``path``), with what the ``others`` (other checkers' caches, read only) know: a
+        verdict is keyed by content, so whoever decoded a file, its verdict holds for every checker."""
+        cache = cls()
+        for source in [*others, *([path] if path is not None else [])]:
+            files, passed = cls._read(source)
+            cache.files.update(files)
+            cache.passed.update(passed)
+        return cache
+
+    @staticmethod
+    def _read(path: str | Path) -> tuple[dict, dict]:
+        if not Path(path).is_file():
+            return {}, {}
         try:
             data = json.loads(Path(path).read_text())
             if data.get("format") == CACHE_FORMAT and data.get("version") == CHECKS_VERSION:
-                return cls(dict(data["files"]), dict(data["passed"]))
-            log.info("%s: cache of other checks; verifying every file again", path)
+                return dict(data["files"]), dict(data["passed"])
+            log.info("%s: cache of other checks; not used", path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: unreadable cache (%s); verifying every file again", path, exc)
-        return cls()
+            log.warning("%s: unreadable cache (%s); not used", path, exc)
+        return {}, {}
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # never matched by another job's *.json glob
         files = {p: v for p, v in self.files.items() if p in self.used_files}
         passed = {k: v for k, v in self.passed.items() if k in self.used_keys}
         data = {"format": CACHE_FORMAT, "version": CHECKS_VERSION, "files": files, "passed": passed}
@@ -177,25 +188,23 @@ def raise_problems(problems: Sequence[InputError], n_checked: int, logger: loggi
     raise InputError(first.where, f"{first.problem}{more}")
 
 
-def verify_inputs(
-    *,
+def run_check(
     dataset: Dataset,
     image_ids: Sequence[str],
-    ground_truth_ids: Iterable[str],
-    out_path: str,
-    cache_path: str | None,
-) -> dict:
-    """Verify one shard's images and ground truth; write their sizes and digests to ``out_path`` (JSON).
-
-    The output depends only on the inputs (never on what the cache held), so that reruns compare by content.
-    """
-    from .common import write_json
-
-    cache = DigestCache.load(cache_path)
+    ground_truth_ids: Iterable[str] = (),
+    cache_dir: str | Path | None = None,
+    name: str = "check",
+) -> Verified:
+    """Check ``image_ids`` (and the ground truth of ``ground_truth_ids`` among them) with the caches of
+    ``cache_dir``: this checker's own ``<name>.json`` (read and written) and every other checker's there (read
+    only). Logs what was decoded and every problem; raises the first problem (:func:`raise_problems`)."""
+    own = Path(cache_dir) / f"{name}.json" if cache_dir is not None else None
+    others = sorted(p for p in Path(cache_dir).glob("*.json") if p != own) if cache_dir is not None else []
+    cache = DigestCache.load(own, others)
     ground_truth = set(ground_truth_ids)
     found = check_images(dataset, image_ids, ground_truth, cache)
-    if cache_path is not None:
-        cache.save(cache_path)  # also after a failure: the good files need not be decoded again
+    if own is not None:
+        cache.save(own)  # also after a failure: the good files need not be decoded again
     log.info(
         "verified %d images (%d with ground truth): %d decoded, %d from the cache by content digest, %d file(s) hashed",
         len(image_ids), len(ground_truth & set(image_ids)), len(found.decoded),
@@ -206,16 +215,25 @@ def verify_inputs(
         more = f" ... ({len(found.decoded) - len(shown)} more)" if len(found.decoded) > len(shown) else ""
         log.info("decoded: %s%s", " ".join(shown), more)
     raise_problems(found.problems, len(image_ids))
+    return found
+
+
+def verify_inputs(
+    *,
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    ground_truth_ids: Iterable[str],
+    out_path: str,
+    cache_dir: str | None,
+    name: str,
+) -> dict:
+    """Verify one shard's images and ground truth; write their sizes and digests to ``out_path`` (JSON).
+
+    The output depends only on the inputs (never on what the cache held), so that reruns compare by content.
+    """
+    from .common import write_json
+
+    found = run_check(dataset, image_ids, ground_truth_ids, cache_dir, name)
     data = {"image_ids": list(image_ids), "sizes": found.sizes, "image_digests": found.digests}
     write_json(out_path, data)
     return data
-
-
-def read_verified(paths: Iterable[str]) -> dict[str, dict]:
-    """``{"sizes": {id: [H, W]}, "image_digests": {id: sha256}}`` of every image of these shard files."""
-    merged: dict[str, dict] = {"sizes": {}, "image_digests": {}}
-    for path in paths:
-        data = json.loads(Path(path).read_text())
-        for key in merged:
-            merged[key].update(data[key])
-    return merged

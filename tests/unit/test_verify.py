@@ -32,7 +32,9 @@ def test_every_bad_file_is_reported_and_the_job_stops_on_the_first(voc, tmp_path
     write_palette_png(gt, np.zeros((7, 9), np.uint8))  # the wrong size for its image
     out = tmp_path / "verified.json"
     with caplog.at_level(logging.INFO), pytest.raises(InputError) as err:
-        verify_inputs(dataset=dataset, image_ids=ids, ground_truth_ids=ids[:4], out_path=str(out), cache_path=None)
+        verify_inputs(
+            dataset=dataset, image_ids=ids, ground_truth_ids=ids[:4], out_path=str(out), cache_dir=None, name="x"
+        )
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{image}: cannot decode image: ")
     assert message.endswith("(1 more bad file(s): see the job's log)") and not out.exists()
@@ -70,20 +72,30 @@ def test_verdicts_are_cached_by_content_digest(voc, tmp_path):
     assert "over dataset.max_image_pixels (100)" in str(limited.problems[0])
 
 
-def test_prepare_labels_takes_sizes_and_digests_from_the_check(voc, tmp_path):
+def test_prepare_labels_checks_every_list_and_reuses_the_shard_jobs_verdicts(voc, tmp_path, caplog):
     root, ids = voc
     dataset = VOCDataset(root, classes=DEMO_CLASSES)
+    train, others = ids[:4], ids[4:]
+    caches = tmp_path / "cache"
     shard = tmp_path / "verified.json"
-    verify_inputs(dataset=dataset, image_ids=ids, ground_truth_ids=(), out_path=str(shard), cache_path=None)
+    verify_inputs(
+        dataset=dataset, image_ids=ids[:5], ground_truth_ids=(), out_path=str(shard), cache_dir=str(caches), name="shard-0"
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="irnet_core.pipeline.verify"):
+        gated = prepare_labels(
+            dataset=dataset, image_ids=train, out_path=str(tmp_path / "a.json"), also_check=others, cache_dir=str(caches)
+        )  # fmt: skip
+    # Only the image no shard job had checked is decoded; the shard job's digests and sizes are the same.
+    assert any(r.getMessage() == f"decoded: {ids[5]}" for r in caplog.records)
     checked = json.loads(shard.read_text())
-    from_check = prepare_labels(dataset=dataset, image_ids=ids, out_path=str(tmp_path / "a.json"), verified=[shard])
-    alone = prepare_labels(dataset=dataset, image_ids=ids, out_path=str(tmp_path / "b.json"))
-    assert from_check == alone and from_check["image_digests"] == checked["image_digests"]
-    assert from_check["sizes"][ids[0]] == list(dataset.image_size(ids[0]))
-    partial = tmp_path / "partial.json"
-    verify_inputs(dataset=dataset, image_ids=ids[:-1], ground_truth_ids=(), out_path=str(partial), cache_path=None)
-    with pytest.raises(InputError, match=f"{ids[-1]}: the input check did not verify this training image"):
-        prepare_labels(dataset=dataset, image_ids=ids, out_path=str(tmp_path / "c.json"), verified=[partial])
+    assert gated["image_digests"] == {i: checked["image_digests"][i] for i in train}
+    alone = prepare_labels(dataset=dataset, image_ids=train, out_path=str(tmp_path / "b.json"))
+    assert gated == alone and gated["sizes"][ids[0]] == list(dataset.image_size(ids[0]))
+    # A bad image of another list stops it: no training starts before every list is checked.
+    image = root / f"JPEGImages/{others[-1]}.jpg"
+    image.write_bytes(image.read_bytes()[:100])
+    with pytest.raises(InputError, match=f"{others[-1]}.jpg: cannot decode image"):
+        prepare_labels(dataset=dataset, image_ids=train, out_path=str(tmp_path / "c.json"), also_check=others)
 
 
 def test_the_cache_keeps_only_the_verdicts_of_current_files(voc, tmp_path):

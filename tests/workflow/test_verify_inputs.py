@@ -1,9 +1,8 @@
-"""The input check (rule verify_inputs): bad files stop the run before any training; reruns decode only what
-changed."""
+"""The input check: bad files stop the run before any training; reruns decode only what changed."""
 
 from __future__ import annotations
 
-import os
+import json
 import re
 
 import pytest
@@ -16,13 +15,13 @@ pytestmark = pytest.mark.workflow
 
 
 def _decoded(log_text: str) -> tuple[int, list[str]]:
-    """(images decoded, their ids) from a verify_inputs log."""
+    """(images decoded, their ids) from the log of a job that ran the check."""
     count = int(re.search(r"verified \d+ images .*?: (\d+) decoded", log_text).group(1))
     listed = re.search(r"decoded: (.*)", log_text)
     return count, listed.group(1).split() if listed else []
 
 
-@pytest.mark.slow  # three real runs up to train_cam (about a minute on 2 cores)
+@pytest.mark.slow  # real runs up to train_cam (about a minute on 2 cores)
 def test_a_corrupt_infer_only_image_stops_before_train_cam_and_a_fix_is_decoded_alone(tmp_path):
     workdir = make_workdir(tmp_path)
     voc = workdir / "data/VOC"
@@ -37,43 +36,44 @@ def test_a_corrupt_infer_only_image_stops_before_train_cam_and_a_fix_is_decoded_
     good = image.read_bytes()
     image.write_bytes(good[: len(good) // 2])  # truncated: the header reads, the pixels do not
 
-    result = snakemake(workdir, "results/cam/model.pt", "--keep-going", check=False)
+    # Asking for the CAM network alone: its gate (prepare_dataset) checks every list.
+    result = snakemake(workdir, "results/cam/model.pt", check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert errors == [f"Error: {image.relative_to(workdir)}: cannot decode image: {errors[0].split(': ', 3)[3]}"]
-    assert not (workdir / "logs/train_cam").exists() and not (workdir / "logs/prepare_dataset").exists()
-    shard = shard_of(victim, 2)
-    log = workdir / f"logs/verify_inputs/shard-{shard}.log"
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {image.relative_to(workdir)}: cannot decode image: ")
+    assert not (workdir / "logs/train_cam").exists() and not (workdir / "results/dataset/labels.json").exists()
+    log = workdir / "logs/prepare_dataset/prepare_dataset.log"
     assert re.search(rf"ERROR .*bad input: .*{victim}\.jpg: cannot decode image", log.read_text())
     assert re.search(r"1 of \d+ images have a bad file", log.read_text())
-    assert (workdir / f"results/verify/shard-{1 - shard}.json").exists()  # the other shard was checked
 
-    image.write_bytes(good)  # fixed: only its shard's check runs again, and decodes only it
-    plan = planned_jobs(workdir, "results/cam/model.pt")
-    assert plan == {"verify_inputs": 1, "prepare_dataset": 1, "train_cam": 1}, plan
+    image.write_bytes(good)  # fixed: the rerun decodes only it, and trains
+    assert planned_jobs(workdir, "results/cam/model.pt") == {"prepare_dataset": 1, "train_cam": 1}
     snakemake(workdir, "results/cam/model.pt")
     assert (workdir / "results/cam/model.pt").exists()
     assert _decoded(log.read_text()) == (1, [victim])
 
-    # Edited again (other bytes, still a valid image): its check reruns, no training does.
+    # The shard jobs of the check (what `snakemake` runs first) reuse those verdicts by content: nothing decoded.
+    shard = shard_of(victim, 2)
+    shards = [f"results/verify/shard-{k}.json" for k in (0, 1)]
+    snakemake(workdir, *shards)
+    shard_log = workdir / f"logs/verify_inputs/shard-{shard}.log"
+    assert _decoded(shard_log.read_text()) == (0, [])
+    verified = json.loads((workdir / shards[shard]).read_text())
+    assert victim in verified["image_digests"]
+
+    # Edited again (other bytes, still a valid image): its shard's check reruns and decodes it alone; the CAM
+    # network does not retrain for an image it never saw.
     image.write_bytes(good + b"\0")
-    target = f"results/verify/shard-{shard}.json"
-    assert planned_jobs(workdir, "results/cam/model.pt", target) == {"verify_inputs": 1}
-    snakemake(workdir, target)
-    assert _decoded(log.read_text()) == (1, [victim])
-    # Touched (same bytes, a new time) and the check forced to run: every verdict comes from the cache, by digest.
-    os.utime(image)
-    snakemake(workdir, target, "--forcerun", "verify_inputs")
-    assert _decoded(log.read_text()) == (0, [])
-    assert planned_jobs(workdir, "results/cam/model.pt", target) == {}
+    assert planned_jobs(workdir, "results/cam/model.pt", *shards) == {"verify_inputs": 1}
+    snakemake(workdir, *shards)
+    assert _decoded(shard_log.read_text()) == (1, [victim])
+    assert planned_jobs(workdir, "results/cam/model.pt", *shards) == {}
 
 
 def test_a_box_only_coco_image_is_refused_in_the_eval_list_and_trains_as_labels(tmp_path):
     """COCO-format files from detection tools: an image whose annotations hold no segmentation has no ground
     truth. In the eval list: one line naming the image and the list, when the plan is made; in a training list
     only: accepted, its boxes' classes are its image-level labels."""
-    import json
-
     from irnet_core.data.convert import convert_dataset
 
     workdir = make_workdir(tmp_path / "voc")

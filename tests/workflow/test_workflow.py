@@ -11,7 +11,6 @@ import yaml
 import zarr
 
 from irnet_core.config import validate_config
-from irnet_core.shards import shard_of
 from tests.workflow.harness import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -107,11 +106,8 @@ def test_bad_training_data_stops_with_one_line(tmp_path, problem):
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert errors and str(culprit.name) in errors[0], result.stderr[-2000:]
     assert not (workdir / "results/dataset/labels.json").exists()
-    # The console has one line; the job's log has it too, with the full traceback: the input check's log for what
-    # it finds (every image decoded, labels read), prepare_dataset's for a training image without labels.
-    shard = shard_of(image_id, 2)
-    job_log = "prepare_dataset/prepare_dataset" if problem == "no_labels" else f"verify_inputs/shard-{shard}"
-    log = (workdir / f"logs/{job_log}.log").read_text()
+    # The console has one line; the job's log has it too, with the full traceback.
+    log = (workdir / "logs/prepare_dataset/prepare_dataset.log").read_text()
     assert "Traceback (most recent call last)" in log and errors[0].removeprefix("Error: ") in log
 
 
@@ -208,3 +204,10 @@ def test_adding_an_image_to_the_infer_list_reruns_one_shard(tiny_run, tmp_path):
     plan = planned_jobs(workdir)
     assert plan.get("infer_cam") == 1, plan
     assert "train_cam" not in plan and "prepare_dataset" not in plan
+
+
+def test_a_pixel_limit_change_reruns_only_the_input_check(tiny_run):
+    # The limit admits images and changes no result: a param of verify_inputs only, whose outputs are ancient
+    # inputs downstream.
+    plan = planned_jobs(tiny_run, "--config", "dataset={max_image_pixels: null}")
+    assert plan == {"verify_inputs": 2}, plan
