@@ -42,6 +42,7 @@ rule all:
 rule cams:
     input:
         "results/eval/cam.json",
+        verified_shards(),
 
 
 rule irnet:

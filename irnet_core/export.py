@@ -6,7 +6,8 @@ int/float so ``json`` works, and it carries ``info`` and ``licenses`` (pycocotoo
 ``loadRes``). Image and category ids are the dataset's own where it has them (COCO), so the file can be scored
 with ``COCOeval`` against the official annotation file without any remapping; otherwise images are numbered
 1..N in export order and categories 1..C. Each image entry also keeps the workflow's string id
-(``image_key``).
+(``image_key``), and so does each annotation: two splits of a user-made COCO dataset may reuse an integer
+image id, and the string id is what tells their predictions apart (:func:`annotation_image_key`).
 
 :class:`CocoWriter` streams: image entries and annotations go to temporary files as they come, so the memory of
 an export does not grow with the number of images.
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .errors import InputError
 from .instances import Instances
 from .palette import write_palette_png
 
@@ -62,6 +64,8 @@ def _annotations(inst: Instances, image_id: int, size: tuple[int, int], category
             "bbox": [float(v) for v in mask_utils.toBbox(rle)],
             "iscrowd": 0,
             "score": float(score),
+            # The workflow's id beside the integer one: splits of a user's dataset may reuse integer ids.
+            "image_key": where,
         }
 
 
@@ -150,6 +154,26 @@ def coco_instances(
         "annotations": annotations,
         "categories": categories,
     }
+
+
+def annotation_image_key(annotation: dict, keys_by_id: dict[int, list[str]], where: object) -> str:
+    """The workflow's id of the image an exported annotation belongs to: its own ``image_key``, else (files
+    without it) the one image entry with its integer id; an id that two image entries share is an error."""
+    key = annotation.get("image_key")
+    if key is not None:
+        return key
+    keys = keys_by_id.get(annotation.get("image_id"), [])
+    if len(keys) != 1:
+        problem = "is not an image of the file" if not keys else f"is shared by images {', '.join(map(str, keys))}"
+        raise InputError(where, f"annotation {annotation.get('id')}: image id {annotation.get('image_id')} {problem}")
+    return keys[0]
+
+
+def image_keys_by_id(images: Sequence[dict]) -> dict[int, list[str]]:
+    keys: dict[int, list[str]] = {}
+    for entry in images:
+        keys.setdefault(entry["id"], []).append(entry.get("image_key"))
+    return keys
 
 
 def write_coco(path: str | Path, coco_dict: dict) -> None:

@@ -34,6 +34,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .data import transforms as T
 from .errors import InputError
+from .export import annotation_image_key, image_keys_by_id
 from .instances import Instances
 from .models.backbone import (
     ARCHS,
@@ -172,16 +173,15 @@ def read_coco_instances(coco_path: str | Path, class_names: Sequence[str]) -> di
     if unknown:
         raise InputError(str(path), f"category {unknown[0]!r} is not one of dataset.classes")
     category = {c["id"]: index[c["name"]] for c in data["categories"]}
-    numeric = {}
     images = {}
     for entry in data["images"]:
         key = entry.get("image_key")
         if key is None:
             raise InputError(str(path), f"image {entry.get('id')} has no image_key (not a file of this workflow)")
-        numeric[entry["id"]] = key
         images[key] = {"size": (int(entry["height"]), int(entry["width"])), "classes": [], "scores": [], "rles": []}
+    keys_by_id = image_keys_by_id(data["images"])
     for annotation in data["annotations"]:
-        image = images[numeric[annotation["image_id"]]]
+        image = images[annotation_image_key(annotation, keys_by_id, str(path))]
         image["classes"].append(category[annotation["category_id"]])
         image["scores"].append(float(annotation.get("score", 1.0)))
         image["rles"].append(annotation["segmentation"])

@@ -308,8 +308,8 @@ def instance_report(
 
 def coco_segm_ap(annotation_file: str, predictions: Sequence[dict], image_ids: Sequence[int]) -> dict:
     """COCO mask AP (pycocotools ``COCOeval``, iouType ``segm``) of ``predictions`` (COCO result dicts with the
-    source's image and category ids and a ``score``) on ``image_ids`` of ``annotation_file``. Crowd regions are
-    handled as COCO does. Returns fractions: ``{"ap", "ap50", "ap75"}`` (None when nothing can be scored)."""
+    source's image and category ids and a ``score``) on ``image_ids`` of ``annotation_file``; the predictions
+    are not modified. Crowd regions are handled as COCO does. Returns fractions: ``{"ap", "ap50", "ap75"}`` (None when nothing can be scored)."""
     import contextlib
     import io
 
@@ -317,7 +317,8 @@ def coco_segm_ap(annotation_file: str, predictions: Sequence[dict], image_ids: S
     from pycocotools.cocoeval import COCOeval
 
     wanted = set(int(i) for i in image_ids)
-    predictions = [p for p in predictions if int(p["image_id"]) in wanted]
+    # Copies: loadRes writes area, bbox and id into the dicts it is given, and the caller's stay as they were.
+    predictions = [dict(p) for p in predictions if int(p["image_id"]) in wanted]
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and tables
         ground_truth = COCO(str(annotation_file))
         if not predictions:

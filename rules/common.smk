@@ -119,10 +119,31 @@ def _check_lists():
 
 _TRAIN_SET, _INFER_SET, _EVAL_SET = set(TRAIN_IDS), set(INFER_IDS), set(EVAL_IDS)
 _check_lists()
+
+
+def _check_ground_truth():
+    """Images scored or calibrated on must have ground truth (COCO: a usable segmentation); one line otherwise."""
+    from irnet_core.data.dataset import check_ground_truth
+
+    if IS_DEMO:
+        return
+    try:
+        check_ground_truth(DATASET, {"eval_list": EVAL_IDS, "calibration_list": CALIBRATION_IDS, "val_list": VAL_IDS})
+    except InputError as exc:
+        stop(f"config key {exc}")
+
+
+_check_ground_truth()
 # CAMs are computed for every image that trains IRNet, gets pseudo-labels or calibrates thresholds; shards split
 # that union by a hash of the id.
 _CALIBRATION_SET = set(CALIBRATION_IDS)
 SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET, N_SHARDS)
+# The input check (rule verify_inputs) covers every list, the val list too, by the same hash: an image's verify
+# shard is its CAM shard.
+VERIFY_SCOPE = _TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS)
+VERIFY_SHARD_IDS = split_into_shards(VERIFY_SCOPE, N_SHARDS)
+# Images whose ground truth is read (scored or calibrated on): checked with their images.
+GROUND_TRUTH_SET = _EVAL_SET | _CALIBRATION_SET | set(VAL_IDS)
 
 
 @functools.cache
@@ -145,8 +166,10 @@ def ground_truth_files(image_ids):
 
 def dataset_params():
     """How the stages open the dataset (format, root, classes, EXIF policy, format options): not the lists, which
-    reach each rule as its own ids, and not the index cache, which changes no result."""
-    return {k: v for k, v in config["dataset"].items() if k not in LIST_KEYS and k != "index_cache"}
+    reach each rule as its own ids, not the index cache, which changes no result, and not the pixel limit, which
+    admits images without changing any result (a param of verify_inputs only; the jobs read it from the config)."""
+    run_keys = ("index_cache", "max_image_pixels")
+    return {k: v for k, v in config["dataset"].items() if k not in LIST_KEYS and k not in run_keys}
 
 
 def _check_exist(paths, what):
@@ -297,15 +320,16 @@ def gpu_jobs():
 GPU_JOBS = gpu_jobs()
 
 
-def shard_runtime(seconds_per_image):
+def shard_runtime(seconds_per_image, shard_ids=None):
     """Runtime (minutes) of a shard job: a start-up allowance plus a per-image budget, doubled per retry.
 
     The per-image figures are generous CPU timings of VOC-sized images (a GPU is much faster), so that a
-    scheduler's time limit scales with the shard instead of one fixed worst case.
+    scheduler's time limit scales with the shard instead of one fixed worst case. ``shard_ids``: the ids per
+    shard (default: the CAM shards').
     """
 
     def runtime(wildcards, attempt):
-        images = len(SHARD_IDS[int(wildcards.shard)])
+        images = len((shard_ids or SHARD_IDS)[int(wildcards.shard)])
         return attempt * (10 + -(-images * seconds_per_image // 60))
 
     return runtime
@@ -319,7 +343,8 @@ def _largest_image_pixels(input):
 
     try:
         if "images" in input.keys() and len(input.images):
-            return max(h * w for h, w in map(image_size, input.images))
+            limit = config["dataset"]["max_image_pixels"]
+            return max(h * w for h, w in (image_size(path, max_pixels=limit) for path in input.images))
         if "cams" in input.keys():
             return max((h * w for h, w in recorded_sizes(input.cams)), default=0)
     except (InputError, OSError, ValueError):
@@ -342,9 +367,39 @@ def final_targets():
     """What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
     report's figures and tables (so that `--report` finds them all). Without ground truth there is nothing to
     score: the pseudo-labels are the result. With a val list, the final models and their evaluation on it."""
-    exports = ["results/pseudo_labels/instances.json"]
+    exports = ["results/pseudo_labels/instances.json", *verified_shards()]
     scored = [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
     return [*scored, *FINAL_FILES]
+
+
+def verify_ids(wildcards):
+    return VERIFY_SHARD_IDS[int(wildcards.shard)]
+
+
+def verify_ground_truth_ids(wildcards):
+    return [i for i in verify_ids(wildcards) if i in GROUND_TRUTH_SET]
+
+
+def verify_images(wildcards):
+    return [image_file(i) for i in verify_ids(wildcards)]
+
+
+def verify_label_files(wildcards):
+    return label_files(verify_ids(wildcards))
+
+
+def verify_ground_truth(wildcards):
+    return ground_truth_files(verify_ground_truth_ids(wildcards))
+
+
+def verified_shards(wildcards=None):
+    """Every shard's input check: targets of a run (rule all and the stage targets), never inputs of a stage."""
+    return [f"results/verify/shard-{k}.json" for k in SHARDS]
+
+
+# The input check's verdicts, by content digest: one cache per checker (shard jobs, prepare_dataset), each read
+# by all. Outside every output, so Snakemake's deleting of outputs before a rerun keeps them.
+VERIFY_CACHE = "results/verify/cache"
 
 
 def shard_train_images(wildcards):

@@ -107,12 +107,14 @@ def settings(cls: type, section: Any, key: str):
 
 def job_dataset(snakemake: Any):
     """The dataset reader of this job (irnet_core.data.dataset), from the rule's `dataset` params; the COCO index
-    cache (a run setting: it changes no result) comes from the config."""
+    cache and the pixel limit (they change no result) come from the config."""
     from irnet_core.data.dataset import open_dataset
 
     section = dict(snakemake.params.dataset)
     if section.get("format") == "coco":
         section["index_cache"] = snakemake.config["dataset"].get("index_cache")
+    # The pixel limit admits images and changes no result: a param of verify_inputs only, read here by every job.
+    section["max_image_pixels"] = snakemake.config["dataset"].get("max_image_pixels")
     return open_dataset(section)
 
 

@@ -21,6 +21,18 @@ Decisions:
   one where they overlap), then the crowd regions as 255. Instances whose mask is empty are skipped (they
   could never be matched); polygons with fewer than three points have no area and are skipped too
   (pycocotools would read a four-number polygon as a box).
+* **Ground truth only where it exists.** Files made by detection tools hold boxes without segmentations, or
+  empty ones. Each annotation's segmentation is classified when the file is indexed: *usable*, *missing* (no
+  ``segmentation``: a box only), *empty* (``[]`` or ``{}``) or *degenerate* (only polygons of fewer than three
+  points, or an RLE of zero area). An image has ground truth if its file holds at least one usable segmentation
+  and the image has no annotation or at least one usable one; otherwise (every annotation a box, empty or
+  degenerate; or a file without any segmentation) it has none, like a VOC or folder image without PNGs, and
+  putting it in an eval, calibration or val list is an error naming the image and the list
+  (:func:`~irnet_core.data.dataset.check_ground_truth`). Annotations without a usable segmentation **still give
+  image-level labels** (the annotator saw the object: a box-only file trains like any other), and the opening
+  warns with their count and first ids when they are empty or degenerate (or boxes beside real masks). In the
+  ground truth of an image that has some, their boxes (``bbox``) are ignore regions (255 / ``ignore``), so an
+  object drawn without a mask is neither scored as background nor as an instance.
 * **Training lists** (``for_training=True``) drop images without any label (no annotation of a listed class)
   and log how many; those images stay valid in the other lists, where they are all background.
 * **Sizes**: images must load with the height and width the file records, else one
@@ -56,7 +68,10 @@ from .id_lists import read_id_lines
 logger = logging.getLogger(__name__)
 
 INDEX_FORMAT = "irnet-coco-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+# How many annotation ids a warning about unusable segmentations names.
+FIRST_IDS = 5
+UNUSABLE_KINDS = ("missing", "empty", "degenerate")
 DEFAULT_SPLITS = ("train2014", "val2014")
 
 
@@ -74,9 +89,12 @@ class SplitIndex:
     widths: list[int]
     category_ids: list[list[int]]  # sorted unique category ids present (crowd included)
     image_ids: list[str]  # file stems, checked with check_image_id
+    segmented: list[bool]  # whether the image has an annotation with a usable segmentation
+    unusable: dict  # kind (missing, empty, degenerate) -> [count, first annotation ids]
 
     def __post_init__(self) -> None:
         self.position = dict(zip(self.image_ids, range(len(self.image_ids))))
+        self.any_segmentation = any(self.segmented)
 
 
 def file_stem(file_name: str) -> str:
@@ -87,6 +105,34 @@ def file_stem(file_name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- parsing
+
+
+def segmentation_kind(segmentation: object) -> str:
+    """``usable``, ``missing`` (none: a box only), ``empty`` or ``degenerate`` (nothing to draw); a malformed
+    value counts as usable here, so that decoding it names the annotation."""
+    if segmentation is None:
+        return "missing"
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return "empty"
+        if all(isinstance(polygon, list) for polygon in segmentation):
+            return "usable" if any(len(polygon) >= 6 for polygon in segmentation) else "degenerate"
+        return "usable"
+    if isinstance(segmentation, dict):
+        if not segmentation:
+            return "empty"
+        counts, size = segmentation.get("counts"), segmentation.get("size")
+        if isinstance(counts, list) and all(_int_id(c) for c in counts):
+            return "usable" if sum(counts[1::2]) > 0 else "degenerate"
+        if isinstance(counts, str) and isinstance(size, list) and len(size) == 2 and all(map(_positive_int, size)):
+            from pycocotools import mask as mask_utils  # lazy: a compiled extension
+
+            try:
+                area = int(mask_utils.area({"size": size, "counts": counts.encode("ascii")}))
+            except (TypeError, ValueError, UnicodeEncodeError):
+                return "usable"
+            return "usable" if area > 0 else "degenerate"
+    return "usable"
 
 
 def _read_json(path: Path) -> dict:
@@ -170,6 +216,8 @@ def build_split_index(split: str, path: Path) -> SplitIndex:
             )
         position_of[coco_id], stem_of[folded] = position, coco_id
     present: list[set[int]] = [set() for _ in images]
+    segmented = [False] * len(images)
+    unusable: dict[str, list] = {kind: [0, []] for kind in UNUSABLE_KINDS}
     for position, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise InputError(f"{path} annotations[{position}]", "an annotation must be an object")
@@ -182,6 +230,13 @@ def build_split_index(split: str, path: Path) -> SplitIndex:
         if ann.get("iscrowd", 0) not in (0, 1):
             raise InputError(where, f"iscrowd must be 0 or 1, got {ann.get('iscrowd')!r}")
         present[image_position].add(ann["category_id"])
+        kind = segmentation_kind(ann.get("segmentation"))
+        if kind == "usable":
+            segmented[image_position] = True
+        else:
+            unusable[kind][0] += 1
+            if len(unusable[kind][1]) < FIRST_IDS:
+                unusable[kind][1].append(ann.get("id", f"at position {position}"))
     columns = [list(column) for column in zip(*images)] if images else [[] for _ in range(5)]
     coco_ids, image_ids, file_names, heights, widths = columns
     return SplitIndex(
@@ -195,6 +250,8 @@ def build_split_index(split: str, path: Path) -> SplitIndex:
         widths,
         [sorted(ids) for ids in present],
         image_ids,
+        segmented,
+        unusable,
     )
 
 
@@ -232,7 +289,9 @@ def _index_to_json(index: SplitIndex, key: dict) -> dict:
             "width": index.widths,
             "category_ids": index.category_ids,
             "image_id": index.image_ids,
+            "segmented": index.segmented,
         },
+        "unusable": index.unusable,
     }
 
 
@@ -241,11 +300,12 @@ def _index_from_json(data: dict, split: str, path: Path, key: dict) -> SplitInde
     if data.get("format") != INDEX_FORMAT or data.get("version") != INDEX_VERSION or data.get("source") != key:
         return None
     images = data["images"]
-    columns = [images[name] for name in ("coco_id", "file_name", "height", "width", "category_ids", "image_id")]
+    names = ("coco_id", "file_name", "height", "width", "category_ids", "image_id", "segmented")
+    columns = [images[name] for name in names]
     if len({len(column) for column in columns}) != 1:
         return None
     categories = [(int(cat_id), str(name)) for cat_id, name in data["categories"]]
-    return SplitIndex(split, path, key, categories, *columns)
+    return SplitIndex(split, path, key, categories, *columns, data["unusable"])
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
@@ -289,6 +349,8 @@ def decode_segmentation(segmentation: object, height: int, width: int, where: ob
     """Decode a COCO ``segmentation`` (polygons, uncompressed or compressed RLE) to a bool ``(H, W)`` mask."""
     from pycocotools import mask as mask_utils  # lazy: a compiled extension needed only for ground truth
 
+    if segmentation_kind(segmentation) in ("missing", "empty"):
+        return np.zeros((height, width), dtype=bool)
     try:
         if isinstance(segmentation, list):
             if any(not isinstance(polygon, list) or len(polygon) % 2 for polygon in segmentation):
@@ -325,6 +387,18 @@ class _Annotation:
     category_id: int
     iscrowd: bool
     segmentation: object
+    bbox: object = None
+
+
+def box_mask(bbox: object, height: int, width: int) -> np.ndarray:
+    """The pixels a COCO ``bbox`` ``[x, y, w, h]`` touches (empty for a missing or malformed box)."""
+    mask = np.zeros((height, width), dtype=bool)
+    if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox):
+        x, y, w, h = bbox
+        if w > 0 and h > 0:
+            top, left = max(0, int(np.floor(y))), max(0, int(np.floor(x)))
+            mask[top : max(top, int(np.ceil(y + h))), left : max(left, int(np.ceil(x + w)))] = True
+    return mask
 
 
 def _annotations_by_image(index: SplitIndex) -> dict[int, list[_Annotation]]:
@@ -336,7 +410,9 @@ def _annotations_by_image(index: SplitIndex) -> dict[int, list[_Annotation]]:
     for position, ann in enumerate(_read_json(path)["annotations"]):
         ann_id = ann.get("id", position)
         grouped.setdefault(ann["image_id"], []).append(
-            _Annotation(ann_id, ann["category_id"], bool(ann.get("iscrowd", 0)), ann.get("segmentation"))
+            _Annotation(
+                ann_id, ann["category_id"], bool(ann.get("iscrowd", 0)), ann.get("segmentation"), ann.get("bbox")
+            )
         )
     for anns in grouped.values():
         anns.sort(key=lambda a: a.ann_id)
@@ -447,7 +523,38 @@ class CocoDataset(Dataset):
                     f"id {image_id!r} is also an image of {other.annotation_path}",
                 )
         self._indexes[split] = index
+        self._warn_unusable(index)
         return index
+
+    @staticmethod
+    def _warn_unusable(index: SplitIndex) -> None:
+        """The annotations without a usable segmentation, counted (see the module docstring)."""
+        path = index.annotation_path
+        (n_missing, missing_ids), (n_empty, empty_ids), (n_degenerate, degenerate_ids) = (
+            index.unusable[kind] for kind in UNUSABLE_KINDS
+        )
+        if not index.any_segmentation:
+            if index.coco_ids:
+                logger.warning(
+                    "%s: no annotation holds a usable segmentation (boxes only?): its images give image-level "
+                    "labels and have no ground truth",
+                    path,
+                )
+            return
+        if n_empty + n_degenerate:
+            ids = (empty_ids + degenerate_ids)[:FIRST_IDS]
+            logger.warning(
+                "%s: %d annotation(s) hold an empty (%d) or degenerate (%d: polygons of fewer than 3 points, "
+                "zero-area RLE) segmentation, e.g. ids %s; they still give image-level labels, and their boxes are "
+                "ignore regions of the ground truth",
+                path, n_empty + n_degenerate, n_empty, n_degenerate, ", ".join(map(str, ids)),
+            )  # fmt: skip
+        if n_missing:
+            logger.warning(
+                "%s: %d annotation(s) have no segmentation (a box only), e.g. ids %s; they give image-level labels, "
+                "their boxes are ignore regions of the ground truth, and images with nothing else have none",
+                path, n_missing, ", ".join(map(str, missing_ids)),
+            )  # fmt: skip
 
     def _find(self, image_id: str) -> tuple[SplitIndex, int] | None:
         for index in self._indexes.values():
@@ -523,10 +630,21 @@ class CocoDataset(Dataset):
         return sorted({self._class_of[c] for c in self._category_ids_of(image_id) if c in self._class_of})
 
     def has_ground_truth(self, image_id: str, kind: str = "semantic") -> bool:
-        # COCO annotates every object of its categories: an image without annotations is all background.
         self.check_gt_kind(kind)
-        self._locate(image_id)
-        return True
+        return self.ground_truth_problem(image_id) is None
+
+    def ground_truth_problem(self, image_id: str) -> str | None:
+        # COCO annotates every object of its categories: an image without annotations is all background, if the
+        # file holds segmentations at all (see the module docstring).
+        index, position = self._locate(image_id)
+        if not index.any_segmentation:
+            return f"{index.annotation_path} holds no usable segmentation at all (boxes or labels only)"
+        if index.category_ids[position] and not index.segmented[position]:
+            return (
+                f"none of its annotations in {index.annotation_path} (image {index.coco_ids[position]}) holds a "
+                "usable segmentation (boxes only, empty or degenerate)"
+            )
+        return None
 
     def annotation_files(self, image_ids: Sequence[str], kind: str = "labels") -> list[str]:
         self.check_annotation_kind(kind)
@@ -557,8 +675,10 @@ class CocoDataset(Dataset):
         for ann, class_index, mask in self._decoded_annotations(image_id):
             if ann.iscrowd:
                 crowd |= mask
-            else:
+            elif mask.any():
                 label[mask] = class_index + 1
+            else:  # an object without a usable mask: its box is not scored
+                crowd |= box_mask(ann.bbox, height, width)
         label[crowd] = 255
         return label
 
@@ -572,5 +692,7 @@ class CocoDataset(Dataset):
             elif mask.any():
                 masks.append(mask)
                 labels.append(class_index)
+            else:
+                ignore |= box_mask(ann.bbox, height, width)
         stacked = np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool)
         return stacked, np.asarray(labels, dtype=np.int64), ignore

@@ -34,6 +34,7 @@ The config's ``dataset:`` section. Keys of every format:
     root              the dataset folder; relative paths in the other keys are relative to it
     classes           list of names, or null for the format's default (below)
     exif_orientation  ignore | apply (default: ignore for voc and coco, apply for folder; see .images)
+    max_image_pixels  images with more pixels are refused (default Pillow's limit, 89,478,485); null: none
     train_list, infer_list, eval_list, calibration_list, val_list
                       list specs (see each format); absent or null lists are skipped by read_lists()
 
@@ -81,13 +82,20 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InputError
-from .images import check_exif_policy, image_size, load_image
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    check_exif_policy,
+    check_max_pixels,
+    image_size,
+    load_image,
+    load_label_png,
+)
 
 logger = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("voc", "coco", "folder")
 LIST_KEYS: tuple[str, ...] = ("train_list", "infer_list", "eval_list", "calibration_list", "val_list")
-COMMON_KEYS: tuple[str, ...] = ("format", "root", "classes", "exif_orientation", *LIST_KEYS)
+COMMON_KEYS: tuple[str, ...] = ("format", "root", "classes", "exif_orientation", "max_image_pixels", *LIST_KEYS)
 GT_KINDS: tuple[str, ...] = ("semantic", "instance")
 ANNOTATION_KINDS: tuple[str, ...] = ("labels", *GT_KINDS)
 # Label value c+1 encodes class c and 255 is ignore, so a uint8 label map holds at most 254 classes.
@@ -104,6 +112,8 @@ class Dataset(abc.ABC):
 
     classes: list[str]
     category_ids: list[int]
+    # Images (and ground-truth PNGs) with more pixels are refused; None: no limit (open_dataset sets it).
+    max_image_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __init__(self, root: str | Path, *, exif: str) -> None:
         self.root = Path(root)
@@ -138,6 +148,11 @@ class Dataset(abc.ABC):
     def file_name(self, image_id: str) -> str:
         return self.image_path(image_id).name
 
+    def ground_truth_problem(self, image_id: str) -> str | None:
+        """Why an image whose ground-truth files exist has no ground truth (COCO: no usable segmentation), or
+        None. Missing ground-truth files (VOC, folder) are reported as missing files instead."""
+        return None
+
     def recorded_size(self, image_id: str) -> tuple[int, int] | None:
         """``(H, W)`` the annotations record for the image, if they do; loaded images must agree with it."""
         return None
@@ -156,15 +171,19 @@ class Dataset(abc.ABC):
     def image_size(self, image_id: str) -> tuple[int, int]:
         """``(H, W)`` of the image as :meth:`load_image` returns it (header only)."""
         path = self.image_path(image_id)
-        size = image_size(path, exif=self.exif)
+        size = image_size(path, exif=self.exif, max_pixels=self.max_image_pixels)
         self._check_recorded_size(image_id, path, size)
         return size
 
     def load_image(self, image_id: str) -> np.ndarray:
         path = self.image_path(image_id)
-        image = load_image(path, exif=self.exif)
+        image = load_image(path, exif=self.exif, max_pixels=self.max_image_pixels)
         self._check_recorded_size(image_id, path, image.shape[:2])
         return image
+
+    def label_png(self, path: Path) -> np.ndarray:
+        """A ground-truth PNG's raw values, under the dataset's EXIF policy and pixel limit."""
+        return load_label_png(path, exif=self.exif, max_pixels=self.max_image_pixels)
 
     def _check_recorded_size(self, image_id: str, path: Path, size: tuple[int, int]) -> None:
         recorded = self.recorded_size(image_id)
@@ -261,12 +280,15 @@ def open_dataset(section: Mapping[str, object]) -> Dataset:
         raise InputError("dataset.root", f"folder {root} does not exist")
     exif = section.get("exif_orientation") or dataset_class.default_exif
     options = {key: section.get(key, default) for key, default in dataset_class.options.items()}
-    return dataset_class(
+    max_pixels = check_max_pixels(section.get("max_image_pixels", DEFAULT_MAX_PIXELS))
+    dataset = dataset_class(
         root,
         classes=check_classes(section.get("classes")),
         exif=check_exif_policy(exif, "dataset.exif_orientation"),
         **options,
     )
+    dataset.max_image_pixels = max_pixels
+    return dataset
 
 
 def read_lists(dataset: Dataset, section: Mapping[str, object]) -> dict[str, list[str]]:
@@ -281,3 +303,33 @@ def read_lists(dataset: Dataset, section: Mapping[str, object]) -> dict[str, lis
             raise InputError(f"dataset.{key}", f"must be a list spec (a split name or a file), got {spec!r}")
         lists[key] = dataset.list_ids(spec, for_training=key == "train_list")
     return lists
+
+
+GROUND_TRUTH_LISTS: tuple[str, ...] = ("eval_list", "calibration_list", "val_list")
+
+
+def check_ground_truth(dataset: Dataset, lists: Mapping[str, Sequence[str]]) -> None:
+    """Every image of the lists that are scored or calibrated on (eval, calibration, val) must have ground
+    truth: one line naming the list, the first image without it and why, and how many there are."""
+    for key in GROUND_TRUTH_LISTS:
+        for image_id in lists.get(key, ()):
+            problem = dataset.ground_truth_problem(image_id)
+            if problem is not None:
+                count = sum(dataset.ground_truth_problem(i) is not None for i in lists[key])
+                raise InputError(
+                    f"dataset.{key}",
+                    f"image {image_id!r} has no ground truth to score or calibrate on: {problem} "
+                    f"({count} such image(s) in the list)",
+                )
+
+
+def check_scope(lists: Mapping[str, Sequence[str]], calibration_max: int) -> tuple[list[str], list[str]]:
+    """What the input check covers: every image of every list (in list order, once), and those whose ground
+    truth is read (the eval and val lists, the first ``calibration_max`` of the calibration list)."""
+    every = list(dict.fromkeys(i for key in LIST_KEYS for i in lists.get(key, ())))
+    scored = [
+        *lists.get("eval_list", ()),
+        *lists.get("calibration_list", ())[:calibration_max],
+        *lists.get("val_list", ()),
+    ]
+    return every, list(dict.fromkeys(scored))

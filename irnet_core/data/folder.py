@@ -30,6 +30,7 @@ Opening reads the CSV and checks that every image exists (one ``stat`` per row);
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import string
 from collections.abc import Sequence
@@ -43,7 +44,6 @@ from ..errors import InputError
 from ..store import check_image_id
 from .dataset import Dataset
 from .id_lists import read_id_lines
-from .images import load_label_png
 from .voc import instances_from_label_maps
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,23 @@ class _Row:
     relative_path: str
     labels: list[int]
     where: str  # "labels.csv:LINE"
+
+
+def _decoded_csv(path: Path) -> str:
+    """The CSV's text (UTF-8, a byte-order mark allowed); a byte that is not UTF-8 is an error naming its line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "labels CSV does not exist") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read labels CSV ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}:{line}", f"byte 0x{data[exc.start]:02x} is not UTF-8 (save the CSV as UTF-8)"
+        ) from None
 
 
 def _normalised_relative(value: str, where: str) -> str:
@@ -123,35 +140,31 @@ class FolderDataset(Dataset):
         """``(where, image, label names)`` per non-blank row; column and cell problems are errors."""
         path = self.labels_csv
         rows = []
+        reader = csv.reader(io.StringIO(_decoded_csv(path), newline=""))
         try:
-            with open(path, newline="", encoding="utf-8-sig") as stream:
-                reader = csv.reader(stream)
-                header = [cell.strip() for cell in next(reader, [])]
-                for column in ("image", "labels"):
-                    if column not in header:
-                        raise InputError(f"{path}:1", f"missing column {column!r} (the header must name image,labels)")
-                    if header.count(column) > 1:
-                        raise InputError(f"{path}:1", f"column {column!r} appears twice in the header")
-                image_col, labels_col = header.index("image"), header.index("labels")
-                for row in reader:
-                    if not any(cell.strip() for cell in row):
-                        continue
-                    where = f"{path}:{reader.line_num}"
-                    if len(row) != len(header):
-                        raise InputError(
-                            where,
-                            f"row has {len(row)} fields but the header has {len(header)} "
-                            "(quote names that contain commas)",
-                        )
-                    image = row[image_col].strip()
-                    if not image:
-                        raise InputError(where, "the 'image' column is empty")
-                    names = [name.strip() for name in row[labels_col].split(";") if name.strip()]
-                    rows.append((where, image, names))
-        except FileNotFoundError:
-            raise InputError(path, "labels CSV does not exist") from None
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(path, f"cannot read labels CSV ({type(exc).__name__}: {exc})") from None
+            header = [cell.strip() for cell in next(reader, [])]
+            for column in ("image", "labels"):
+                if column not in header:
+                    raise InputError(f"{path}:1", f"missing column {column!r} (the header must name image,labels)")
+                if header.count(column) > 1:
+                    raise InputError(f"{path}:1", f"column {column!r} appears twice in the header")
+            image_col, labels_col = header.index("image"), header.index("labels")
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                where = f"{path}:{reader.line_num}"
+                if len(row) != len(header):
+                    raise InputError(
+                        where,
+                        f"row has {len(row)} fields but the header has {len(header)} (quote names that contain commas)",
+                    )
+                image = row[image_col].strip()
+                if not image:
+                    raise InputError(where, "the 'image' column is empty")
+                names = [name.strip() for name in row[labels_col].split(";") if name.strip()]
+                rows.append((where, image, names))
+        except csv.Error as exc:
+            raise InputError(f"{path}:{reader.line_num}", f"cannot read labels CSV ({exc})") from None
         return rows
 
     def _index_rows(self, rows: list[tuple[str, str, list[str]]]) -> dict[str, _Row]:
@@ -240,12 +253,12 @@ class FolderDataset(Dataset):
 
     def semantic_gt(self, image_id: str) -> np.ndarray:
         (class_path,) = self._gt_files(image_id, "semantic")
-        return self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
+        return self.checked_label_map(image_id, class_path, self.label_png(class_path))
 
     def instance_gt(self, image_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         class_path, object_path = self._gt_files(image_id, "instance")
-        class_map = self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
-        objects = load_label_png(object_path, exif=self.exif)
+        class_map = self.checked_label_map(image_id, class_path, self.label_png(class_path))
+        objects = self.label_png(object_path)
         masks, labels = instances_from_label_maps(class_map, objects, class_path, object_path)
         return masks, labels, class_map == 255
 

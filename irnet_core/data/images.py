@@ -10,10 +10,14 @@ Rules shared by all readers:
   (the reference code and pycocotools read it that way, and COCO records the stored width and height);
   ``apply`` for a plain folder, whose photos come from phones and whose masks come from tools such as labelme
   that annotate the upright image.
-* **Decompression bombs**: an image with more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` raises
-  :class:`~irnet_core.errors.InputError` (Pillow itself only warns below twice the limit and would decode it).
-  Every other size loads.
-* Every failure (missing, empty, truncated, corrupt file) is one :class:`InputError` line naming the file.
+* **Pixel limit** (``max_pixels``, the config's ``dataset.max_image_pixels``): an image with more pixels raises
+  :class:`~irnet_core.errors.InputError` before anything is decoded. The default is Pillow's own
+  ``Image.MAX_IMAGE_PIXELS`` (89,478,485 px), which guards against decompression bombs; ``None`` means no
+  limit. This module is the one place where the limit is applied: Pillow's own check is suspended while a
+  header is opened here (under a lock) and replaced by this one, so a raised limit really admits larger images
+  (Pillow would otherwise refuse anything over twice its limit) and a lowered one really refuses.
+* Every failure (missing, empty, truncated, corrupt file) is one :class:`InputError` sentence naming the file
+  once (Pillow's own wording, which repeats the path, is not passed on).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,10 +49,25 @@ _UPRIGHT = {
 _SIDES_SWAPPED = {5, 6, 7, 8}
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
 
-# Pillow reports a decompression bomb below twice its limit only as a warning. Turning that warning into an
-# error needs warnings.catch_warnings, which edits process-wide state; the lock keeps concurrent opens (the
-# dataset check decodes images in a thread pool) from restoring each other's filters out of order.
-_BOMB_CHECK = threading.Lock()
+# Pillow's limit when this module was imported: the default of dataset.max_image_pixels.
+DEFAULT_MAX_PIXELS: int | None = Image.MAX_IMAGE_PIXELS
+# Pillow's check reads a module-wide setting; suspending it for one open must not race another thread's open.
+_LIMIT_SWAP = threading.Lock()
+
+
+def check_max_pixels(value: object, where: object = "dataset.max_image_pixels") -> int | None:
+    """``None`` (no limit) or a positive integer."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise InputError(where, f"must be a positive integer or null (no limit), got {value!r}")
+
+
+def _pillow_problem(exc: BaseException, path: Path) -> str:
+    """What went wrong, in words that do not repeat the path (Pillow's messages often quote it)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image format Pillow reads, or its header is corrupt"
+    text = str(exc).replace(repr(str(path)), "").replace(str(path), "").strip(" :")
+    return f"{text} ({type(exc).__name__})" if text else type(exc).__name__
 
 
 def check_exif_policy(policy: str, where: object = "exif_orientation") -> str:
@@ -59,21 +77,28 @@ def check_exif_policy(policy: str, where: object = "exif_orientation") -> str:
 
 
 @contextlib.contextmanager
-def _open(path: Path, what: str) -> Iterator[Image.Image]:
-    """Open ``path`` with Pillow (header only); a missing file or a decompression bomb is an InputError.
+def _open(path: Path, what: str, max_pixels: int | None) -> Iterator[Image.Image]:
+    """Open ``path`` with Pillow (header only); a missing file or one over ``max_pixels`` is an InputError.
 
     The file handle is ours, so it is closed even when Pillow gives up half-way.
     """
     if not path.is_file():
         raise InputError(path, f"{what} does not exist")
     with open(path, "rb") as stream:
-        try:
-            with _BOMB_CHECK, warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _LIMIT_SWAP:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
                 image = Image.open(stream)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise InputError(path, f"{what} is too large to decode safely ({exc})") from None
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
         with image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise InputError(
+                    path,
+                    f"{what} has {width}x{height} = {width * height:,} pixels, over dataset.max_image_pixels "
+                    f"({max_pixels:,}); raise that limit to read it (memory per pixel: docs/scaling.md)",
+                )
             yield image
 
 
@@ -120,46 +145,50 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def load_image(path: str | Path, *, exif: str = "ignore") -> np.ndarray:
+def load_image(path: str | Path, *, exif: str = "ignore", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Load an image as uint8 ``(H, W, 3)`` RGB, oriented by the EXIF policy ``exif``.
 
     Grayscale, CMYK, RGBA/LA (alpha dropped), palette and 16-bit images are converted, never rejected.
-    A missing, empty, truncated or corrupt file, or a decompression bomb, raises :class:`InputError` naming
+    A missing, empty, truncated or corrupt file, or one over ``max_pixels``, raises :class:`InputError` naming
     it: the pixel data are fully decoded here, so truncation cannot surface later.
     """
     path = Path(path)
     check_exif_policy(exif)
     try:
-        with _open(path, "image file") as image:
+        with _open(path, "image file", max_pixels) as image:
             image.load()  # full decode: a truncated file fails now, not in a training step
             rgb = _to_rgb(orient(image, exif))
     except InputError:
         raise
     except _DECODE_ERRORS as exc:
-        raise InputError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from None
+        raise InputError(path, f"cannot decode image: {_pillow_problem(exc, path)}") from None
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise InputError(path, f"decoded to an unusable array of shape {rgb.shape}")
     # A fresh, writable array: np.asarray over PIL memory is read-only, which C extensions (the CRF) refuse.
     return np.array(rgb, dtype=np.uint8, order="C", copy=True)
 
 
-def image_size(path: str | Path, *, exif: str = "ignore") -> tuple[int, int]:
+def image_size(
+    path: str | Path, *, exif: str = "ignore", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[int, int]:
     """``(H, W)`` of an image as :func:`load_image` returns it, read from the header (cheap).
 
-    :class:`InputError` if the file is missing, unreadable or a decompression bomb.
+    :class:`InputError` if the file is missing, unreadable or over ``max_pixels``.
     """
     path = Path(path)
     check_exif_policy(exif)
     try:
-        with _open(path, "image file") as image:
+        with _open(path, "image file", max_pixels) as image:
             return _oriented_size(image, exif)
     except InputError:
         raise
     except _DECODE_ERRORS as exc:
-        raise InputError(path, f"cannot read image header ({type(exc).__name__}: {exc})") from None
+        raise InputError(path, f"cannot read image header: {_pillow_problem(exc, path)}") from None
 
 
-def load_label_png(path: str | Path, *, exif: str = "ignore") -> np.ndarray:
+def load_label_png(
+    path: str | Path, *, exif: str = "ignore", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Read a palette or grayscale label PNG as its raw indices, uint8 ``(H, W)`` (never through RGB).
 
     Oriented by the same policy as the photos (:func:`orient`), so that a mask stays on its image.
@@ -167,7 +196,7 @@ def load_label_png(path: str | Path, *, exif: str = "ignore") -> np.ndarray:
     path = Path(path)
     check_exif_policy(exif)
     try:
-        with _open(path, "label PNG") as image:
+        with _open(path, "label PNG", max_pixels) as image:
             if image.mode not in ("P", "L"):
                 raise InputError(
                     path, f"cannot read label PNG (expected a palette or grayscale label PNG, got mode {image.mode})"
@@ -177,5 +206,5 @@ def load_label_png(path: str | Path, *, exif: str = "ignore") -> np.ndarray:
     except InputError:
         raise
     except _DECODE_ERRORS as exc:
-        raise InputError(path, f"cannot read label PNG ({type(exc).__name__}: {exc})") from None
+        raise InputError(path, f"cannot read label PNG: {_pillow_problem(exc, path)}") from None
     return np.array(labels, dtype=np.uint8, order="C", copy=True)

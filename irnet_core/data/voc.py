@@ -199,12 +199,12 @@ class VOCDataset(Dataset):
 
     def semantic_gt(self, image_id: str) -> np.ndarray:
         class_path, _ = self._gt_paths(image_id)
-        return self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
+        return self.checked_label_map(image_id, class_path, self.label_png(class_path))
 
     def instance_gt(self, image_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         class_path, object_path = self._gt_paths(image_id)
-        class_map = self.checked_label_map(image_id, class_path, load_label_png(class_path, exif=self.exif))
-        objects = load_label_png(object_path, exif=self.exif)
+        class_map = self.checked_label_map(image_id, class_path, self.label_png(class_path))
+        objects = self.label_png(object_path)
         masks, labels = instances_from_label_maps(class_map, objects, class_path, object_path)
         return masks, labels, class_map == 255
 

@@ -7,12 +7,10 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..data.dataset import Dataset
 from ..errors import InputError
-from ..provenance import file_digest
 
 
 def _json_safe(value):
@@ -43,32 +41,42 @@ def read_labels_file(path: str | Path) -> dict:
         return json.load(handle)
 
 
-def prepare_labels(*, dataset: Dataset, image_ids: Sequence[str], out_path: str, threads: int = 1) -> dict:
-    """Validate the training images and write their image-level labels, sizes and content digests.
+def prepare_labels(
+    *,
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    out_path: str,
+    also_check: Sequence[str] = (),
+    ground_truth_ids: Sequence[str] = (),
+    cache_dir: str | None = None,
+) -> dict:
+    """Write the training images' image-level labels, sizes and content digests, after the input check.
 
-    Every image is fully decoded once here, so a corrupt file stops the workflow before training starts; a
-    training image without any label is an error (it would teach the classifier "no class present"). The
-    SHA-256 of each image file lets the trainings tell a checkpoint of these exact images from one of others,
-    and holds out images by content whatever their ids (the same images in another dataset format train the
-    same networks).
+    The check (:mod:`.verify`) covers the training images and ``also_check`` (the workflow passes every other
+    list: no training starts before every input was decoded), and the ground truth of ``ground_truth_ids``;
+    with ``cache_dir`` it takes the verdicts the shard jobs (rule ``verify_inputs``) already reached by content
+    and decodes only what they have not. A training image without any label is an error (it would teach the
+    classifier "no class present"). The SHA-256 of each image file lets the trainings tell a checkpoint of these
+    exact images from one of others, and holds out images by content whatever their ids (the same images in
+    another dataset format train the same networks).
     """
+    from .verify import run_check
 
-    def check(image_id):
-        keys = dataset.image_labels(image_id)
-        if not keys:
+    labels = {}
+    for image_id in image_ids:
+        labels[image_id] = dataset.image_labels(image_id)
+        if not labels[image_id]:
             where = dataset.annotation_files([image_id], "labels")[0]
             raise InputError(where, f"training image {image_id!r} has no image-level label")
-        image = dataset.load_image(image_id)  # full decode: truncated or corrupt files fail here
-        return keys, list(image.shape[:2]), file_digest(dataset.image_path(image_id))
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = dict(zip(image_ids, pool.map(check, image_ids), strict=True))
+    checked = run_check(
+        dataset, list(dict.fromkeys([*image_ids, *also_check])), ground_truth_ids, cache_dir, "prepare_dataset"
+    )
     data = {
         "classes": list(dataset.classes),
         "image_ids": list(image_ids),
-        "labels": {i: r[0] for i, r in results.items()},
-        "sizes": {i: r[1] for i, r in results.items()},
-        "image_digests": {i: r[2] for i, r in results.items()},
+        "labels": labels,
+        "sizes": {i: list(checked.sizes[i]) for i in image_ids},
+        "image_digests": {i: checked.digests[i] for i in image_ids},
         "paths": {i: str(dataset.image_path(i)) for i in image_ids},
     }
     write_json(out_path, data)

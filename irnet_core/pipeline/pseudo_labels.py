@@ -14,7 +14,7 @@ import torch
 
 from ..data.dataset import Dataset
 from ..errors import InputError
-from ..export import CocoWriter, write_label_png
+from ..export import CocoWriter, annotation_image_key, image_keys_by_id, write_label_png
 from ..inference import stored_high_res
 from ..instances import Instances, cam_component_instances, extract_instances, instances_to_map, map_to_instances
 from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, coco_segm_ap, instance_ap_report, semantic_report
@@ -205,15 +205,26 @@ def evaluate_instances(
 
 def coco_scores(dataset: Dataset, image_ids: Sequence[str], exported_coco: str) -> dict:
     """COCO AP, AP50, AP75 (segm) of the exported instances against the dataset's annotation file(s), on
-    ``image_ids``: per annotation file when the images come from several splits, else one set of keys."""
+    ``image_ids``: per annotation file when the images come from several splits, else one set of keys.
+
+    Predictions are matched to images by the workflow's id (``image_key``), then scored against their own
+    split's file under its integer id: user-made splits may reuse integer ids, and matching by those alone
+    would score one image's predictions against another's ground truth."""
     with open(exported_coco) as handle:
-        predictions = json.load(handle)["annotations"]
+        exported = json.load(handle)
+    split_of: dict[str, str] = {}
     by_file: dict[str, list[int]] = {}
     for image_id in image_ids:
-        by_file.setdefault(dataset.annotation_files([image_id], "instance")[0], []).append(
-            dataset.source_image_id(image_id)
-        )
-    scores = {path: coco_segm_ap(path, predictions, ids) for path, ids in by_file.items()}
+        path = dataset.annotation_files([image_id], "instance")[0]
+        split_of[image_id] = path
+        by_file.setdefault(path, []).append(dataset.source_image_id(image_id))
+    predictions: dict[str, list[dict]] = {path: [] for path in by_file}
+    keys_by_id = image_keys_by_id(exported["images"])
+    for annotation in exported["annotations"]:
+        key = annotation_image_key(annotation, keys_by_id, exported_coco)
+        if key in split_of:
+            predictions[split_of[key]].append(annotation)
+    scores = {path: coco_segm_ap(path, predictions[path], ids) for path, ids in by_file.items()}
     return next(iter(scores.values())) if len(scores) == 1 else scores
 
 

@@ -44,19 +44,67 @@ def test_voc_module_reexports_the_shared_readers():
     assert voc.read_id_list is id_lists.read_id_list
 
 
-@pytest.mark.parametrize("side", [11, 15])  # 121 px: Pillow would only warn; 225 px: Pillow raises
-def test_decompression_bombs_are_one_input_error(tmp_path, monkeypatch, side):
+@pytest.mark.parametrize("side", [11, 15])  # 121 px: Pillow would only warn; 225 px: Pillow would raise
+def test_images_over_the_pixel_limit_are_one_input_error(tmp_path, side):
     Image.new("RGB", (side, side)).save(tmp_path / "big.png")
     write_palette_png(tmp_path / "big_label.png", np.zeros((side, side), np.uint8))
     Image.new("RGB", (10, 10)).save(tmp_path / "ok.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     for read in (images.load_image, images.image_size):
         with pytest.raises(InputError) as err:
-            read(tmp_path / "big.png")
-        assert err.value.where == str(tmp_path / "big.png") and "too large" in _one_line(err)
-    with pytest.raises(InputError, match="big_label.png: label PNG is too large"):
-        images.load_label_png(tmp_path / "big_label.png")
-    assert images.load_image(tmp_path / "ok.png").shape == (10, 10, 3)
+            read(tmp_path / "big.png", max_pixels=100)
+        message = _one_line(err)
+        assert err.value.where == str(tmp_path / "big.png")
+        assert f"{side}x{side} = {side * side:,} pixels, over dataset.max_image_pixels (100)" in message
+        assert message.count(str(tmp_path)) == 1
+    with pytest.raises(InputError, match="big_label.png: label PNG has 1.x1. = ... pixels"):
+        images.load_label_png(tmp_path / "big_label.png", max_pixels=100)
+    assert images.load_image(tmp_path / "ok.png", max_pixels=100).shape == (10, 10, 3)
+
+
+def test_the_default_limit_is_pillows_and_a_raised_limit_really_admits(tmp_path, monkeypatch):
+    assert images.DEFAULT_MAX_PIXELS == 89_478_485  # Pillow 10-13's decompression-bomb limit
+    Image.new("RGB", (15, 15)).save(tmp_path / "big.png")
+    # Pillow alone would refuse 225 px under a limit of 100 (over twice its limit): ours decides.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert images.load_image(tmp_path / "big.png", max_pixels=225).shape == (15, 15, 3)
+    assert images.image_size(tmp_path / "big.png", max_pixels=None) == (15, 15)
+    assert Image.MAX_IMAGE_PIXELS == 100  # Pillow's own setting is restored after each open
+    with pytest.raises(InputError, match="over dataset.max_image_pixels"):
+        images.load_image(tmp_path / "big.png", max_pixels=224)
+
+
+def test_dataset_max_image_pixels_applies_to_images_and_ground_truth(tmp_path):
+    root = tmp_path / "voc"
+    generate_demo_dataset(root, n_images=2, n_labelled=1, seed=0, min_size=64, max_size=72)
+    image_id = voc.read_id_list(root / "ImageSets/Segmentation/train.txt")[0]
+    section = {"format": "voc", "root": str(root), "classes": list(DEMO_CLASSES)}
+    height, width = open_dataset(section).image_size(image_id)
+    small = open_dataset({**section, "max_image_pixels": height * width - 1})
+    for read in (small.load_image, small.image_size, small.semantic_gt):
+        with pytest.raises(InputError, match="over dataset.max_image_pixels"):
+            read(image_id)
+    unlimited = open_dataset({**section, "max_image_pixels": None})
+    assert unlimited.max_image_pixels is None and unlimited.load_image(image_id).shape == (height, width, 3)
+    with pytest.raises(InputError, match="dataset.max_image_pixels: must be a positive integer or null"):
+        open_dataset({**section, "max_image_pixels": 0})
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"not an image", "not an image format Pillow reads, or its header is corrupt"), (b"", "(OSError)")],
+)
+def test_an_undecodable_image_is_one_sentence_naming_it_once(tmp_path, content, problem):
+    path = tmp_path / "bad.jpg"
+    if content:
+        path.write_bytes(content)
+    else:
+        Image.new("RGB", (40, 30)).save(path)
+        path.write_bytes(path.read_bytes()[:-30])  # truncated: the header reads, the pixels do not
+    with pytest.raises(InputError) as err:
+        images.load_image(path)
+    message = _one_line(err)
+    assert message.startswith(f"{path}: cannot decode image: ") and message.count(str(tmp_path)) == 1
+    assert problem in message and "UnidentifiedImageError" not in message
 
 
 @pytest.mark.parametrize("size", [(1, 3000), (3000, 1), (1, 1)])
@@ -659,3 +707,78 @@ def test_conversion_refuses_to_lose_information(converted, tmp_path):
     write_palette_png(voc_copy / "SegmentationClass" / f"{image_id}.png", class_map)
     with pytest.raises(InputError, match=r"pixel \(row 0, column 0\) has class value 1 but the instances give 0"):
         voc_to_coco(voc_copy, tmp_path / "coco", {"val2014": [image_id]}, classes=DEMO_CLASSES)
+
+
+def test_folder_csv_in_another_encoding_names_the_line(tmp_path):
+    _folder(tmp_path, ["a.jpg,cat", '"sub dir/b.png",dog'])
+    text = 'image,labels\na.jpg,cat\n"sub dir/b.png",chat noir\u00e9\n'
+    (tmp_path / "labels.csv").write_bytes(text.encode("latin-1"))  # Excel's "CSV" on Windows, not UTF-8
+    with pytest.raises(InputError) as err:
+        _open_folder(tmp_path)
+    assert _one_line(err) == f"{tmp_path / 'labels.csv'}:3: byte 0xe9 is not UTF-8 (save the CSV as UTF-8)"
+    (tmp_path / "labels.csv").write_bytes("\ufeff".encode() + text.encode("utf-8"))  # a byte-order mark is fine
+    assert _open_folder(tmp_path).classes == ["cat", "chat noir\u00e9"]
+
+
+def test_coco_ground_truth_only_where_a_segmentation_exists(tmp_path, caplog):
+    from irnet_core.data.dataset import check_ground_truth
+
+    scene = _coco_scene()
+    scene["images"].append({"id": 5, "file_name": "COCO_val2014_000000000005.png", "height": 8, "width": 10})
+    scene["annotations"] += [
+        {"id": 40, "image_id": 5, "category_id": 3, "iscrowd": 0, "bbox": [1, 1, 3, 2]},  # a box only
+        {"id": 41, "image_id": 5, "category_id": 1, "iscrowd": 0, "segmentation": [], "bbox": [0, 0, 2, 2]},
+        {"id": 42, "image_id": 7, "category_id": 3, "iscrowd": 0, "segmentation": [[1, 1, 2, 2]], "bbox": [0, 6, 2, 2]},
+        {"id": 43, "image_id": 7, "category_id": 3, "iscrowd": 0, "bbox": [8.5, 3, 1, 1],
+         "segmentation": {"size": [8, 10], "counts": [80]}},  # a zero-area RLE
+    ]  # fmt: skip
+    path = _write_coco(tmp_path, scene)
+    with caplog.at_level(logging.WARNING, logger="irnet_core.data.coco"):
+        dataset = _open_coco(tmp_path)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(
+        m.startswith(f"{path}: 3 annotation(s) hold an empty (1) or degenerate (2: ") and "e.g. ids 41, 42, 43" in m
+        for m in warnings
+    ), warnings
+    assert any(
+        m.startswith(f"{path}: 1 annotation(s) have no segmentation (a box only), e.g. ids 40") for m in warnings
+    )
+
+    boxed, scored, empty = "COCO_val2014_000000000005", "COCO_val2014_000000000007", "COCO_val2014_000000000009"
+    # Image-level labels: every annotation counts, so the box-only image trains.
+    assert dataset.image_labels(boxed) == [0, 1] and boxed in dataset.list_ids("val2014", for_training=True)
+    assert not dataset.has_ground_truth(boxed) and not dataset.has_ground_truth(boxed, "instance")
+    assert dataset.has_ground_truth(scored) and dataset.has_ground_truth(empty)  # no annotations: all background
+    # The degenerate annotations of the scored image: not instances; their boxes are not scored.
+    semantic = dataset.semantic_gt(scored)
+    assert (semantic[6:8, 0:2] == 255).all() and semantic[3, 8] == 255 and semantic[3, 7] != 255
+    _, labels, ignore = dataset.instance_gt(scored)
+    assert labels.tolist() == [0, 1] and ignore[6:8, 0:2].all()
+
+    check_ground_truth(dataset, {"train_list": [boxed], "eval_list": [scored, empty]})
+    for key in ("eval_list", "calibration_list", "val_list"):
+        with pytest.raises(InputError) as err:
+            check_ground_truth(dataset, {key: [scored, boxed]})
+        assert _one_line(err) == (
+            f"dataset.{key}: image {boxed!r} has no ground truth to score or calibrate on: none of its annotations "
+            f"in {path} (image 5) holds a usable segmentation (boxes only, empty or degenerate) "
+            "(1 such image(s) in the list)"
+        )
+
+
+def test_a_coco_file_of_boxes_only_gives_labels_and_no_ground_truth(tmp_path, caplog):
+    from irnet_core.data.dataset import check_ground_truth
+
+    scene = _coco_scene()
+    for annotation in scene["annotations"]:
+        annotation.pop("segmentation")
+        annotation["bbox"] = [0, 0, 2, 2]
+    path = _write_coco(tmp_path, scene)
+    with caplog.at_level(logging.WARNING, logger="irnet_core.data.coco"):
+        dataset = _open_coco(tmp_path)
+    assert any("no annotation holds a usable segmentation" in record.getMessage() for record in caplog.records)
+    image_id = "COCO_val2014_000000000007"
+    assert dataset.list_ids("val2014", for_training=True) == [image_id] and dataset.image_labels(image_id) == [0, 1, 2]
+    assert not dataset.has_ground_truth("COCO_val2014_000000000009")  # nothing at all can be scored in this file
+    with pytest.raises(InputError, match=f"{path} holds no usable segmentation at all"):
+        check_ground_truth(dataset, {"eval_list": [image_id]})

@@ -14,6 +14,7 @@ import pytest
 
 from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
 from irnet_core.data.voc import VOCDataset
+from irnet_core.errors import InputError
 from irnet_core.instances import Instances, instances_to_map
 from irnet_core.pipeline.pseudo_labels import evaluate_instances, evaluate_semantic, export_labels
 from irnet_core.store import ShardWriter
@@ -126,3 +127,67 @@ def test_calibration_chooses_thresholds_between_object_and_background_scores(cal
     summary = json.loads((root / "calibration.json").read_text())
     assert set(summary["thresholds"]) == {"cam", "conf_fg", "conf_bg", "semantic", "instances"}
     assert summary["method"] == ("calibrated" if with_ground_truth else "label-free")
+
+
+def _rectangle(top: int, left: int, size: int = 6) -> list[list[float]]:
+    x0, y0, x1, y1 = left, top, left + size, top + size
+    return [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+
+def test_coco_scores_match_ids_per_split_and_leave_the_predictions_alone(tmp_path):
+    """Two user-made splits both number their one image 1, with the object in different places: each split's
+    perfect prediction scores AP 1.0 only if predictions are matched per split (by the workflow's id), not by the
+    integer id alone; and the evaluation leaves the prediction dicts it reads as they were."""
+    import copy
+
+    from pycocotools import mask as mask_utils
+
+    from irnet_core.data.coco import CocoDataset
+    from irnet_core.pipeline.pseudo_labels import coco_scores
+
+    (tmp_path / "annotations").mkdir()
+    tops = {"a": 2, "b": 12}
+    for split, top in tops.items():
+        (tmp_path / split).mkdir()
+        ann = {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 36.0, "bbox": [3, top, 6, 6],
+               "segmentation": _rectangle(top, 3)}  # fmt: skip
+        data = {"images": [{"id": 1, "file_name": f"{split}_img.jpg", "height": 20, "width": 20}],
+                "annotations": [ann], "categories": [{"id": 1, "name": "box"}]}  # fmt: skip
+        (tmp_path / f"annotations/instances_{split}.json").write_text(json.dumps(data))
+    dataset = CocoDataset(tmp_path, splits=["a", "b"])
+    exported = {"info": {}, "licenses": [], "categories": [{"id": 1, "name": "box"}], "images": [], "annotations": []}
+    for number, (split, top) in enumerate(tops.items(), start=1):
+        mask = np.zeros((20, 20), np.uint8)
+        mask[top : top + 6, 3:9] = 1
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        exported["images"].append({"id": 1, "file_name": f"{split}_img.jpg", "height": 20, "width": 20,
+                                   "image_key": f"{split}_img"})  # fmt: skip
+        exported["annotations"].append({"id": number, "image_id": 1, "category_id": 1, "iscrowd": 0, "score": 0.9,
+                                        "segmentation": {"size": [20, 20], "counts": rle["counts"].decode()},
+                                        "image_key": f"{split}_img"})  # fmt: skip
+    path = tmp_path / "exported.json"
+    path.write_text(json.dumps(exported))
+    ids = ["a_img", "b_img"]
+    assert [dataset.source_image_id(i) for i in ids] == [1, 1]
+    before = copy.deepcopy(exported)
+    first = coco_scores(dataset, ids, str(path))
+    second = coco_scores(dataset, ids, str(path))  # a second evaluation of the same predictions works
+    assert first == second
+    assert {key: value["ap50"] for key, value in first.items()} == pytest.approx(
+        {str(dataset.annotation_path("a")): 1.0, str(dataset.annotation_path("b")): 1.0}
+    )
+    assert json.loads(path.read_text()) == before
+
+    from irnet_core.metrics import coco_segm_ap
+
+    predictions = copy.deepcopy(exported["annotations"][:1])
+    kept = copy.deepcopy(predictions)
+    coco_segm_ap(str(dataset.annotation_path("a")), predictions, [1])
+    assert predictions == kept  # pycocotools' loadRes would have added area, bbox and id to them
+
+    # A file without image_key on its annotations (written elsewhere) whose integer ids collide: one line.
+    for annotation in exported["annotations"]:
+        del annotation["image_key"]
+    path.write_text(json.dumps(exported))
+    with pytest.raises(InputError, match="annotation 1: image id 1 is shared by images a_img, b_img"):
+        coco_scores(dataset, ids, str(path))

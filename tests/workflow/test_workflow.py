@@ -28,6 +28,7 @@ def test_demo_config_plans_every_stage(tmp_path):
     shards = 4
     expected = {
         "make_demo_dataset": 1,
+        "verify_inputs": shards,
         "prepare_dataset": 1,
         "train_cam": 1,
         "infer_cam": shards,
@@ -223,3 +224,10 @@ def test_store_layout_changes_no_result(tiny_run, tmp_path):
         assert (store / "zarr.json").is_file() and not (store / "store.zip").exists()
         assert not (workdir / f"results/instances/shard-{shard}.zarr/zarr.json").exists()  # untouched: still zip
     assert snapshot(workdir) == before
+
+
+def test_a_pixel_limit_change_reruns_only_the_input_check(tiny_run):
+    # The limit admits images and changes no result: a param of the shard checks only, whose outputs no stage
+    # consumes (the target rule `all` collects them).
+    plan = planned_jobs(tiny_run, "--config", "dataset={max_image_pixels: null}")
+    assert pipeline_jobs(plan) == {"verify_inputs": 2}, plan
