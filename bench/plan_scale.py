@@ -118,6 +118,8 @@ def make_workdir(
             "train_list": "ImageSets/Segmentation/train_aug.txt",
             "infer_list": "ImageSets/Segmentation/" + ("train_aug.txt" if infer == "all" else "train.txt"),
             "eval_list": "ImageSets/Segmentation/train.txt",
+            # configs/voc12.yaml's val list feeds the final models, which this bench leaves out (it has no val split).
+            "val_list": None,
         }
     )
     if infer_images:  # pseudo-labels for another split (COCO: train2014 trains, val2014 is labelled)
