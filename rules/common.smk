@@ -138,7 +138,7 @@ _check_ground_truth()
 # that union by a hash of the id.
 _CALIBRATION_SET = set(CALIBRATION_IDS)
 SHARD_IDS = split_into_shards(_TRAIN_SET | _INFER_SET | _CALIBRATION_SET, N_SHARDS)
-# The input check (rule verify_inputs) covers every list, the val list too, by the same hash: an image's verify
+# The input check (verify_inputs) covers every list, the val list too, by the same hash; an image's verify
 # shard is its CAM shard.
 VERIFY_SCOPE = _TRAIN_SET | _INFER_SET | _CALIBRATION_SET | set(VAL_IDS)
 VERIFY_SHARD_IDS = split_into_shards(VERIFY_SCOPE, N_SHARDS)
