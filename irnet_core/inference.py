@@ -129,8 +129,11 @@ def scale_maps_from_inputs(
 
 
 def _summed(scale_maps: Sequence[torch.Tensor | np.ndarray], size: tuple[int, int]) -> torch.Tensor:
-    """sum_s bilinear(A_s -> size), float32, in the order of the scales."""
+    """sum_s bilinear(A_s -> size), float32, in the order of the scales; (0, *size) when no class is present (no
+    forward pass was run, so there are no scale maps)."""
     maps = [torch.as_tensor(m) for m in scale_maps]
+    if not maps:
+        return torch.zeros((0, *size), dtype=torch.float32)
     total = torch.zeros((maps[0].shape[0], *size), dtype=torch.float32, device=maps[0].device)
     with torch.inference_mode():
         for m in maps:
@@ -162,11 +165,7 @@ def cams_from_inputs(
     precision=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network half of :func:`compute_cams`: CAMs of an image of ``size`` from its :func:`cam_inputs`."""
-    height, width = size
     maps = scale_maps_from_inputs(model, inputs, keys, device=device, precision=precision)
-    if not maps:
-        h, w = strided_size(height, width, 4)
-        return np.zeros((0, h, w), np.float32), np.zeros((0, height, width), np.float32)
     cam, high_res = cam_from_scale_maps(maps, size), high_res_from_scale_maps(maps, size)
     return cam.cpu().numpy().astype(np.float32, copy=False), high_res.cpu().numpy().astype(np.float32, copy=False)
 
@@ -191,8 +190,6 @@ def stored_high_res(reader, image_id: str) -> tuple[np.ndarray, dict]:
     )
     arrays, attrs = reader.read(image_id, scale_names)
     height, width = attrs["size"]
-    if not scale_names:  # no class present: no forward pass was run
-        return np.zeros((0, height, width), np.float16), attrs
     maps = [torch.from_numpy(arrays[name]) for name in scale_names]
     return high_res_from_scale_maps(maps, (height, width)).numpy().astype(np.float16), attrs
 

@@ -24,7 +24,6 @@ from ..inference import (
     compute_cams,
     scale_maps_from_inputs,
     stored_high_res,
-    strided_size,
 )
 from ..metrics import ConfusionMatrix, classification_report, semantic_report
 from ..models.cam_net import build_cam_net, load_cam_net, save_cam_net
@@ -144,7 +143,7 @@ def infer_cam_shard(
     with ShardWriter(out_store, stage="cam", image_ids=image_ids, attrs=attrs) as writer:
         for image_id, keys, size, inputs in progress(samples, len(image_ids), "CAMs", log):
             maps = scale_maps_from_inputs(model, inputs, keys, device=device, precision=precision)
-            arrays = {"cam": _stride4_cams(maps, keys, size)}
+            arrays = {"cam": cam_from_scale_maps(maps, size).cpu().numpy().astype(np.float16)}
             # The full-resolution CAMs are not stored: they derive from the scale maps (inference.stored_high_res),
             # which take a few percent of their bytes (docs/method-notes.md, "Stored CAMs").
             arrays.update({f"{SCALE_MAP_PREFIX}{i}": m.cpu().numpy() for i, m in enumerate(maps)})
@@ -154,12 +153,6 @@ def infer_cam_shard(
 
 
 # ---- evaluation -------------------------------------------------------------------------------------------
-
-
-def _stride4_cams(maps, keys, size) -> np.ndarray:
-    if not maps:
-        return np.zeros((0, *strided_size(*size, 4)), np.float16)
-    return cam_from_scale_maps(maps, size).cpu().numpy().astype(np.float16)
 
 
 def _stored_cams(reader, image_id: str):
