@@ -18,9 +18,12 @@ Scores are on the eval list (the demo's `train` list), disjoint from the calibra
 same three threshold settings.
 
 After each run, bench/diagnostics.py prints the per-stage diagnostics of that run. Prints one table per preset
-and seed, and a last line per run:
+and seed with its per-class table beside it (CAM IoU at the used threshold, random-walk IoU, AP50; a class whose
+random-walk IoU is more than 2 points below its CAM IoU is marked ``LEAK``), then the mean and spread (sample
+standard deviation) over the seeds of each preset and variant, and a last line per run:
 ``quality preset=<p> seed=<s> variant=<v> cam=<best CAM mIoU> cam_at=<CAM mIoU at the used threshold>
-rw=<random-walk mIoU> map50=<...> map75=<...> cam_components_map50=<...>``.
+rw=<random-walk mIoU> map50=<...> map75=<...> cam_components_map50=<...> seconds=<wall>``.
+Every run's figures, per class and per stage (wall and CPU seconds), are appended to ``<workdir>/quality.jsonl``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from stage_times import stage_times  # noqa: E402
+
+# A class whose random-walk IoU falls this many points below its CAM IoU is flagged (issue 18's rule).
+LEAK_POINTS = 2.0
 
 FIXED = {
     "cam": {"eval": {"threshold": 0.7}},
@@ -90,7 +98,56 @@ def scores(workdir: Path) -> dict:
         "map75": instances["map75"],
         "cam_components_map50": instances["map50_cam_baseline"],
         "thresholds": {key: entry["value"] for key, entry in summary["thresholds"].items()},
+        "per_class": {
+            name: {
+                "cam": cam["per_class"].get(name),
+                "rw": semantic["per_class"].get(name),
+                "ap50": instances["per_class"].get(name, {}).get("ap50"),
+                "ap75": instances["per_class"].get(name, {}).get("ap75"),
+            }
+            for name in semantic["per_class"]
+        },
     }
+
+
+def per_class_table(result: dict) -> str:
+    lines = [f"    {'class':12}{'CAM':>7}{'RW':>7}{'AP50':>7}{'AP75':>7}"]
+    for name, row in result["per_class"].items():
+        cells = "".join(
+            f"{100 * row[k]:7.1f}" if row[k] is not None else f"{'-':>7}" for k in ("cam", "rw", "ap50", "ap75")
+        )
+        leak = "  LEAK" if 100 * (row["cam"] - row["rw"]) > LEAK_POINTS else ""
+        lines.append(f"    {name:12}{cells}{leak}")
+    return "\n".join(lines)
+
+
+def spread(values: list[float]) -> str:
+    """'mean ± sample sd' in points (sd left out for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return f"{100 * mean:.1f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    return f"{100 * mean:.1f} ± {100 * sd:.1f}"
+
+
+def print_spread(records: list[dict]) -> None:
+    """Mean and spread over seeds, per preset and variant, for the means and every class."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["preset"], record["variant"]), []).append(record)
+    for (preset, variant), group in groups.items():
+        seeds = ", ".join(str(r["seed"]) for r in group)
+        print(f"\n{preset} preset, {variant}, seeds {seeds}: mean ± sd (points)")
+        for key in ("cam", "cam_at", "rw", "map50", "map75"):
+            print(f"    {key:12}{spread([r[key] for r in group]):>14}")
+        print(f"    {'class':12}{'CAM':>14}{'RW':>14}{'AP50':>14}")
+        for name in group[0]["per_class"]:
+            cells = []
+            for key in ("cam", "rw", "ap50"):
+                values = [r["per_class"][name][key] for r in group if r["per_class"][name][key] is not None]
+                cells.append(f"{spread(values):>14}" if values else f"{'-':>14}")
+            print(f"    {name:12}" + "".join(cells))
 
 
 def main() -> int:
@@ -103,6 +160,7 @@ def main() -> int:
     parser.add_argument("--layer", nargs="*", type=Path, default=[], help="extra config layers, applied last")
     args = parser.parse_args()
     lines = []
+    records = []
     for preset in args.preset:
         for seed in args.seed:
             workdir = args.workdir / f"{preset}-seed{seed}"
@@ -113,6 +171,12 @@ def main() -> int:
                 # Where the random walk's gain is lost, for this variant's run (bench/diagnostics.py).
                 subprocess.run([sys.executable, str(REPO / "bench/diagnostics.py"), str(workdir)], check=True)
                 result = rows[variant]
+                record = {"preset": preset, "seed": seed, "variant": variant, "layers": [str(p) for p in args.layer],
+                          "seconds": seconds, **result,
+                          "stages": {rule: {"wall": w, "cpu": c} for rule, (w, c) in stage_times(workdir).items()}}  # fmt: skip
+                records.append(record)
+                with open(args.workdir / "quality.jsonl", "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
                 lines.append(
                     f"quality preset={preset} seed={seed} variant={variant} "
                     + " ".join(
@@ -130,6 +194,8 @@ def main() -> int:
                 used = " ".join(f"{k.split('.')[-1]}={v:g}" for k, v in r["thresholds"].items())
                 print(f"{variant:12}{100 * r['cam']:9.1f}{100 * r['cam_at']:9.1f}{100 * r['rw']:7.1f}"
                       f"{100 * r['map50']:7.1f}{100 * r['map75']:7.1f}{100 * r['cam_components_map50']:10.1f}  {used}")  # fmt: skip
+                print(per_class_table(r))
+    print_spread(records)
     print()
     print("\n".join(lines))
     return 0
