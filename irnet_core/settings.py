@@ -44,6 +44,7 @@ class OptimizerSettings:
 class CamTrainSettings:
     seed: int
     epochs: int
+    min_steps: int
     batch_size: int
     crop_size: int
     resize_long: tuple[float, float]
@@ -78,6 +79,7 @@ class RelationSettings:
 class IRNetTrainSettings:
     seed: int
     epochs: int
+    min_steps: int
     batch_size: int
     crop_size: int
     scale_range: tuple[float, float]

@@ -30,7 +30,7 @@ from ..models.cam_net import build_cam_net, load_cam_net, save_cam_net
 from ..provenance import code_digest
 from ..settings import BackboneSettings, CamTrainSettings, OptimizerSettings, as_plain
 from ..store import ShardWriter, open_shards
-from ..training import Precision, Training, build_optimizer, build_scheduler, finish, fit, seed_everything
+from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
 from .common import progress, read_labels_file, write_json
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def train_cam(
     model = precision.prepare_model(build_cam_net(backbone.arch, backbone.weights, len(classes)))
     groups = model.param_groups()
     optimizer = build_optimizer([{"params": groups["backbone"]}, {"params": groups["head"], "lr_mult": recipe.head_lr_mult}], recipe)  # fmt: skip
-    max_step = (len(samples) // train.batch_size) * train.epochs
+    epochs = epochs_for("train_cam", train.epochs, train.min_steps, len(samples) // train.batch_size)
+    max_step = (len(samples) // train.batch_size) * epochs
     # Content, not names: labels and image bytes (digests recorded by prepare_dataset), settings, code.
     digest = fingerprint(as_plain(train), as_plain(recipe), as_plain(backbone), list(classes), ids,
                          [labels["labels"][i] for i in ids], [digests[i] for i in ids], code_digest())  # fmt: skip
@@ -106,7 +107,7 @@ def train_cam(
     checkpoint = Path(checkpoint_dir) / "last.pt"
     history = fit(Training(
         name="train_cam", model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, max_step, recipe.schedule, recipe.poly_power),
-        dataset=samples, step=step, batch_size=train.batch_size, epochs=train.epochs, seed=train.seed, precision=precision,
+        dataset=samples, step=step, batch_size=train.batch_size, epochs=epochs, seed=train.seed, precision=precision,
         checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
         end_of_epoch=lambda: _held_out_metrics(model, dataset.load_image, *held, device, int(max(train.resize_long))),
     ))  # fmt: skip

@@ -21,7 +21,7 @@ from ..path_index import get_path_index
 from ..provenance import code_digest, file_digest
 from ..settings import BackboneSettings, IRNetTrainSettings, RelationSettings, as_plain
 from ..store import ShardReader, ShardWriter, open_shards
-from ..training import Precision, Training, build_optimizer, build_scheduler, finish, fit, seed_everything
+from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
 from .common import progress, read_labels_file, write_json
 
 log = logging.getLogger(__name__)
@@ -109,10 +109,11 @@ def train_irnet(
         return {("loss" if key == "total" else key): value for key, value in losses.items()}
 
     checkpoint = Path(checkpoint_dir) / "last.pt"
-    max_step = (len(samples) // train.batch_size) * train.epochs
+    epochs = epochs_for("train_irnet", train.epochs, train.min_steps, len(samples) // train.batch_size)
+    max_step = (len(samples) // train.batch_size) * epochs
     history = fit(Training(
         name="train_irnet", model=net, optimizer=optimizer, scheduler=build_scheduler(optimizer, max_step, "poly", train.poly_power),
-        dataset=samples, step=step, batch_size=train.batch_size, epochs=train.epochs, seed=train.seed, precision=precision,
+        dataset=samples, step=step, batch_size=train.batch_size, epochs=epochs, seed=train.seed, precision=precision,
         checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
     ))  # fmt: skip
     save_irnet(out_model, net, backbone_source=backbone_source, crop_size=train.crop_size, fingerprint=digest)

@@ -14,6 +14,7 @@ from irnet_core.training import (
     Training,
     build_optimizer,
     build_scheduler,
+    epochs_for,
     finish,
     fit,
     lr_factor,
@@ -161,3 +162,18 @@ def test_sample_randomness_depends_on_seed_epoch_and_index_only():
     a = sample_rng(1, 2, 3).random(4)
     assert np.array_equal(a, sample_rng(1, 2, 3).random(4))
     assert not np.array_equal(a, sample_rng(1, 3, 3).random(4))
+
+
+@pytest.mark.parametrize(
+    ("epochs", "min_steps", "steps_per_epoch", "expected"),
+    [
+        (6, 300, 50, 6),  # the demo: 6 epochs of 50 steps reach the floor exactly
+        (6, 300, 30, 10),  # 240 images at batch 8: 10 epochs for the same 300 steps
+        (6, 301, 50, 7),  # whole epochs: the floor rounds up
+        (3, 0, 4, 3),  # no floor
+        (12, 264, 100, 12),  # a larger dataset trains its epochs
+        (1, 10, 0, 10),  # fewer samples than a batch: the caller raises; never a division by zero here
+    ],
+)
+def test_epochs_for_keeps_a_floor_of_optimiser_steps(epochs, min_steps, steps_per_epoch, expected):
+    assert epochs_for("toy", epochs, min_steps, steps_per_epoch) == expected

@@ -26,12 +26,14 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 TARGET = "results/pseudo_labels/instances.json"  # the exports: the last products compared (evaluation is not)
 
 # One edit per group of result settings: (section path, new value). The tiny run trains for a few steps only, so
-# a small learning-rate change can leave the labels downstream unchanged; seeds change every weight. conf_fg
-# 0.30 -> 0.40 keeps the written length of the value, the case that a size-based checkpoint fingerprint missed.
+# a small learning-rate change can leave the labels downstream unchanged; seeds change every weight, and so does
+# IRNet's floor of steps (16 images at batch 4: 4 steps per epoch, so min_steps 10 trains 3 epochs instead of
+# 1). conf_fg 0.30 -> 0.40 keeps the written length of the value, the case that a size-based checkpoint
+# fingerprint missed.
 EDITS = [
     ("instances", ("instances", "bg_threshold"), 0.7),
     ("random_walk", ("random_walk", "beta"), 3),
-    ("irnet.train", ("irnet", "train", "seed"), 1),
+    ("irnet.train", ("irnet", "train", "min_steps"), 10),
     ("relations", ("relations", "conf_fg"), 0.40),
     ("cam.infer", ("cam", "infer", "scales"), [1.0, 0.75]),
     ("cam.train", ("cam", "train", "seed"), 1),
@@ -81,6 +83,8 @@ def rerun_chain(tiny_run, tmp_path_factory):
         snakemake(workdir, TARGET)
         after = snapshot(workdir)
         results[name] = (changed_products(before, after), plan)
+        if name == "irnet.train":
+            results["irnet_epochs"] = len((workdir / "results/irnet/train_log.csv").read_text().splitlines()) - 1
         before = after
     relabel_one_object(workdir)
     plan = planned_jobs(workdir, TARGET)
@@ -95,6 +99,11 @@ def rerun_chain(tiny_run, tmp_path_factory):
 def test_a_setting_change_recomputes_its_stage_and_what_follows_only(rerun_chain, edit):
     changed, plan = rerun_chain[edit]
     assert changed == AFFECTED[edit], f"plan was {plan}"
+
+
+def test_a_floor_of_steps_trains_more_epochs_on_a_small_dataset(rerun_chain):
+    # tiny.yaml: 1 epoch of 4 steps; min_steps 10 needs ceil(10 / 4) = 3 epochs, one history row each.
+    assert rerun_chain["irnet_epochs"] == 3
 
 
 def test_an_annotation_edit_retrains_the_cam_network_and_everything_after(rerun_chain):
