@@ -163,6 +163,12 @@ rule report_tables:
             category="Evaluation",
             labels={"stage": "instance pseudo-labels", "content": "table per class"},
         ),
+        per_class=report(
+            "results/report/tables/per_class.html",
+            caption="../report/per_class.rst",
+            category="Evaluation",
+            labels={"stage": "all stages", "content": "table per class"},
+        ),
         benchmarks=report(
             "results/report/tables/benchmarks.html",
             caption="../report/benchmarks.rst",

@@ -19,6 +19,8 @@ def main():
         out_semantic=snakemake.output.semantic,
         out_instances=snakemake.output.instances,
         out_benchmarks=snakemake.output.benchmarks,
+        summary=snakemake.input.summary,
+        out_per_class=snakemake.output.per_class,
     )
 
 

@@ -253,6 +253,52 @@ def _final_rows(final_path: str | None, pct) -> list[str]:
     ]
 
 
+# A class whose random-walk IoU is more than this many points below its CAM IoU is flagged: the walk spread
+# it into background or other classes (or let background take it), which the mean can hide.
+LOSS_FLAG_POINTS = 2.0
+
+
+def per_class_figures(cam: dict, semantic: dict, instances: dict, final: dict | None = None) -> dict[str, dict]:
+    """{class: {cam, random_walk, change, pseudo_ap50[, val_deeplab, val_maskrcnn_ap50]}}: the per-class table
+    beside every mean of the summary. CAM IoU is at the threshold used (cam.json's ``threshold``); the val
+    columns are the final models on the val images (another image set than the first three)."""
+    rows: dict[str, dict] = {}
+    for name, rw in semantic["per_class"].items():
+        cam_iou = cam["per_class"].get(name)
+        row = {"cam": cam_iou, "random_walk": rw, "change": None if cam_iou is None else rw - cam_iou}
+        if name in instances["per_class"]:
+            row["pseudo_ap50"] = instances["per_class"][name]["ap50"]
+        if final:
+            row["val_deeplab"] = final["semantic"]["per_class"].get(name)
+            if name in final["instance"]["per_class"]:
+                row["val_maskrcnn_ap50"] = final["instance"]["per_class"][name]["ap50"]
+        rows[name] = row
+    return rows
+
+
+def classes_lost_in_random_walk(rows: dict[str, dict], points: float = LOSS_FLAG_POINTS) -> list[str]:
+    """Classes whose random-walk IoU is more than ``points`` below their CAM IoU."""
+    return [name for name, row in rows.items() if row["change"] is not None and -100 * row["change"] > points]
+
+
+def _per_class_lines(rows: dict[str, dict], lost: list[str], pct) -> list[str]:
+    final = any("val_deeplab" in row for row in rows.values())
+    header = f"  {'class':<16}{'CAM':>7}{'RW':>7}{'change':>8}{'AP50':>7}"
+    header += f"{'val DLv3':>10}{'val AP50':>10}" if final else ""
+    lines = ["", "  per class (IoU / AP in %; CAM, RW, AP50 on the eval images)", header]
+    for name, row in rows.items():
+        change = "    n/a" if row["change"] is None else f"{100 * row['change']:+7.1f}"
+        line = f"  {name:<16}{pct(row['cam']):>7}{pct(row['random_walk']):>7}{change:>8}{pct(row.get('pseudo_ap50')) if 'pseudo_ap50' in row else '':>7}"
+        if final:
+            line += f"{pct(row.get('val_deeplab')):>10}{pct(row['val_maskrcnn_ap50']) if 'val_maskrcnn_ap50' in row else '':>10}"
+        lines.append(line + ("  LOST IN THE RANDOM WALK" if name in lost else ""))
+    if lost:
+        lines.append(
+            f"  warning: {', '.join(lost)}: random-walk IoU more than {LOSS_FLAG_POINTS:g} points below the CAM's"
+        )
+    return lines
+
+
 def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     """Per rule: job count, summed wall seconds and the largest peak memory (MB) from `benchmark:` files."""
     timings: dict[str, dict] = {}
@@ -319,6 +365,10 @@ def summarize(
         instances = json.load(h)
     timings = stage_timings(benchmark_dir)
     used = thresholds_used(thresholds or {}, calibration_path)
+    per_class = per_class_figures(cam, semantic, instances, _load(final_path) if final_path else None)
+    lost = classes_lost_in_random_walk(per_class)
+    if lost:
+        log.warning("random-walk IoU more than %g points below the CAM's for %s", LOSS_FLAG_POINTS, ", ".join(lost))
 
     def pct(value) -> str:
         return "  n/a" if value is None else f"{100 * value:5.1f}"
@@ -334,6 +384,7 @@ def summarize(
         f"  instance mAP50, IRNet                 {pct(instances['map50'])}",
         f"  instance mAP50, CAM components        {pct(instances['map50_cam_baseline'])}",
         *_final_rows(final_path, pct),
+        *_per_class_lines(per_class, lost, pct),
         "",
         "  thresholds used",
         *[f"    {key:<34}{entry['value']:>8.4g}  {entry['how']}" for key, entry in used.items()],
@@ -360,6 +411,8 @@ def summarize(
             "instance_map50": instances["map50"],
             "instance_map50_cam_baseline": instances["map50_cam_baseline"],
             "thresholds": used,
+            "per_class": per_class,
+            "classes_lost_in_random_walk": lost,
             **({"val": _load(final_path)} if final_path else {}),
             "timings": timings,
         },

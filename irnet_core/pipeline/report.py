@@ -208,8 +208,11 @@ def report_tables(
     out_semantic: str,
     out_instances: str,
     out_benchmarks: str,
+    summary: str | None = None,
+    out_per_class: str | None = None,
 ) -> None:
-    """HTML tables of the three evaluation JSONs (per class) and of every job's benchmark."""
+    """HTML tables of the three evaluation JSONs (per class), of the summary's per-class figures stage by stage
+    (with ``summary`` and ``out_per_class``) and of every job's benchmark."""
     pages = (
         (
             cam_metrics,
@@ -239,6 +242,9 @@ def report_tables(
         page = tables.metrics_page(_load_json(source), title, note=f"{note} Source: {source}.", value_name=value_name)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(page, encoding="utf-8")
+    if summary and out_per_class:
+        Path(out_per_class).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_per_class).write_text(tables.per_class_stages_page(_load_json(summary)), encoding="utf-8")
     rows = tables.read_benchmarks(benchmark_files)
     log.info("%d of %d benchmark files found", len(rows), len(benchmark_files))
     Path(out_benchmarks).parent.mkdir(parents=True, exist_ok=True)

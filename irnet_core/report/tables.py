@@ -96,6 +96,45 @@ def html_page(title: str, sections: Sequence[str]) -> str:
 
 # ---- evaluation metrics -----------------------------------------------------------------------------------
 
+_STAGE_COLUMNS = (
+    ("cam", "CAM IoU"),
+    ("random_walk", "random-walk IoU"),
+    ("change", "change (points)"),
+    ("pseudo_ap50", "pseudo-label AP50"),
+    ("val_deeplab", "val DeepLabv3 IoU"),
+    ("val_maskrcnn_ap50", "val Mask R-CNN AP50"),
+)
+
+
+def per_class_stages_page(summary: Mapping[str, object]) -> str:
+    """HTML page of the summary's per-class table: CAM, random walk, pseudo-label AP and the final models, one
+    row per class, with the classes the random walk lost marked."""
+    rows_in: Mapping[str, Mapping[str, object]] = summary["per_class"]  # type: ignore[assignment]
+    lost = set(summary.get("classes_lost_in_random_walk", []))  # type: ignore[arg-type]
+    columns = [(key, name) for key, name in _STAGE_COLUMNS if any(key in row for row in rows_in.values())]
+    rows = []
+    for name, row in rows_in.items():
+        # The change is in points (text: a value bar would read it as a fraction).
+        cells = [
+            f"{100 * row[key]:+.1f}" if key == "change" and row.get(key) is not None else row.get(key)
+            for key, _ in columns
+        ]
+        rows.append([f"{name} (lost in the random walk)" if name in lost else name, *cells])
+    note = (
+        "CAM (at the threshold used), random walk and pseudo-label AP50 on the eval images; the val columns are the "
+        "final models on the val images. A class whose random-walk IoU is more than 2 points below its CAM IoU is "
+        "marked: the mean can rise while it falls."
+    )
+    if lost:
+        note += f" Lost here: {', '.join(sorted(lost))}."
+    return html_page(
+        "Per class, stage by stage",
+        [
+            f'<p class="note">{html.escape(note)}</p>',
+            html_table(["class", *(n for _, n in columns)], rows, bars=True),
+        ],
+    )
+
 
 def _per_class_table(tables: Mapping[str, Mapping[str, object]], value_name: str = "value") -> str:
     """Merge per-class mappings into one class-by-metric table.

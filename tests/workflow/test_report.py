@@ -21,7 +21,7 @@ from .harness import SNAKEMAKE, planned_jobs
 pytestmark = pytest.mark.workflow
 
 FIGURE_KINDS = ("cam", "relations", "irnet", "pseudo_labels")
-TABLES = ("cam.html", "semantic.html", "instances.html", "benchmarks.html")
+TABLES = ("cam.html", "semantic.html", "instances.html", "per_class.html", "benchmarks.html")
 CURVES = ("train_cam.png", "train_irnet.png", "calibration.png")
 
 

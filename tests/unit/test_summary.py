@@ -1,0 +1,50 @@
+"""The run summary gives the per-class table beside every mean and flags a class the random walk lost."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from irnet_core.pipeline.pseudo_labels import classes_lost_in_random_walk, per_class_figures, summarize
+from irnet_core.report.tables import per_class_stages_page
+
+CAM = {"miou": 0.6, "threshold": 0.3, "best_threshold": 0.3, "best_miou": 0.6, "baseline_background": 0.1,
+       "baseline_untrained": 0.2, "per_class": {"background": 0.90, "disc": 0.50, "ring": 0.40, "star": 0.30}}  # fmt: skip
+# disc gains; ring loses 1.5 points (within the rule); star loses 3 points (flagged).
+SEMANTIC = {"miou": 0.6, "per_class": {"background": 0.95, "disc": 0.70, "ring": 0.385, "star": 0.27}}
+INSTANCES = {"map50": 0.4, "map50_cam_baseline": 0.1,
+             "per_class": {name: {"ap25": 0.6, "ap50": ap, "ap75": 0.1} for name, ap in
+                           (("disc", 0.5), ("ring", 0.4), ("star", 0.2))}}  # fmt: skip
+
+
+def test_a_class_more_than_two_points_below_its_cam_iou_is_flagged():
+    rows = per_class_figures(CAM, SEMANTIC, INSTANCES)
+    assert list(rows) == ["background", "disc", "ring", "star"]
+    assert rows["disc"]["change"] == pytest.approx(0.20) and rows["star"]["change"] == pytest.approx(-0.03)
+    assert rows["star"]["pseudo_ap50"] == 0.2 and "pseudo_ap50" not in rows["background"]
+    assert classes_lost_in_random_walk(rows) == ["star"]
+    assert classes_lost_in_random_walk(rows, points=1.0) == ["ring", "star"]
+
+
+def test_the_summary_holds_the_per_class_table_and_the_flag(tmp_path, caplog):
+    paths = {}
+    for name, data in (("cam", CAM), ("semantic", SEMANTIC), ("instances", INSTANCES)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(data))
+    (tmp_path / "benchmarks").mkdir()
+    table = summarize(cam_path=paths["cam"], semantic_path=paths["semantic"], instances_path=paths["instances"],
+                      benchmark_dir=tmp_path / "benchmarks", stage_order=[], out_json=tmp_path / "summary.json",
+                      out_table=tmp_path / "summary.txt")  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["classes_lost_in_random_walk"] == ["star"]
+    assert summary["per_class"]["ring"]["random_walk"] == 0.385
+    star = next(line for line in table.splitlines() if line.strip().startswith("star"))
+    assert star.split()[:5] == ["star", "30.0", "27.0", "-3.0", "20.0"] and "LOST IN THE RANDOM WALK" in star
+    assert "LOST" not in next(line for line in table.splitlines() if line.strip().startswith("ring"))
+    assert "star: random-walk IoU more than 2 points below the CAM's" in table
+    assert "random-walk IoU more than 2 points below the CAM's for star" in caplog.text
+
+    page = per_class_stages_page(summary)
+    assert "<td>star (lost in the random walk)</td>" in page and "<td>ring</td>" in page
+    assert "<td>-3.0</td>" in page and "val DeepLabv3" not in page
