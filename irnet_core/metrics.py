@@ -234,6 +234,24 @@ class InstanceAP:
                             taken[gt_index] = True
                 self._matches[t][label].append(match)
 
+    @classmethod
+    def merged(cls, parts: Sequence[InstanceAP]) -> InstanceAP:
+        """One accumulator holding the images of ``parts`` (same classes and IoU thresholds), as if they had been
+        added to it in order: AP of any subset of images from per-image accumulators, without matching again."""
+        if not parts:
+            raise ValueError("InstanceAP.merged: no accumulators given")
+        out = cls(parts[0].n_classes, parts[0].thresholds)
+        for part in parts:
+            if part.n_classes != out.n_classes or part.thresholds != out.thresholds:
+                raise ValueError("InstanceAP.merged: accumulators of other classes or IoU thresholds")
+            out.n_positive += part.n_positive
+            out.n_images += part.n_images
+            for label in range(out.n_classes):
+                out._scores[label] += part._scores[label]
+                for t in range(len(out.thresholds)):
+                    out._matches[t][label] += part._matches[t][label]
+        return out
+
     def result(self) -> dict[float, tuple[np.ndarray, float]]:
         """Per threshold: ``(ap float64 (n_classes,), mAP)``; NaN AP for classes without ground truth (their
         predictions are ignored), AP 0 for classes with ground truth but no prediction; mAP is the NaN-mean."""

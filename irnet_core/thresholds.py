@@ -5,7 +5,9 @@ Every stage after the CAMs turns scores into labels with a background threshold.
 functions over arrays; :mod:`irnet_core.pipeline.calibration` feeds them.
 
 - Calibrated (ground truth of dataset.calibration_list): the best of a sweep (CAM and random-walk mIoU,
-  instance mAP50).
+  instance mAP50); on a list shorter than calibration.min_images, made robust (:func:`robust_choice`): the
+  curve is smoothed over grid neighbours, and its peak replaces the label-free threshold only where it is
+  clearly better.
 - Label-free: the threshold whose label maps put the most border on strong colour edges
   (:class:`EdgeAlignment`, with half a score cell of tolerance), for the CAMs as for the propagated semantic
   and instance scores.
@@ -131,6 +133,46 @@ def best_of(curve: Mapping[float, float | None]) -> float:
     top = max(score for _, score in items)
     tied = [t for t, score in items if score >= top - 1e-12]
     return tied[(len(tied) - 1) // 2]
+
+
+def smoothed(curve: Mapping[float, float | None]) -> dict[float, float | None]:
+    """Each threshold's score averaged with its grid neighbours' (the defined ones): a sweep on few images has
+    single-threshold spikes, and a threshold whose neighbours are also good is the safer choice."""
+    items = sorted((float(t), s) for t, s in curve.items())
+    out: dict[float, float | None] = {}
+    for i, (t, score) in enumerate(items):
+        window = [s for _, s in items[max(0, i - 1) : i + 2] if s is not None and not math.isnan(s)]
+        out[t] = None if score is None or math.isnan(score) or not window else sum(window) / len(window)
+    return out
+
+
+def robust_choice(curve: Mapping[float, float | None], label_free: float, min_gain: float) -> tuple[float, str]:
+    """The calibrated threshold, robust to a short calibration list: the peak of the :func:`smoothed` curve, where
+    its smoothed score beats the label-free threshold's by at least ``min_gain`` (0.01: a point of mIoU or mAP);
+    otherwise the label-free threshold, which the ground truth does not clearly improve on. Returns the value
+    and how it was chosen, for the summary."""
+    smooth = smoothed(curve)
+    peak = best_of(smooth)
+    at_label_free = smooth.get(float(label_free))
+    if at_label_free is None:
+        return peak, f"smoothed peak (the label-free {label_free:g} scored nothing)"
+    gain = smooth[peak] - at_label_free
+    if peak != float(label_free) and gain < min_gain:
+        return float(
+            label_free
+        ), f"label-free {label_free:g} kept: the smoothed peak {peak:g} is only {100 * gain:+.1f} points"
+    return peak, f"smoothed peak, {100 * gain:+.1f} points over the label-free {label_free:g}"
+
+
+def calibrated_choice(
+    curve: Mapping[float, float | None], label_free: float, n_images: int, min_images: int, min_gain: float
+) -> tuple[float, str]:
+    """The threshold a calibration list gives: the sweep's peak on ``min_images`` or more images; on fewer, the
+    :func:`robust_choice` (a peak on few images is noisy: bench/calibration_sample.py). Value and how chosen."""
+    if n_images >= min_images:
+        return best_of(curve), "the sweep's peak"
+    value, how = robust_choice(curve, label_free, min_gain)
+    return value, f"{how}; fewer than {min_images} images"
 
 
 def read_calibrated(path: str | Path) -> dict[str, float]:

@@ -23,6 +23,8 @@ rule calibrate_cam_thresholds:
     params:
         grid=config["calibration"]["cam_grid"],
         offsets=config["calibration"]["relation_logit_offsets"],
+        min_gain=config["calibration"]["min_gain"],
+        min_images=config["calibration"]["min_images"],
         with_ground_truth=THRESHOLDS_WITH_GT,
         dataset=dataset_params(),
         image_ids=THRESHOLD_IDS,
@@ -84,6 +86,8 @@ rule calibrate_label_thresholds:
         semantic_grid=config["calibration"]["semantic_grid"],
         instance_grid=config["calibration"]["instance_grid"],
         min_fragment=config["instances"]["min_fragment"],
+        min_gain=config["calibration"]["min_gain"],
+        min_images=config["calibration"]["min_images"],
         with_ground_truth=THRESHOLDS_WITH_GT,
         dataset=dataset_params(),
         image_ids=THRESHOLD_IDS,

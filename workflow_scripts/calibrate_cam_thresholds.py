@@ -17,6 +17,8 @@ def main():
         with_ground_truth=snakemake.params.with_ground_truth,
         grid=snakemake.params.grid,
         offsets=snakemake.params.offsets,
+        min_gain=snakemake.params.min_gain,
+        min_images=snakemake.params.min_images,
         out_path=snakemake.output.thresholds,
     )
 

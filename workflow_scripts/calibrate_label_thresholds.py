@@ -19,6 +19,8 @@ def main():
         semantic_grid=snakemake.params.semantic_grid,
         instance_grid=snakemake.params.instance_grid,
         min_fragment=snakemake.params.min_fragment,
+        min_gain=snakemake.params.min_gain,
+        min_images=snakemake.params.min_images,
         out_path=snakemake.output.thresholds,
         summary_path=snakemake.output.summary,
     )

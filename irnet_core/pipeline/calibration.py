@@ -25,7 +25,7 @@ from ..instances import InstanceScores, instance_class_map, instance_scores, ins
 from ..metrics import ConfusionMatrix, InstanceAP
 from ..random_walk import labels_from_scores, semantic_scores
 from ..store import ShardReader, ShardWriter, open_shards
-from ..thresholds import EdgeAlignment, best_of, gradient_magnitude, relation_thresholds
+from ..thresholds import EdgeAlignment, best_of, calibrated_choice, gradient_magnitude, relation_thresholds
 from .common import progress, write_json
 from .pseudo_labels import _read_inputs
 
@@ -37,6 +37,17 @@ LABEL_FREE = "label-free"
 
 def _curve(scores: Mapping[float, float | None]) -> dict[str, float | None]:
     return {f"{t:g}": (None if s is None or np.isnan(s) else float(s)) for t, s in sorted(scores.items())}
+
+
+def _few_images_warning(n_images: int, min_images: int) -> str | None:
+    """The warning of a calibration list shorter than ``calibration.min_images`` (logged and recorded)."""
+    if n_images >= min_images:
+        return None
+    message = (f"{n_images} calibration images, fewer than calibration.min_images ({min_images}): the sweeps' "
+               "peaks are noisy; each threshold is the peak of its curve averaged over grid neighbours, and the label-free "
+               "value unless that is calibration.min_gain better")  # fmt: skip
+    log.warning(message)
+    return message
 
 
 def _from_cam(cam: float, offset: float) -> str:
@@ -52,13 +63,17 @@ def calibrate_cam_thresholds(
     with_ground_truth: bool,
     grid: Sequence[float],
     offsets: Mapping[str, float],
+    min_gain: float,
+    min_images: int,
     out_path: str,
 ) -> dict:
     """The CAM background threshold and the relation thresholds that follow from it, in ``out_path``.
 
-    With ground truth: the grid value of best CAM mIoU on ``image_ids``. Without: the label-free rule
-    (:class:`~irnet_core.thresholds.EdgeAlignment`: label borders on colour edges). The label-free value is
-    recorded in both cases, so that the two rules can be compared on the same images.
+    With ground truth: from the CAM mIoU curve on ``image_ids``
+    (:func:`~irnet_core.thresholds.calibrated_choice`: its peak, or on few images the robust choice). Without:
+    the label-free rule
+    (:class:`~irnet_core.thresholds.EdgeAlignment`: label borders on colour edges). The label-free value and
+    the curve's raw peak are recorded in both cases, so that the rules can be compared on the same images.
     """
     shards = open_shards(cam_stores)
     edges = EdgeAlignment(grid)
@@ -76,16 +91,23 @@ def calibrate_cam_thresholds(
                 matrix.update(gt, maps[t])
     curve = {t: m.miou() for t, m in matrices.items()} if with_ground_truth else None
     label_free = edges.best()
-    cam = best_of(curve) if curve is not None else label_free
+    cam, rule = (
+        calibrated_choice(curve, label_free, len(image_ids), min_images, min_gain)
+        if curve is not None
+        else (label_free, "label-free rule")
+    )
     conf_fg, conf_bg = relation_thresholds(cam, offsets["fg"], offsets["bg"])
     method = CALIBRATED if with_ground_truth else LABEL_FREE
     result = {
         "method": method,
         "n_images": len(image_ids),
+        "warning": _few_images_warning(len(image_ids), min_images) if with_ground_truth else None,
         "thresholds": {
             "cam": {
                 "value": cam,
                 "method": method,
+                "rule": rule,
+                "peak": best_of(curve) if curve else None,
                 "metric": "mIoU" if curve else None,
                 "curve": _curve(curve) if curve else None,
                 "label_free": label_free,
@@ -144,11 +166,13 @@ def calibrate_label_thresholds(
     semantic_grid: Sequence[float],
     instance_grid: Sequence[float],
     min_fragment: float,
+    min_gain: float,
+    min_images: int,
     out_path: str,
     summary_path: str,
 ) -> dict:
     """The random-walk and instance background thresholds, swept over the kept scores: with ground truth the
-    best random-walk mIoU and instance mAP50; without, the label-free rule of the CAM threshold applied to the
+    choice from the random-walk mIoU and instance mAP50 curves (as the CAM threshold's); without, the label-free rule of the CAM threshold applied to the
     propagated scores (:class:`~irnet_core.thresholds.EdgeAlignment`), whose value is recorded in both cases.
     ``summary_path`` gets every threshold (the CAM step's too)."""
     import json
@@ -183,15 +207,23 @@ def calibrate_label_thresholds(
     for name, (curve, metric, edges) in curves.items():
         label_free = edges.best()
         peak = max(edges.mass.values()) or 1.0
+        value, rule = (
+            calibrated_choice(curve, label_free, len(image_ids), min_images, min_gain)
+            if with_ground_truth
+            else (label_free, "label-free rule")
+        )
         thresholds[name] = {
-            "value": best_of(curve) if with_ground_truth else label_free,
+            "value": value,
             "method": method,
+            "rule": rule,
+            "peak": best_of(curve) if with_ground_truth else None,
             "metric": metric if with_ground_truth else None,
             "curve": _curve(curve) if with_ground_truth else None,
             "label_free": label_free,
             "label_free_curve": _curve({t: mass / peak for t, mass in edges.mass.items()}),
         }
-    result = {"method": method, "n_images": len(image_ids), "thresholds": thresholds}
+    warning = _few_images_warning(len(image_ids), min_images) if with_ground_truth else None
+    result = {"method": method, "n_images": len(image_ids), "warning": warning, "thresholds": thresholds}
     write_json(out_path, result)
     with open(cam_calibration) as handle:
         cam = json.load(handle)
@@ -200,6 +232,7 @@ def calibrate_label_thresholds(
         {
             "method": method,
             "n_images": len(image_ids),
+            "warning": warning,
             "image_ids": list(image_ids),
             "thresholds": {**cam["thresholds"], **thresholds},
         },

@@ -315,6 +315,11 @@ def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     return timings
 
 
+def _calibration_warning(calibration_path: str | None) -> list[str]:
+    warning = _load(calibration_path).get("warning") if calibration_path else None
+    return [f"    warning: {warning}"] if warning else []
+
+
 def thresholds_used(configured: dict, calibration_path: str | None) -> dict[str, dict]:
     """Each threshold key's value and how it was chosen: given (a number in the config), or the calibration
     stage's choice for `auto` (read from ``calibration_path``, results/eval/calibration.json)."""
@@ -327,7 +332,10 @@ def thresholds_used(configured: dict, calibration_path: str | None) -> dict[str,
         n_images = calibration["n_images"]
         for name, entry in calibration["thresholds"].items():
             how = entry["method"]
-            how = f"{how} on {n_images} images" if how in ("calibrated", "label-free") else how
+            if how in ("calibrated", "label-free"):
+                how = f"{how} on {n_images} images"
+                if how.startswith("calibrated") and entry.get("rule"):
+                    how += f" ({entry['rule']})"
             calibrated[name] = {"value": entry["value"], "how": f"auto: {how}"}
     names = {".".join(path): name for path, name in CALIBRATED_NAME.items()}
     used = {}
@@ -388,6 +396,7 @@ def summarize(
         "",
         "  thresholds used",
         *[f"    {key:<34}{entry['value']:>8.4g}  {entry['how']}" for key, entry in used.items()],
+        *_calibration_warning(calibration_path),
         "",
         f"  {'stage':<28}{'jobs':>5}{'wall s':>10}{'peak MB':>10}",
     ]

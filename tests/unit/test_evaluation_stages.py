@@ -103,7 +103,7 @@ def test_calibration_chooses_thresholds_between_object_and_background_scores(cal
     grid = [round(0.05 * k, 2) for k in range(1, 19)]
     cam = calibrate_cam_thresholds(cam_stores=[cam_store], dataset=dataset, image_ids=ids,
                                    with_ground_truth=with_ground_truth, grid=grid, offsets={"fg": 0.8873, "bg": -1.2098},
-                                   out_path=str(root / "cam.json"))  # fmt: skip
+                                   min_gain=0.01, min_images=30, out_path=str(root / "cam.json"))  # fmt: skip
     chosen = cam["thresholds"]
     assert 0.4 <= chosen["cam"]["value"] < 0.7 and 0.4 <= chosen["cam"]["label_free"] < 0.7
     assert chosen["conf_bg"]["value"] < chosen["cam"]["value"] < chosen["conf_fg"]["value"]
@@ -112,7 +112,7 @@ def test_calibration_chooses_thresholds_between_object_and_background_scores(cal
     labels = calibrate_label_thresholds(
         scores_store=score_store, cam_calibration=str(root / "cam.json"), dataset=dataset, image_ids=ids,
         with_ground_truth=with_ground_truth, semantic_grid=grid,
-        instance_grid=grid, min_fragment=0.0, out_path=str(root / "labels.json"),
+        instance_grid=grid, min_fragment=0.0, min_gain=0.01, min_images=30, out_path=str(root / "labels.json"),
         summary_path=str(root / "calibration.json"),
     )  # fmt: skip
     for name in ("semantic", "instances"):
@@ -127,6 +127,8 @@ def test_calibration_chooses_thresholds_between_object_and_background_scores(cal
     summary = json.loads((root / "calibration.json").read_text())
     assert set(summary["thresholds"]) == {"cam", "conf_fg", "conf_bg", "semantic", "instances"}
     assert summary["method"] == ("calibrated" if with_ground_truth else "label-free")
+    # 4 calibration images, fewer than min_images: warned (a label-free run has no list to warn about).
+    assert (summary["warning"] is not None) == with_ground_truth and cam["warning"] == summary["warning"]
 
 
 def _rectangle(top: int, left: int, size: int = 6) -> list[list[float]]:

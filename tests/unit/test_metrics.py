@@ -193,3 +193,26 @@ def test_internal_checks_are_ordinary_errors_not_user_input_errors():
     with pytest.raises(ValueError) as info:
         ConfusionMatrix(3).update(np.zeros((2, 2)), np.zeros((2, 3)))
     assert not isinstance(info.value, InputError)
+
+
+def test_merged_accumulators_give_the_ap_of_all_their_images():
+    from irnet_core.metrics import InstanceAP
+
+    rng = np.random.default_rng(0)
+    images = []
+    for _ in range(5):
+        gt = rng.random((3, 12, 12)) > 0.6
+        pred = np.concatenate([gt[:2], rng.random((2, 12, 12)) > 0.5])
+        images.append((pred, rng.integers(0, 2, 4), rng.random(4), gt, rng.integers(0, 2, 3)))
+    whole = InstanceAP(2, (0.5, 0.75))
+    parts = []
+    for image in images:
+        whole.add(*image)
+        parts.append(InstanceAP(2, (0.5, 0.75)))
+        parts[-1].add(*image)
+    merged = InstanceAP.merged(parts).result()
+    for threshold, (ap, mean) in whole.result().items():
+        np.testing.assert_array_equal(merged[threshold][0], ap)
+        assert merged[threshold][1] == mean
+    with pytest.raises(ValueError, match="other classes"):
+        InstanceAP.merged([InstanceAP(2), InstanceAP(3)])

@@ -139,3 +139,41 @@ def test_edge_band_counts_an_edge_within_half_a_score_cell_of_the_border():
         out.update(edges.mass)
     assert near[0.5] == 0 and near[0.6] == 0  # without the band both borders miss the edge
     assert far[0.5] > 0 and far[0.6] == 0  # with it, the border 2 px off counts; 4 px off does not
+
+
+def test_smoothing_averages_each_threshold_with_its_grid_neighbours():
+    curve = {0.1: 0.2, 0.2: 0.9, 0.3: 0.4, 0.4: None, 0.5: 0.6}
+    smooth = T.smoothed(curve)
+    assert smooth[0.1] == pytest.approx(0.55) and smooth[0.2] == pytest.approx(0.5)
+    assert smooth[0.3] == pytest.approx(0.65) and smooth[0.4] is None and smooth[0.5] == pytest.approx(0.6)
+
+
+def test_a_spike_on_few_images_does_not_beat_the_label_free_threshold():
+    # One threshold spikes (0.3) between poor neighbours; the label-free 0.6 sits on a broad plateau.
+    curve = {0.2: 0.50, 0.3: 0.70, 0.4: 0.50, 0.5: 0.60, 0.6: 0.62, 0.7: 0.61, 0.8: 0.55}
+    assert T.best_of(curve) == 0.3
+    # Smoothed, the spike scores 0.567 and the plateau's middle 0.61: the peak is the label-free threshold.
+    assert T.robust_choice(curve, label_free=0.6, min_gain=0.01) == (
+        0.6,
+        "smoothed peak, +0.0 points over the label-free 0.6",
+    )
+    # From a label-free 0.7 (smoothed 0.593), the smoothed peak gains 1.7 points: taken at min_gain 0.01, not 0.02.
+    assert T.robust_choice(curve, label_free=0.7, min_gain=0.01)[0] == 0.6
+    value, how = T.robust_choice(curve, label_free=0.7, min_gain=0.02)
+    assert value == 0.7 and how == "label-free 0.7 kept: the smoothed peak 0.6 is only +1.7 points"
+
+
+def test_a_clearly_better_calibrated_run_of_thresholds_replaces_the_label_free_one():
+    curve = {0.2: 0.40, 0.3: 0.45, 0.4: 0.60, 0.5: 0.62, 0.6: 0.61, 0.7: 0.45}
+    value, how = T.robust_choice(curve, label_free=0.3, min_gain=0.01)
+    assert value == 0.5 and how == "smoothed peak, +12.7 points over the label-free 0.3"
+    # A gain below min_gain keeps the label-free value; min_gain 0 always takes the smoothed peak.
+    assert T.robust_choice(curve, label_free=0.4, min_gain=0.06)[0] == 0.4  # gain 5.3 points
+    assert T.robust_choice(curve, label_free=0.4, min_gain=0.0)[0] == 0.5
+
+
+def test_a_long_calibration_list_takes_the_sweeps_peak_and_a_short_one_the_robust_choice():
+    curve = {0.2: 0.50, 0.3: 0.70, 0.4: 0.50, 0.5: 0.60, 0.6: 0.62, 0.7: 0.61, 0.8: 0.55}
+    assert T.calibrated_choice(curve, 0.7, n_images=30, min_images=30, min_gain=0.02) == (0.3, "the sweep's peak")
+    value, how = T.calibrated_choice(curve, 0.7, n_images=29, min_images=30, min_gain=0.02)
+    assert value == 0.7 and how.endswith("; fewer than 30 images")
