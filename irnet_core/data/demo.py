@@ -28,7 +28,14 @@ Two presets (:data:`DEMO_PRESETS`, one frozen :class:`DemoPreset` each) choose w
     image border. Meant for images of about 128 px and more: below that, the 20 px minimum object size crowds
     the scene and the void band takes a larger share of it.
 
-In both presets every object is at least 20 px across (so the void band does not eat small objects or rings) and
+``clutter`` (like data whose random walk gained little and lost a class):
+    2-9 objects (mean about 5) of 1-3 classes, small: diameters log-uniform in 7%-30% of the short side (at the
+    demo's sizes many sit at the 20 px minimum); 30 % squashed to 35-55 % of their width (thin triangles, thin
+    crosses, flat rings), 30 % of discs, squares and stars with a round hole; placed free (50 %), touching
+    (30 %) or overlapping (20 %), half the time next to their own class; 5-10 distractors per image, most of
+    them class textures on desaturated patches: class-like textured clutter everywhere.
+
+In every preset every object is at least 20 px across (so the void band does not eat small objects or rings) and
 keeps at least 20 non-void pixels; layouts that fail this are redrawn. Objects never touch the image border.
 
 Determinism contract: image ``i`` (0-based position in ``train_aug``) is drawn from its own generator seeded with
@@ -37,7 +44,7 @@ across runs and do not depend on ``workers``, and the two presets draw different
 :func:`demo_split_ids` computes the split lists without generating anything; the written lists equal it.
 
 CLI: ``python -m irnet_core.data.demo ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B
-[--preset standard|hard] [--workers W]``.
+[--preset standard|hard|clutter] [--workers W]``.
 """
 
 from __future__ import annotations
@@ -111,6 +118,9 @@ class DemoPreset:
     distractor_p: tuple[float, float, float]  # hue decoy / shape decoy / texture patch (unread if none are drawn)
     distractor_diameter: tuple[float, float]  # drawn log-uniformly (unread if none are drawn)
     seed_tag: tuple[int, ...]  # appended to (seed, index): each preset draws its own images from a seed
+    # Shape variants, drawn only where a chance is above 0 (so the presets without them keep their streams):
+    thin_p: float = 0.0  # chance that an object is squashed across its axis to 35-55 % of its width
+    hole_p: float = 0.0  # chance that a disc, square or star has a round hole (background shows through)
 
 
 DEMO_PRESETS: dict[str, DemoPreset] = {
@@ -151,7 +161,30 @@ DEMO_PRESETS: dict[str, DemoPreset] = {
         distractor_diameter=(0.08, 0.35),
         seed_tag=(1,),
     ),
+    # Like data whose random walk gained little and lost a class (issue 18): many small objects, thin shapes,
+    # objects with holes, and class-like textured clutter on every image.
+    "clutter": DemoPreset(
+        n_objects=(2, 3, 4, 5, 6, 7, 8, 9),
+        n_objects_p=(0.08, 0.12, 0.16, 0.18, 0.16, 0.12, 0.1, 0.08),
+        n_classes=(1, 2, 3),
+        n_classes_p=(0.3, 0.45, 0.25),
+        diameter=(0.07, 0.3),
+        log_uniform=True,
+        large_first=False,
+        placement_p=(0.5, 0.3, 0.2),
+        same_class_anchor=0.5,
+        overlap_depth=(0.55, 0.9),
+        min_visible=0.6,
+        n_distractors=(5, 10),
+        distractor_p=(0.3, 0.25, 0.45),
+        distractor_diameter=(0.06, 0.3),
+        seed_tag=(2,),
+        thin_p=0.3,
+        hole_p=0.3,
+    ),
 }
+# Shapes that may get a hole: those whose solid middle leaves a wall of a few pixels around one.
+_HOLE_SHAPES = ("disc", "square", "star")
 
 # Shapes no class has, for distractors. "blob" is disc-like, so it only appears desaturated (texture patches).
 _DECOY_SHAPES = ("bar", "crescent", "elbow")
@@ -271,8 +304,11 @@ def _outline(shape: str, rng: np.random.Generator) -> tuple[list[np.ndarray], li
     raise ValueError(f"unknown demo shape {shape!r}")
 
 
-def _rasterise(shape: str, radius: float, angle: float, rng: np.random.Generator) -> np.ndarray:
-    """Anti-aliased coverage (float32 0..1) of a rotated shape on a square patch centred on its middle pixel."""
+def _rasterise(
+    shape: str, radius: float, angle: float, rng: np.random.Generator, squash: float = 1.0, hole: float = 0.0
+) -> np.ndarray:
+    """Anti-aliased coverage (float32 0..1) of a rotated shape on a square patch centred on its middle pixel;
+    ``squash`` < 1 narrows it across its own x axis, ``hole`` > 0 cuts a round hole of that radius (unit size)."""
     half = math.ceil(radius) + 2
     side = 2 * half + 1
     ss = _SUPERSAMPLE
@@ -280,9 +316,13 @@ def _rasterise(shape: str, radius: float, angle: float, rng: np.random.Generator
     draw = ImageDraw.Draw(canvas)
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     fills, holes = _outline(shape, rng)
+    if hole > 0:
+        holes = [*holes, _regular(96, hole)]
     for polys, value in ((fills, 255), (holes, 0)):
         for poly in polys:
-            pts = (poly * radius) @ rot.T + (half + 0.5)  # pixel (half, half) has its centre at half + 0.5
+            pts = (poly * np.array([1.0, squash]) * radius) @ rot.T + (
+                half + 0.5
+            )  # pixel (half, half) has its centre at half + 0.5
             draw.polygon([(float(x * ss), float(y * ss)) for x, y in pts], fill=value)
     coverage = canvas.resize((side, side), Image.Resampling.BOX)
     return np.asarray(coverage, dtype=np.float32) / 255.0
@@ -365,7 +405,9 @@ def _make_object(
     # At least 20 px across so that a ring keeps pixels beside its void band.
     radius = max(0.5 * _diameter(preset.diameter, preset.log_uniform, rng) * short_side, _MIN_RADIUS)
     angle = rng.uniform(0, 2 * np.pi)
-    coverage = _rasterise(style.shape, radius, angle, rng)
+    squash = rng.uniform(0.35, 0.55) if preset.thin_p > 0 and rng.random() < preset.thin_p else 1.0
+    holed = preset.hole_p > 0 and style.shape in _HOLE_SHAPES and rng.random() < preset.hole_p
+    coverage = _rasterise(style.shape, radius, angle, rng, squash, rng.uniform(0.25, 0.35) if holed else 0.0)
     side = coverage.shape[0]
     texture = _texture(style.texture, side, radius, angle, rng)
     base = _hsv(style.hue + rng.uniform(-_HUE_JITTER, _HUE_JITTER), rng.uniform(0.55, 0.9), rng.uniform(0.62, 0.95))
