@@ -44,8 +44,8 @@ from irnet_core.evaluation import cam_label_map  # noqa: E402
 from irnet_core.inference import stored_high_res  # noqa: E402
 from irnet_core.instances import InstanceScores, instance_class_map, instance_scores, instances_from_scores  # noqa: E402
 from irnet_core.metrics import ConfusionMatrix, InstanceAP  # noqa: E402
-from irnet_core.pipeline.pseudo_labels import _read_inputs  # noqa: E402
-from irnet_core.random_walk import labels_from_scores, semantic_scores  # noqa: E402
+from irnet_core.pipeline.pseudo_labels import _read_inputs, walked_scores  # noqa: E402
+from irnet_core.random_walk import labels_from_scores  # noqa: E402
 from irnet_core.store import ShardReader, open_shards  # noqa: E402
 from irnet_core.thresholds import (  # noqa: E402
     EdgeAlignment,
@@ -73,6 +73,10 @@ def per_image(run: Path, config: dict, dataset, image_ids, stored_scores: ShardR
     grids = {"cam": cal["cam_grid"], "semantic": cal["semantic_grid"], "instances": cal["instance_grid"]}
     grids = {kind: [float(t) for t in grid] for kind, grid in grids.items()}
     walk = {key: config["random_walk"][key] for key in ("beta", "exp_times", "radius")}
+    # The CAM veto as the run used it (runs made before it existed had none).
+    summary = json.loads((run / "results/summary.json").read_text())
+    veto = config["random_walk"].get("cam_veto", False)
+    cam_floor = summary["thresholds"]["relations.conf_bg"]["value"] if veto else None
     inst = config["instances"]
     cams = open_shards(sorted(str(p) for p in (run / "results/cam").glob("shard-*.zarr")))
     maps = open_shards(sorted(str(p) for p in (run / "results/irnet").glob("shard-*.zarr")))
@@ -92,7 +96,7 @@ def per_image(run: Path, config: dict, dataset, image_ids, stored_scores: ShardR
             rows = InstanceScores(arrays["instances"], arrays["row_classes"])
         else:
             cam, keys, size, boundary, displacement = _read_inputs(cams[image_id], maps[image_id], image_id, DEVICE)
-            semantic = semantic_scores(cam, keys, boundary, size, **walk)
+            semantic = walked_scores(cams[image_id], image_id, cam, keys, boundary, size, walk, cam_floor)
             rows = instance_scores(cam, keys, boundary, displacement, size, **walk, device=DEVICE,
                                    centroid_iterations=inst["centroid_iterations"], weak_threshold=inst["weak_threshold"])  # fmt: skip
         high_res = high_res.astype(np.float32)

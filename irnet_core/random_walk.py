@@ -274,6 +274,20 @@ def semantic_scores(
     return upsample_scores(y, size)
 
 
+def veto_by_cam(scores: torch.Tensor, cam: torch.Tensor, floor: float) -> torch.Tensor:
+    """``(K, H, W)`` propagated scores set to 0 where the class's own full-size CAM ``(K, H, W)`` is below ``floor``.
+
+    Beyond the paper (docs/method-notes.md, "The CAM veto"): relation mining takes a pixel whose CAM is below
+    relations.conf_bg as confident background, and the walk can still carry a class there across a weak
+    boundary: on classes with spiky or thin shapes, whose boundary the map misses at stride 4, the class then
+    floods the background around it. With the floor at conf_bg, the walk refines where the CAMs are unsure and
+    never overrules them where they are sure; another class may still take such a pixel.
+    """
+    if scores.shape != cam.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and CAMs {tuple(cam.shape)} differ in shape")
+    return scores * (cam.to(scores.device) >= floor)
+
+
 def labels_from_scores(scores: torch.Tensor, keys: Sequence[int], bg_threshold: float) -> torch.Tensor:
     """Label map uint8 ``(H, W)`` from ``(K, H, W)`` scores: argmax over a constant background score
     ``bg_threshold`` and the scores (first maximum wins, so ties go to background and to the lower key),

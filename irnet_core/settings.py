@@ -103,6 +103,7 @@ class RandomWalkSettings:
     exp_times: int
     radius: int
     sem_bg_threshold: float
+    cam_veto: bool
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ rule propagate_calibration:
     input:
         cams=cam_shards(),
         maps=irnet_shards(),
+        thresholds=threshold_files(*CAM_FLOOR_KEYS),
     output:
         scores=directory("results/calibration/scores.zarr"),
     log:
@@ -53,6 +54,7 @@ rule propagate_calibration:
         # The walk and the centroids, not the thresholds: a threshold change reruns only the sweeps.
         random_walk=walk_params(),
         instances={k: config["instances"][k] for k in ("centroid_iterations", "weak_threshold")},
+        cam_floor=cam_floor_params(),
         image_ids=THRESHOLD_IDS,
     script:
         "../workflow_scripts/propagate_calibration.py"

@@ -450,6 +450,15 @@ def threshold_files(*key_paths):
     return sorted(set(files))
 
 
+# The CAM veto of the semantic labels reads relations.conf_bg (irnet_core.random_walk.veto_by_cam).
+CAM_FLOOR_KEYS = [("relations", "conf_bg")] if config["random_walk"]["cam_veto"] else []
+
+
+def cam_floor_params():
+    """Whether the semantic labels' walk is vetoed by the CAMs, and the floor's configured value (auto or a number)."""
+    return {"cam_veto": config["random_walk"]["cam_veto"], "conf_bg": config["relations"]["conf_bg"]}
+
+
 def walk_params():
     """The random walk's own settings, without the semantic labels' threshold (instances have their own)."""
     return {key: config["random_walk"][key] for key in ("beta", "exp_times", "radius")}

@@ -61,7 +61,7 @@ rule propagate_semantic_val:
     input:
         cams=rules.infer_cam_val.output.cams,
         maps=rules.infer_irnet_val.output.maps,
-        thresholds=threshold_files(("random_walk", "sem_bg_threshold")),
+        thresholds=threshold_files(("random_walk", "sem_bg_threshold"), *CAM_FLOOR_KEYS),
     output:
         labels=directory("results/val/semantic.zarr"),
     log:
@@ -77,6 +77,7 @@ rule propagate_semantic_val:
         gpu=GPU_JOBS,
     params:
         random_walk=config["random_walk"],
+        cam_floor=cam_floor_params(),
         image_ids=VAL_IDS,
     script:
         "../workflow_scripts/propagate_semantic.py"

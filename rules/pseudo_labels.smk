@@ -6,7 +6,7 @@ rule propagate_semantic:
     input:
         cams="results/cam/shard-{shard}.zarr",
         maps="results/irnet/shard-{shard}.zarr",
-        thresholds=threshold_files(("random_walk", "sem_bg_threshold")),
+        thresholds=threshold_files(("random_walk", "sem_bg_threshold"), *CAM_FLOOR_KEYS),
     output:
         labels=directory("results/semantic/shard-{shard}.zarr"),
     log:
@@ -22,6 +22,7 @@ rule propagate_semantic:
         gpu=GPU_JOBS,
     params:
         random_walk=config["random_walk"],
+        cam_floor=cam_floor_params(),
         image_ids=shard_infer_ids,
     script:
         "../workflow_scripts/propagate_semantic.py"

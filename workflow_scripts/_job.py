@@ -118,6 +118,14 @@ def job_dataset(snakemake: Any):
     return open_dataset(section)
 
 
+def cam_floor(snakemake: Any) -> float | None:
+    """The CAM veto's floor (relations.conf_bg, calibrated where auto), or None where random_walk.cam_veto is off."""
+    params = snakemake.params.cam_floor
+    if not params["cam_veto"]:
+        return None
+    return float(with_thresholds(snakemake, {"conf_bg": params["conf_bg"]}, ("relations",))["conf_bg"])
+
+
 def with_thresholds(snakemake: Any, section: Any, path: tuple[str, ...]) -> dict:
     """A params section whose `auto` thresholds hold the calibrated values (the rule's `thresholds` input:
     the calibration files of its auto keys, none when the user gave numbers)."""

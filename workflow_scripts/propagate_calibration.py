@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, run_job
+from _job import cam_floor, compute_device, run_job
 
 
 def main():
@@ -16,6 +16,7 @@ def main():
         image_ids=snakemake.params.image_ids,
         random_walk=snakemake.params.random_walk,
         instances=snakemake.params.instances,
+        cam_floor=cam_floor(snakemake),
         out_store=snakemake.output.scores,
         device=compute_device(snakemake),
     )

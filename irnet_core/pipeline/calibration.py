@@ -23,11 +23,11 @@ from ..evaluation import cam_label_map
 from ..inference import stored_high_res
 from ..instances import InstanceScores, instance_class_map, instance_scores, instances_from_scores
 from ..metrics import ConfusionMatrix, InstanceAP
-from ..random_walk import labels_from_scores, semantic_scores
+from ..random_walk import labels_from_scores
 from ..store import ShardReader, ShardWriter, open_shards
 from ..thresholds import EdgeAlignment, best_of, calibrated_choice, gradient_magnitude, relation_thresholds
 from .common import progress, write_json
-from .pseudo_labels import _read_inputs
+from .pseudo_labels import _read_inputs, walked_scores
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +131,20 @@ def propagate_calibration_scores(
     image_ids: Sequence[str],
     random_walk: Mapping,
     instances: Mapping,
+    cam_floor: float | None,
     out_store: str,
     device: torch.device,
 ) -> int:
     """Propagated semantic scores (K, H, W) and instance rows (R, H, W) of the calibration images, as the
-    pseudo-label stages compute them up to their background threshold."""
+    pseudo-label stages compute them up to their background threshold (the semantic ones with the CAM veto
+    where ``cam_floor`` is given)."""
     cams, maps = open_shards(cam_stores), open_shards(irnet_stores)
     walk = {key: random_walk[key] for key in ("beta", "exp_times", "radius")}
-    attrs = {"random_walk": walk, "instances": dict(instances)}
+    attrs = {"random_walk": walk, "instances": dict(instances), "cam_floor": cam_floor}
     with ShardWriter(out_store, stage="calibration_scores", image_ids=image_ids, attrs=attrs) as writer:
         for image_id in progress(image_ids, len(image_ids), "calibration scores", log):
             cam, keys, size, boundary, displacement = _read_inputs(cams[image_id], maps[image_id], image_id, device)
-            semantic = semantic_scores(cam, keys, boundary, size, **walk)
+            semantic = walked_scores(cams[image_id], image_id, cam, keys, boundary, size, walk, cam_floor)
             rows = instance_scores(
                 cam, keys, boundary, displacement, size, **walk, device=device,
                 centroid_iterations=instances["centroid_iterations"], weak_threshold=instances["weak_threshold"],

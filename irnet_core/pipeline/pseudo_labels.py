@@ -19,6 +19,7 @@ from ..inference import stored_high_res
 from ..instances import Instances, cam_component_instances, extract_instances, instances_to_map, map_to_instances
 from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, coco_segm_ap, instance_ap_report, semantic_report
 from ..palette import read_label_png
+from ..random_walk import labels_from_scores, semantic_scores, veto_by_cam
 from ..store import ShardReader, ShardWriter, open_shards
 from .common import progress, write_json
 
@@ -43,31 +44,35 @@ def propagate_semantic_shard(
     irnet_store: str,
     image_ids: Sequence[str],
     random_walk: dict,
+    cam_floor: float | None,
     out_store: str,
     device: torch.device,
 ) -> int:
-    """Semantic pseudo-labels (uint8, 0 = background, c+1 = class c) of one shard's images (method doc §2.12)."""
-    from ..random_walk import semantic_labels
-
+    """Semantic pseudo-labels (uint8, 0 = background, c+1 = class c) of one shard's images (method doc §2.12),
+    with the CAM veto (:func:`~irnet_core.random_walk.veto_by_cam`) where ``cam_floor`` is given."""
     cams = ShardReader(cam_store, expected_ids=image_ids)
     maps = ShardReader(irnet_store, expected_ids=image_ids)
-    with ShardWriter(out_store, stage="semantic", image_ids=image_ids, attrs={"random_walk": random_walk}) as writer:
+    attrs = {"random_walk": random_walk, "cam_floor": cam_floor}
+    with ShardWriter(out_store, stage="semantic", image_ids=image_ids, attrs=attrs) as writer:
         for image_id in progress(image_ids, len(image_ids), "semantic labels", log):
             cam, keys, size, boundary, _ = _read_inputs(cams, maps, image_id, device)
-            labels = semantic_labels(
-                cam,
-                keys,
-                boundary,
-                size,
-                beta=random_walk["beta"],
-                exp_times=random_walk["exp_times"],
-                radius=random_walk["radius"],
-                bg_threshold=random_walk["sem_bg_threshold"],
-            )
+            scores = walked_scores(cams, image_id, cam, keys, boundary, size, random_walk, cam_floor)
+            labels = labels_from_scores(scores, keys, random_walk["sem_bg_threshold"])
             writer.write(
                 image_id, {"labels": labels.cpu().numpy().astype(np.uint8)}, {"keys": keys, "size": list(size)}
             )
     return len(image_ids)
+
+
+def walked_scores(cams: ShardReader, image_id: str, cam, keys, boundary, size, random_walk: dict, cam_floor):
+    """The propagated class scores of one image (``random_walk``: beta, exp_times, radius), vetoed where the
+    class's full-size CAM is below ``cam_floor`` (None: the paper's walk, no veto)."""
+    scores = semantic_scores(cam, keys, boundary, size, beta=random_walk["beta"], exp_times=random_walk["exp_times"],
+                             radius=random_walk["radius"])  # fmt: skip
+    if cam_floor is None or not keys:
+        return scores
+    high_res, _ = stored_high_res(cams, image_id)
+    return veto_by_cam(scores, torch.from_numpy(high_res.astype(np.float32)), cam_floor)
 
 
 def extract_instances_shard(

@@ -51,10 +51,17 @@ def test_every_key_has_a_documented_default_the_papers():
     )
     # Thresholds default to auto (calibrated, or label-free rules); the paper's numbers are in configs/voc12.yaml.
     assert (config["relations"]["conf_fg"], config["relations"]["conf_bg"]) == ("auto", "auto")
-    assert config["random_walk"] == {"beta": 10, "exp_times": 8, "radius": 5, "sem_bg_threshold": "auto"}
+    assert config["random_walk"] == {
+        "beta": 10,
+        "exp_times": 8,
+        "radius": 5,
+        "sem_bg_threshold": "auto",
+        "cam_veto": True,
+    }
     paper = validate_config(load("configs/voc12.yaml"))
     assert (paper["relations"]["conf_fg"], paper["relations"]["conf_bg"]) == (0.30, 0.05)
     assert paper["random_walk"]["sem_bg_threshold"] == paper["instances"]["bg_threshold"] == 0.25
+    assert paper["random_walk"]["cam_veto"] is False  # the paper's walk; the veto goes beyond it
     assert config["irnet"]["train"]["crop_size"] == 512 and config["compute"]["device"] == "auto"
     assert config["relations"]["crf"]["bilateral_srgb"] == 5
 

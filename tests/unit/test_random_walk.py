@@ -168,3 +168,30 @@ def test_cuda_matches_cpu() -> None:
     labels = semantic_labels(scores.cuda(), keys, boundary.cuda(), (93, 121))
     assert labels.is_cuda
     assert torch.equal(labels.cpu(), semantic_labels(scores, keys, boundary, (93, 121)))
+
+
+def test_the_cam_veto_keeps_a_class_out_of_background_its_cam_is_sure_of():
+    from irnet_core.random_walk import labels_from_scores, semantic_scores, veto_by_cam
+
+    # One class whose CAM covers a 6x6 square of a 16x16 grid, and no boundary anywhere: the walk spreads the
+    # class's score over the whole image, as across a boundary the map missed.
+    h = w = 16
+    cam = torch.zeros(1, h, w)
+    cam[0, 5:11, 5:11] = 1.0
+    cam[0, 4:12, 4:12] += 0.3  # a weak rim: unsure, the walk may decide it
+    boundary = torch.zeros(h, w)
+    scores = semantic_scores(cam, [2], boundary, (4 * h, 4 * w), exp_times=6)
+    walked = labels_from_scores(scores, [2], 0.25)
+    assert (walked == 3).float().mean() > 0.9  # flooded
+    high_res = torch.nn.functional.interpolate(cam[None], size=(4 * h, 4 * w), mode="nearest")[0]
+    vetoed = labels_from_scores(veto_by_cam(scores, high_res, 0.2), [2], 0.25)
+    assert ((vetoed == 3) == (high_res[0] >= 0.2)).all()  # the square and its rim, nothing beyond
+    # Another class may still take a vetoed pixel; a shape mismatch is an error.
+    two = veto_by_cam(
+        torch.stack([scores[0], torch.full_like(scores[0], 0.5)]),
+        torch.stack([high_res[0], torch.ones_like(high_res[0])]),
+        0.2,
+    )
+    assert (labels_from_scores(two, [2, 4], 0.25)[high_res[0] < 0.2] == 5).all()
+    with pytest.raises(ValueError, match="differ in shape"):
+        veto_by_cam(scores, high_res[:, :8], 0.2)
