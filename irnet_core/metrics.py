@@ -274,6 +274,52 @@ class InstanceAP:
         return out
 
 
+class InstanceCoverage:
+    """What AP does not show about instance masks, accumulated one image at a time, per class:
+
+    - ``recall50``: the share of ground-truth objects that some prediction of their class overlaps at mask
+      IoU >= 0.5 (whatever its score: the masks' quality apart from their ranking);
+    - ``merged``: the share of ground-truth objects lying in a prediction (at least half of the object inside
+      it) that also holds another object of their class that way: objects that came out as one instance.
+    """
+
+    def __init__(self, n_classes: int) -> None:
+        self.n_classes = int(n_classes)
+        self.n_objects = np.zeros(self.n_classes, dtype=np.int64)
+        self.n_recalled = np.zeros(self.n_classes, dtype=np.int64)
+        self.n_merged = np.zeros(self.n_classes, dtype=np.int64)
+
+    def add(self, pred_masks, pred_labels, gt_masks, gt_labels) -> None:
+        p_masks, g_masks = np.asarray(pred_masks, dtype=bool), np.asarray(gt_masks, dtype=bool)
+        p_labels = np.asarray(pred_labels, dtype=np.int64).reshape(-1)
+        g_labels = np.asarray(gt_labels, dtype=np.int64).reshape(-1)
+        for label in np.unique(g_labels):
+            objects, preds = g_masks[g_labels == label], p_masks[p_labels == label]
+            self.n_objects[label] += objects.shape[0]
+            if preds.shape[0] == 0:
+                continue
+            self.n_recalled[label] += int((mask_iou(objects, preds).max(axis=1) >= 0.5).sum())
+            flat_o = objects.reshape(objects.shape[0], -1).astype(np.float64)
+            inside = (flat_o @ preds.reshape(preds.shape[0], -1).T.astype(np.float64)) >= 0.5 * np.maximum(
+                flat_o.sum(axis=1, keepdims=True), 1
+            )  # (objects, predictions): at least half of the object in the prediction
+            holds_two = inside.sum(axis=0) >= 2
+            self.n_merged[label] += int((inside & holds_two[None]).any(axis=1).sum())
+
+    def result(self) -> dict[str, np.ndarray | float]:
+        """``recall50`` / ``merged`` per class (NaN without objects) and over all objects (``*_all``)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = np.where(self.n_objects > 0, self.n_recalled / np.maximum(self.n_objects, 1), np.nan)
+            merged = np.where(self.n_objects > 0, self.n_merged / np.maximum(self.n_objects, 1), np.nan)
+        total = max(int(self.n_objects.sum()), 1)
+        return {
+            "recall50": recall,
+            "merged": merged,
+            "recall50_all": float(self.n_recalled.sum() / total) if self.n_objects.sum() else math.nan,
+            "merged_all": float(self.n_merged.sum() / total) if self.n_objects.sum() else math.nan,
+        }
+
+
 def voc_instance_ap(
     pred_masks: Sequence[np.ndarray],
     pred_labels: Sequence[np.ndarray],

@@ -17,7 +17,15 @@ from ..errors import InputError
 from ..export import CocoWriter, annotation_image_key, image_keys_by_id, write_label_png
 from ..inference import stored_high_res
 from ..instances import Instances, cam_component_instances, extract_instances, instances_to_map, map_to_instances
-from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, coco_segm_ap, instance_ap_report, semantic_report
+from ..metrics import (
+    REPORT_IOUS,
+    ConfusionMatrix,
+    InstanceAP,
+    InstanceCoverage,
+    coco_segm_ap,
+    instance_ap_report,
+    semantic_report,
+)
 from ..palette import read_label_png
 from ..random_walk import labels_from_scores, semantic_scores, veto_by_cam
 from ..store import ShardReader, ShardWriter, open_shards
@@ -181,6 +189,7 @@ def evaluate_instances(
     cams = open_shards(cam_stores)
     thresholds = tuple(REPORT_IOUS.values())
     ours, baseline = InstanceAP(len(dataset.classes), thresholds), InstanceAP(len(dataset.classes), thresholds)
+    coverage = InstanceCoverage(len(dataset.classes))
     n_found = n_gt = 0
     for image_id in progress(image_ids, len(image_ids), "instance evaluation", log):
         gt_masks, gt_classes, _ = dataset.instance_gt(image_id)  # crowd / void regions: not used by VOC AP
@@ -188,11 +197,19 @@ def evaluate_instances(
         high_res, attrs = stored_high_res(cams[image_id], image_id)
         components = cam_component_instances(high_res.astype(np.float32), attrs["keys"], baseline_threshold)
         ours.add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
+        coverage.add(found.masks, found.classes, gt_masks, gt_classes)
         baseline.add(components.masks, components.classes, components.scores, gt_masks, gt_classes)
         n_found, n_gt = n_found + len(found), n_gt + len(gt_classes)
     main, base = instance_ap_report(ours, dataset.classes), instance_ap_report(baseline, dataset.classes)
+    covered = coverage.result()
     result = {
         **main,
+        "recall50": _plain_float(covered["recall50_all"]),
+        "merged": _plain_float(covered["merged_all"]),
+        "coverage_per_class": {
+            name: {"recall50": _plain_float(covered["recall50"][i]), "merged": _plain_float(covered["merged"][i])}
+            for i, name in enumerate(dataset.classes)
+        },
         "map25_cam_baseline": base["map25"],
         "map50_cam_baseline": base["map50"],
         "map75_cam_baseline": base["map75"],
@@ -206,6 +223,10 @@ def evaluate_instances(
         result["coco"] = coco_scores(dataset, image_ids, exported_coco)
     write_json(out_path, result)
     return result
+
+
+def _plain_float(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
 
 
 def coco_scores(dataset: Dataset, image_ids: Sequence[str], exported_coco: str) -> dict:
@@ -273,6 +294,9 @@ def per_class_figures(cam: dict, semantic: dict, instances: dict, final: dict | 
         row = {"cam": cam_iou, "random_walk": rw, "change": None if cam_iou is None else rw - cam_iou}
         if name in instances["per_class"]:
             row["pseudo_ap50"] = instances["per_class"][name]["ap50"]
+            coverage = instances.get("coverage_per_class", {}).get(name, {})
+            if coverage:
+                row["pseudo_recall50"], row["pseudo_merged"] = coverage["recall50"], coverage["merged"]
         if final:
             row["val_deeplab"] = final["semantic"]["per_class"].get(name)
             if name in final["instance"]["per_class"]:
@@ -287,16 +311,27 @@ def classes_lost_in_random_walk(rows: dict[str, dict], points: float = LOSS_FLAG
 
 
 def _per_class_lines(rows: dict[str, dict], lost: list[str], pct) -> list[str]:
-    final = any("val_deeplab" in row for row in rows.values())
-    header = f"  {'class':<16}{'CAM':>7}{'RW':>7}{'change':>8}{'AP50':>7}"
-    header += f"{'val DLv3':>10}{'val AP50':>10}" if final else ""
-    lines = ["", "  per class (IoU / AP in %; CAM, RW, AP50 on the eval images)", header]
+    columns = [("cam", "CAM", 7), ("random_walk", "RW", 7), ("change", "change", 8), ("pseudo_ap50", "AP50", 7),
+               ("pseudo_recall50", "R50", 7), ("pseudo_merged", "merged", 8), ("val_deeplab", "val DLv3", 10),
+               ("val_maskrcnn_ap50", "val AP50", 10)]  # fmt: skip
+    columns = [c for c in columns if any(c[0] in row for row in rows.values())]
+
+    def cell(row, key, width):
+        if key not in row:
+            return " " * width
+        if key == "change":
+            return f"{'n/a' if row[key] is None else f'{100 * row[key]:+.1f}':>{width}}"
+        return f"{pct(row[key]):>{width}}"
+
+    lines = [
+        "",
+        "  per class (% on the eval images; R50: objects recalled at IoU 0.5, merged: objects in one instance with "
+        "another of their class)",
+        f"  {'class':<16}" + "".join(f"{title:>{width}}" for _, title, width in columns),
+    ]
     for name, row in rows.items():
-        change = "    n/a" if row["change"] is None else f"{100 * row['change']:+7.1f}"
-        line = f"  {name:<16}{pct(row['cam']):>7}{pct(row['random_walk']):>7}{change:>8}{pct(row.get('pseudo_ap50')) if 'pseudo_ap50' in row else '':>7}"
-        if final:
-            line += f"{pct(row.get('val_deeplab')):>10}{pct(row['val_maskrcnn_ap50']) if 'val_maskrcnn_ap50' in row else '':>10}"
-        lines.append(line + ("  LOST IN THE RANDOM WALK" if name in lost else ""))
+        line = f"  {name:<16}" + "".join(cell(row, key, width) for key, _, width in columns)
+        lines.append(line.rstrip() + ("  LOST IN THE RANDOM WALK" if name in lost else ""))
     if lost:
         lines.append(
             f"  warning: {', '.join(lost)}: random-walk IoU more than {LOSS_FLAG_POINTS:g} points below the CAM's"
@@ -396,6 +431,8 @@ def summarize(
         f"  random-walk mIoU (semantic labels)    {pct(semantic['miou'])}",
         f"  instance mAP50, IRNet                 {pct(instances['map50'])}",
         f"  instance mAP50, CAM components        {pct(instances['map50_cam_baseline'])}",
+        f"    objects recalled at IoU 0.5         {pct(instances.get('recall50'))}",
+        f"    objects merged with another of their class {pct(instances.get('merged'))}",
         *_final_rows(final_path, pct),
         *_per_class_lines(per_class, lost, pct),
         "",
@@ -424,6 +461,9 @@ def summarize(
             "random_walk_miou": semantic["miou"],
             "instance_map50": instances["map50"],
             "instance_map50_cam_baseline": instances["map50_cam_baseline"],
+            "instance_map75": instances["map75"],
+            "instance_recall50": instances.get("recall50"),
+            "instance_merged": instances.get("merged"),
             "thresholds": used,
             "per_class": per_class,
             "classes_lost_in_random_walk": lost,

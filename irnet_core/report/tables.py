@@ -101,6 +101,8 @@ _STAGE_COLUMNS = (
     ("random_walk", "random-walk IoU"),
     ("change", "change (points)"),
     ("pseudo_ap50", "pseudo-label AP50"),
+    ("pseudo_recall50", "objects recalled (IoU 0.5)"),
+    ("pseudo_merged", "objects merged with another"),
     ("val_deeplab", "val DeepLabv3 IoU"),
     ("val_maskrcnn_ap50", "val Mask R-CNN AP50"),
 )

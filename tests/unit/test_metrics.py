@@ -216,3 +216,24 @@ def test_merged_accumulators_give_the_ap_of_all_their_images():
         assert merged[threshold][1] == mean
     with pytest.raises(ValueError, match="other classes"):
         InstanceAP.merged([InstanceAP(2), InstanceAP(3)])
+
+
+def test_coverage_counts_recalled_and_merged_objects_per_class():
+    from irnet_core.metrics import InstanceCoverage
+
+    def box(y0, x0, y1, x1):
+        mask = np.zeros((20, 20), bool)
+        mask[y0:y1, x0:x1] = True
+        return mask
+
+    # Class 0: two touching objects predicted as one instance (both merged, neither recalled at IoU 0.5: each
+    # is less than half the prediction); class 1: one object found, one missed.
+    gt = np.stack([box(0, 0, 10, 5), box(0, 5, 10, 10), box(12, 0, 20, 8), box(12, 10, 20, 18)])
+    gt_labels = np.array([0, 0, 1, 1])
+    pred = np.stack([box(0, 0, 10, 11), box(12, 0, 20, 8)])  # IoU 50 / 110 with each of the touching pair
+    coverage = InstanceCoverage(3)
+    coverage.add(pred, np.array([0, 1]), gt, gt_labels)
+    result = coverage.result()
+    np.testing.assert_array_equal(result["recall50"][:2], [0.0, 0.5])
+    np.testing.assert_array_equal(result["merged"][:2], [1.0, 0.0])
+    assert math.isnan(result["recall50"][2]) and result["recall50_all"] == 0.25 and result["merged_all"] == 0.5

@@ -13,7 +13,9 @@ CAM = {"miou": 0.6, "threshold": 0.3, "best_threshold": 0.3, "best_miou": 0.6, "
        "baseline_untrained": 0.2, "per_class": {"background": 0.90, "disc": 0.50, "ring": 0.40, "star": 0.30}}  # fmt: skip
 # disc gains; ring loses 1.5 points (within the rule); star loses 3 points (flagged).
 SEMANTIC = {"miou": 0.6, "per_class": {"background": 0.95, "disc": 0.70, "ring": 0.385, "star": 0.27}}
-INSTANCES = {"map50": 0.4, "map50_cam_baseline": 0.1,
+INSTANCES = {"map50": 0.4, "map75": 0.1, "map50_cam_baseline": 0.1, "recall50": 0.55, "merged": 0.25,
+             "coverage_per_class": {"disc": {"recall50": 0.8, "merged": 0.1}, "ring": {"recall50": 0.5, "merged": 0.3},
+                                    "star": {"recall50": 0.25, "merged": 0.5}},
              "per_class": {name: {"ap25": 0.6, "ap50": ap, "ap75": 0.1} for name, ap in
                            (("disc", 0.5), ("ring", 0.4), ("star", 0.2))}}  # fmt: skip
 
@@ -40,7 +42,9 @@ def test_the_summary_holds_the_per_class_table_and_the_flag(tmp_path, caplog):
     assert summary["classes_lost_in_random_walk"] == ["star"]
     assert summary["per_class"]["ring"]["random_walk"] == 0.385
     star = next(line for line in table.splitlines() if line.strip().startswith("star"))
-    assert star.split()[:5] == ["star", "30.0", "27.0", "-3.0", "20.0"] and "LOST IN THE RANDOM WALK" in star
+    assert star.split()[:7] == ["star", "30.0", "27.0", "-3.0", "20.0", "25.0", "50.0"]
+    assert "LOST IN THE RANDOM WALK" in star
+    assert "objects recalled at IoU 0.5          55.0" in table and summary["instance_merged"] == 0.25
     assert "LOST" not in next(line for line in table.splitlines() if line.strip().startswith("ring"))
     assert "star: random-walk IoU more than 2 points below the CAM's" in table
     assert "random-walk IoU more than 2 points below the CAM's for star" in caplog.text
