@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -26,13 +25,14 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def digest_of(parts: Iterable[str]) -> str:
-    """One SHA-256 over several digests (or other strings), order-sensitive."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
+def backbone_digest(backbone) -> dict:
+    """The backbone settings as fingerprints see them: ``weights`` a local file stands for its content digest as
+    well as its path, so that replacing the file's bytes under the same name changes every fingerprint that reads
+    it (``none`` and ``imagenet`` name fixed weights: torchvision checks the ImageNet file's hash itself)."""
+    plain = {"arch": backbone.arch, "weights": backbone.weights}
+    if backbone.weights not in ("none", "imagenet"):
+        plain["weights_sha256"] = file_digest(backbone.weights)
+    return plain
 
 
 @functools.cache

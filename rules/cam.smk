@@ -6,6 +6,7 @@ rule train_cam:
         # Image paths come from labels.json: the images are inputs of prepare_dataset, so an edited image still
         # reruns training, and a 10,000-file input list here would make DAG building quadratic.
         labels=rules.prepare_dataset.output.labels,
+        weights=backbone_weights_file(),
     output:
         model="results/cam/model.pt",
         history="results/cam/train_log.csv",
@@ -62,6 +63,7 @@ rule evaluate_cam_untrained:
         images=eval_images(),
         labels=eval_label_files(),
         ground_truth=eval_ground_truth(),
+        weights=backbone_weights_file(),
     output:
         metrics="results/eval/cam_untrained.json",
     log:

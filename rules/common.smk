@@ -281,6 +281,13 @@ def irnet_backbone_source():
     return source
 
 
+def backbone_weights_file():
+    """A local `backbone.weights` file is an input of every job that reads it (its content digest also enters
+    their fingerprints): replacing it reruns them. `none` and `imagenet` name no file of the workflow."""
+    weights = config["backbone"]["weights"]
+    return [] if weights in ("none", "imagenet") else [weights]
+
+
 def irnet_cam_model(wildcards=None):
     """IRNet's backbone comes from the CAM network unless it uses the plain pretrained weights."""
     return [] if irnet_backbone_source() == "pretrained_frozen" else ["results/cam/model.pt"]
@@ -504,6 +511,11 @@ def val_runtime(seconds_per_image):
         return attempt * (10 + -(-len(VAL_IDS) * seconds_per_image // 60))
 
     return runtime
+
+
+def training_part(model):
+    """A final model's section without its `infer` settings, which only the prediction rule reads."""
+    return {key: value for key, value in config["final_models"][model].items() if key != "infer"}
 
 
 def final_cam_model():

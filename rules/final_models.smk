@@ -139,6 +139,7 @@ rule train_instance_model:
         coco=rules.export_labels.output.coco,
         labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
         cam_model=final_cam_model(),
+        weights=backbone_weights_file(),
     output:
         model="results/final/instance/model.pt",
         history="results/final/instance/train_log.csv",
@@ -154,7 +155,7 @@ rule train_instance_model:
         runtime=24 * 60,
         gpu=GPU_JOBS,
     params:
-        final=config["final_models"]["instance"],
+        final=training_part("instance"),  # not infer: a prediction setting reruns prediction only
         backbone=config["backbone"],
         dataset=dataset_params(),
         image_ids=INFER_IDS,
@@ -169,6 +170,7 @@ rule train_semantic_model:
         label_dir=rules.export_labels.output.semantic,
         labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
         cam_model=final_cam_model(),
+        weights=backbone_weights_file(),
     output:
         model="results/final/semantic/model.pt",
         history="results/final/semantic/train_log.csv",
@@ -184,7 +186,7 @@ rule train_semantic_model:
         runtime=24 * 60,
         gpu=GPU_JOBS,
     params:
-        final=config["final_models"]["semantic"],
+        final=training_part("semantic"),
         backbone=config["backbone"],
         dataset=dataset_params(),
         image_ids=INFER_IDS,

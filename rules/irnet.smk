@@ -7,6 +7,7 @@ rule train_irnet:
         relations=stage_shards("relations"),
         labels=rules.prepare_dataset.output.labels,  # image paths (see train_cam)
         cam_model=irnet_cam_model(),
+        weights=backbone_weights_file(),
     output:
         model="results/irnet/model.pt",
         history="results/irnet/train_log.csv",

@@ -118,6 +118,12 @@ def job_dataset(snakemake: Any):
     return open_dataset(section)
 
 
+def with_infer(snakemake: Any, training: dict, model: str) -> dict:
+    """A final model's training params completed with its `infer` settings from the run's config: the model is
+    built with them, but they are no params of its training (a prediction setting reruns prediction only)."""
+    return {**training, "infer": snakemake.config["final_models"][model]["infer"]}
+
+
 def cam_floor(snakemake: Any) -> float | None:
     """The CAM veto's floor (relations.conf_bg, calibrated where auto), or None where random_walk.cam_veto is off."""
     params = snakemake.params.cam_floor

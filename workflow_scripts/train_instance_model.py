@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, job_dataset, run_job, settings
+from _job import compute_device, job_dataset, run_job, settings, with_infer
 
 
 def main():
@@ -16,7 +16,9 @@ def main():
         dataset=job_dataset(snakemake),
         coco_path=snakemake.input.coco,
         image_ids=params.image_ids,
-        settings=settings(InstanceModelSettings, params.final, "final_models.instance"),
+        settings=settings(
+            InstanceModelSettings, with_infer(snakemake, params.final, "instance"), "final_models.instance"
+        ),
         backbone=settings(BackboneSettings, params.backbone, "backbone"),
         cam_model_path=snakemake.input.cam_model[0] if snakemake.input.cam_model else None,
         labels_path=snakemake.input.labels,

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, job_dataset, run_job, settings
+from _job import compute_device, job_dataset, run_job, settings, with_infer
 
 
 def main():
@@ -16,7 +16,9 @@ def main():
         dataset=job_dataset(snakemake),
         label_dir=snakemake.input.label_dir,
         image_ids=params.image_ids,
-        settings=settings(SemanticModelSettings, params.final, "final_models.semantic"),
+        settings=settings(
+            SemanticModelSettings, with_infer(snakemake, params.final, "semantic"), "final_models.semantic"
+        ),
         backbone=settings(BackboneSettings, params.backbone, "backbone"),
         cam_model_path=snakemake.input.cam_model[0] if snakemake.input.cam_model else None,
         labels_path=snakemake.input.labels,

@@ -27,7 +27,7 @@ from ..inference import (
 )
 from ..metrics import ConfusionMatrix, classification_report, semantic_report
 from ..models.cam_net import build_cam_net, load_cam_net, save_cam_net
-from ..provenance import code_digest
+from ..provenance import backbone_digest, code_digest
 from ..settings import BackboneSettings, CamTrainSettings, OptimizerSettings, as_plain
 from ..store import ShardWriter, open_shards
 from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
@@ -94,7 +94,7 @@ def train_cam(
     epochs = epochs_for("train_cam", train.epochs, train.min_steps, len(samples) // train.batch_size)
     max_step = (len(samples) // train.batch_size) * epochs
     # Content, not names: labels and image bytes (digests recorded by prepare_dataset), settings, code.
-    digest = fingerprint(as_plain(train), as_plain(recipe), as_plain(backbone), list(classes), ids,
+    digest = fingerprint(as_plain(train), as_plain(recipe), backbone_digest(backbone), list(classes), ids,
                          [labels["labels"][i] for i in ids], [digests[i] for i in ids], code_digest())  # fmt: skip
 
     def step(batch):

@@ -41,7 +41,7 @@ from ..inference import stored_high_res
 from ..instances import cam_component_instances
 from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, instance_ap_report, semantic_report
 from ..palette import read_label_png
-from ..provenance import code_digest, file_digest
+from ..provenance import backbone_digest, code_digest, file_digest
 from ..settings import BackboneSettings, InstanceModelSettings, SemanticModelSettings, as_plain
 from ..store import open_shards
 from ..training import Precision, Training, build_optimizer, build_scheduler, finish, fit, seed_everything
@@ -122,7 +122,7 @@ def train_instance_model(
     recipe = {"optimizer": "sgd", "lr": train.lr, "momentum": train.momentum, "weight_decay": train.weight_decay}
     optimizer = build_optimizer(instance_param_groups(model), recipe)
     max_step = (len(samples) // train.batch_size) * train.epochs
-    digest = fingerprint(as_plain(settings), as_plain(backbone), list(dataset.classes), list(image_ids),
+    digest = fingerprint(_training_settings(settings), backbone_digest(backbone), list(dataset.classes), list(image_ids),
                          file_digest(coco_path), file_digest(cam_model_path) if cam_model_path else None,
                          _image_digests(dataset, image_ids, labels_path), code_digest())  # fmt: skip
 
@@ -146,9 +146,15 @@ def train_instance_model(
         collate_fn=collate_lists, log_every=10,
     ))  # fmt: skip
     _save(out_model, model, kind="mask_rcnn", arch=arch, classes=list(dataset.classes), fingerprint=digest,
-          settings=json.dumps(as_plain(settings)))  # fmt: skip
+          settings=json.dumps(_training_settings(settings)))  # fmt: skip
     finish(checkpoint)
     return history[-1] if history else {}
+
+
+def _training_settings(settings) -> dict:
+    """A final model's settings as its training sees them: without ``infer``, which only prediction reads (a
+    prediction setting changes neither the fingerprint nor the saved model)."""
+    return {key: value for key, value in as_plain(settings).items() if key != "infer"}
 
 
 def load_instance_model(path: str, settings: InstanceModelSettings, device: torch.device):
@@ -219,7 +225,7 @@ def train_semantic_model(
     )
     max_step = (len(samples) // train.batch_size) * train.epochs
     label_digests = [file_digest(Path(label_dir) / f"{i}.png") for i in image_ids]
-    digest = fingerprint(as_plain(settings), as_plain(backbone), list(dataset.classes), list(image_ids),
+    digest = fingerprint(_training_settings(settings), backbone_digest(backbone), list(dataset.classes), list(image_ids),
                          label_digests, file_digest(cam_model_path) if cam_model_path else None,
                          _image_digests(dataset, image_ids, labels_path), code_digest())  # fmt: skip
 

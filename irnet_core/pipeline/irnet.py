@@ -18,7 +18,7 @@ from ..inference import infer_boundary_displacement, mean_displacement, stored_h
 from ..losses import irnet_loss, pair_labels
 from ..models.irnet import irnet_for_training, load_irnet, save_irnet
 from ..path_index import get_path_index
-from ..provenance import code_digest, file_digest
+from ..provenance import backbone_digest, code_digest, file_digest
 from ..settings import BackboneSettings, IRNetTrainSettings, RelationSettings, as_plain
 from ..store import ShardReader, ShardWriter, open_shards
 from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
@@ -95,7 +95,7 @@ def train_irnet(
                                  {"params": groups["backbone"]}], recipe)  # fmt: skip
     index = get_path_index(train.radius, train.crop_size // 4, train.crop_size // 4).to(device)
     # Content, not names: relation labels (digests their writer recorded), CAM network bytes, image bytes.
-    digest = fingerprint(as_plain(train), as_plain(backbone), backbone_source, list(image_ids),
+    digest = fingerprint(as_plain(train), backbone_digest(backbone), backbone_source, list(image_ids),
                          [ShardReader(store).content_digest for store in relation_stores],
                          file_digest(cam_model_path) if cam_model_path else None,
                          [image_digests[i] for i in image_ids], code_digest())  # fmt: skip

@@ -59,3 +59,14 @@ def test_missing_or_extra_keys_are_programming_errors():
 def test_type_hints_resolve():
     for cls in SECTIONS:
         typing.get_type_hints(cls)
+
+
+def test_a_local_weights_file_enters_the_fingerprints_by_content(tmp_path):
+    from irnet_core.provenance import backbone_digest
+
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"first")
+    first = backbone_digest(S.BackboneSettings("resnet18", str(path)))
+    path.write_bytes(b"other")
+    assert backbone_digest(S.BackboneSettings("resnet18", str(path))) != first
+    assert backbone_digest(S.BackboneSettings("resnet18", "imagenet")) == {"arch": "resnet18", "weights": "imagenet"}

@@ -105,6 +105,20 @@ def test_final_stages_on_a_val_list(tiny_run, tmp_path):
     assert digest(workdir / "results/final/instance/predictions.json") == instances_before
     assert planned_jobs(workdir) == {}
 
+    # A prediction setting reruns prediction only: the trained model stays byte for byte, the masks change.
+    model_before = digest(workdir / "results/final/instance/model.pt")
+    config["final_models"]["instance"].setdefault("infer", {})["mask_threshold"] = 0.2
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = planned_jobs(workdir)
+    assert set(plan) == {"predict_instances"} | FINAL_CONSUMERS, plan
+    predictions = workdir / "results/final/instance/predictions.json"
+    written_before = predictions.stat().st_mtime_ns
+    snakemake(workdir)
+    assert digest(workdir / "results/final/instance/model.pt") == model_before
+    assert predictions.stat().st_mtime_ns != written_before
+    if json.loads(predictions.read_text())["annotations"]:  # a one-epoch model may detect nothing at all
+        assert digest(predictions) != instances_before
+
 
 def test_the_demo_rule_generates_its_val_split(tmp_path):
     workdir = make_workdir(tmp_path, n_images=4, n_labelled=2)

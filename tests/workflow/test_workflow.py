@@ -188,6 +188,42 @@ def test_beta_change_reruns_random_walk_stages_only(tiny_run):
     }
 
 
+def test_cam_veto_change_reruns_the_semantic_labels_only(tiny_run):
+    plan = planned_jobs(tiny_run, "--config", "random_walk={cam_veto: false}")
+    assert plan.get("propagate_semantic") == 2 and plan.get("propagate_calibration") == 1
+    assert not {"extract_instances", "train_irnet", "infer_irnet", "mine_relations"} & set(plan), plan
+
+
+def test_replacing_a_weights_file_retrains_what_reads_it(tiny_run, tmp_path):
+    import torch
+    import torchvision
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    config["backbone"]["weights"] = "weights/resnet18.pth"
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workdir / "weights").mkdir()
+
+    def write_weights(seed):
+        torch.manual_seed(seed)
+        torch.save(torchvision.models.resnet18().state_dict(), workdir / "weights/resnet18.pth")
+
+    write_weights(0)
+    model = workdir / "results/cam/model.pt"
+    snakemake(workdir, "results/cam/model.pt")
+    first = torch.load(model, map_location="cpu", weights_only=True)["model"]
+    assert planned_jobs(workdir, "results/cam/model.pt") == {}
+    # Other bytes under the same name: every training that reads the file is planned, and train_cam's result
+    # changes (its checkpoint, fingerprinted with the file's digest, is not resumed).
+    write_weights(1)
+    plan = planned_jobs(workdir)
+    assert {"train_cam", "evaluate_cam_untrained", "train_irnet"} <= set(plan), plan
+    snakemake(workdir, "results/cam/model.pt")
+    second = torch.load(model, map_location="cpu", weights_only=True)["model"]
+    assert any(not torch.equal(first[key], second[key]) for key in first)
+
+
 def test_adding_an_image_to_the_infer_list_reruns_one_shard(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
