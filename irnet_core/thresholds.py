@@ -6,8 +6,8 @@ functions over arrays; :mod:`irnet_core.pipeline.calibration` feeds them.
 
 - Calibrated (ground truth of dataset.calibration_list): the best of a sweep (CAM and random-walk mIoU,
   instance mAP50); on a list shorter than calibration.min_images, made robust (:func:`robust_choice`): the
-  curve is smoothed over grid neighbours, and its peak replaces the label-free threshold only where it is
-  clearly better.
+  peak of the curve smoothed over grid neighbours (with calibration.min_gain > 0, only where it beats the
+  label-free threshold by that much).
 - Label-free: the threshold whose label maps put the most border on strong colour edges
   (:class:`EdgeAlignment`, with half a score cell of tolerance), for the CAMs as for the propagated semantic
   and instance scores.

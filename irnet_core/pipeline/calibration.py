@@ -44,8 +44,7 @@ def _few_images_warning(n_images: int, min_images: int) -> str | None:
     if n_images >= min_images:
         return None
     message = (f"{n_images} calibration images, fewer than calibration.min_images ({min_images}): the sweeps' "
-               "peaks are noisy; each threshold is the peak of its curve averaged over grid neighbours, and the label-free "
-               "value unless that is calibration.min_gain better")  # fmt: skip
+               "peaks are noisy; each threshold is the peak of its curve averaged over grid neighbours")  # fmt: skip
     log.warning(message)
     return message
 
