@@ -355,6 +355,20 @@ def instance_ap_report(accumulator: InstanceAP, class_names: Sequence[str]) -> d
     return report
 
 
+def coverage_report(coverage: InstanceCoverage, class_names: Sequence[str]) -> dict:
+    """JSON-friendly summary of an :class:`InstanceCoverage`: ``{"recall50", "merged", "coverage_per_class":
+    {name: {"recall50", "merged"}}}`` with None for NaN (a class without objects)."""
+    result = coverage.result()
+    return {
+        "recall50": _json_float(result["recall50_all"]),
+        "merged": _json_float(result["merged_all"]),
+        "coverage_per_class": {
+            str(name): {"recall50": _json_float(result["recall50"][i]), "merged": _json_float(result["merged"][i])}
+            for i, name in enumerate(class_names)
+        },
+    }
+
+
 def instance_report(
     pred_masks: Sequence[np.ndarray],
     pred_labels: Sequence[np.ndarray],

@@ -173,8 +173,9 @@ def calibrate_label_thresholds(
     summary_path: str,
 ) -> dict:
     """The random-walk and instance background thresholds, swept over the kept scores: with ground truth the
-    choice from the random-walk mIoU and instance mAP50 curves (as the CAM threshold's); without, the label-free rule of the CAM threshold applied to the
-    propagated scores (:class:`~irnet_core.thresholds.EdgeAlignment`), whose value is recorded in both cases.
+    choice from the random-walk mIoU and instance mAP50 curves (as the CAM threshold's); without, the
+    label-free rule of the CAM threshold applied to the propagated scores
+    (:class:`~irnet_core.thresholds.EdgeAlignment`), whose value is recorded in both cases.
     ``summary_path`` gets every threshold (the CAM step's too)."""
     import json
 

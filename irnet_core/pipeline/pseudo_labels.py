@@ -23,6 +23,7 @@ from ..metrics import (
     InstanceAP,
     InstanceCoverage,
     coco_segm_ap,
+    coverage_report,
     instance_ap_report,
     semantic_report,
 )
@@ -201,15 +202,9 @@ def evaluate_instances(
         baseline.add(components.masks, components.classes, components.scores, gt_masks, gt_classes)
         n_found, n_gt = n_found + len(found), n_gt + len(gt_classes)
     main, base = instance_ap_report(ours, dataset.classes), instance_ap_report(baseline, dataset.classes)
-    covered = coverage.result()
     result = {
         **main,
-        "recall50": _plain_float(covered["recall50_all"]),
-        "merged": _plain_float(covered["merged_all"]),
-        "coverage_per_class": {
-            name: {"recall50": _plain_float(covered["recall50"][i]), "merged": _plain_float(covered["merged"][i])}
-            for i, name in enumerate(dataset.classes)
-        },
+        **coverage_report(coverage, dataset.classes),
         "map25_cam_baseline": base["map25"],
         "map50_cam_baseline": base["map50"],
         "map75_cam_baseline": base["map75"],
@@ -223,10 +218,6 @@ def evaluate_instances(
         result["coco"] = coco_scores(dataset, image_ids, exported_coco)
     write_json(out_path, result)
     return result
-
-
-def _plain_float(value: float) -> float | None:
-    return None if value is None or np.isnan(value) else float(value)
 
 
 def coco_scores(dataset: Dataset, image_ids: Sequence[str], exported_coco: str) -> dict:
