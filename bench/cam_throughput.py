@@ -24,9 +24,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from irnet_core.data.inference_sets import CamInferenceInputs, loader  # noqa: E402
 from irnet_core.devices import resolve_device  # noqa: E402
 from irnet_core.inference import CAM_SCALES, cam_inputs, cams_from_inputs  # noqa: E402
+from irnet_core.inference_sets import CamInferenceInputs, loader  # noqa: E402
 from irnet_core.models.cam_net import build_cam_net  # noqa: E402
 from irnet_core.training import Precision  # noqa: E402
 

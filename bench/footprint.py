@@ -35,9 +35,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from irnet_core.data.demo import generate_demo_dataset  # noqa: E402
 from irnet_core.inference import stored_high_res  # noqa: E402
 from irnet_core.store import LAYOUTS, ShardReader, ShardWriter  # noqa: E402
+from irnet_core.tools.demo_generator import generate_demo_dataset  # noqa: E402
 
 STAGES = ("cam", "relations", "irnet", "semantic", "instances")
 SHARDED_RULES = ("infer_cam", "mine_relations", "infer_irnet", "propagate_semantic", "extract_instances")

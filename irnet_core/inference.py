@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from irnet_core.data.transforms import long_side_scale, normalize, resize_image, scaled_size, top_left_crop
 from irnet_core.models.cam_net import CAMNet
 from irnet_core.models.irnet import IRNet
+from irnet_core.transforms import long_side_scale, normalize, resize_image, scaled_size, top_left_crop
 
 CAM_SCALES: tuple[float, ...] = (1.0, 0.5, 1.5, 2.0)
 # Added to each channel's max before dividing, as in the reference (keeps all-zero channels at 0).

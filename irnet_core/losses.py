@@ -1,4 +1,5 @@
-"""IRNet training losses (method spec §2.9): pair labels, affinity losses and displacement losses.
+"""Training losses: IRNet's (method spec §2.9: pair labels, affinity losses and displacement losses) and the
+final semantic model's pixel cross-entropy (:func:`semantic_loss`, method doc §4).
 
 Conventions: label grids hold 0 for background, ``c + 1`` for class ``c`` and 255 for "ignore"; the boundary head
 gives logits ``(N, 1, Hg, Wg)``; the displacement head gives ``(N, 2, Hg, Wg)`` with channel 0 = dy and channel
@@ -12,13 +13,13 @@ import torch
 
 from .path_index import PathIndex, path_affinity
 
-__all__ = ["EPS", "IGNORE", "irnet_loss", "pair_labels"]
+__all__ = ["EPS", "IGNORE", "irnet_loss", "pair_labels", "semantic_loss"]
 
 EPS = 1e-5
 """The ε of the spec: inside the logs and added to every count."""
 
 IGNORE = 255
-"""Label value of cells whose relation is unknown."""
+"""Label value of cells whose relation is unknown, and of pixels the semantic loss leaves out."""
 
 
 def pair_labels(label_grid: torch.Tensor, index: PathIndex) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -122,3 +123,10 @@ def irnet_loss(
         "disp_bg": loss_disp_bg,
         "total": total,
     }
+
+
+def semantic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Pixel cross-entropy with 255 ignored (a batch of only ignored pixels gives 0, not NaN)."""
+    if not (labels != IGNORE).any():
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE)

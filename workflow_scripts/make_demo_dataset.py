@@ -9,7 +9,7 @@ from _job import run_job
 
 
 def main():
-    from irnet_core.data.demo import generate_demo_dataset
+    from irnet_core.tools.demo_generator import generate_demo_dataset
 
     demo = snakemake.params.demo
     root = Path(snakemake.output.train_aug).parents[2]

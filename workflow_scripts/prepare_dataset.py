@@ -10,7 +10,7 @@ from _job import job_dataset, run_job
 
 def main():
     from irnet_core.data.dataset import check_scope, read_lists
-    from irnet_core.pipeline.common import prepare_labels
+    from irnet_core.pipeline.verify import prepare_labels
 
     dataset = job_dataset(snakemake)
     # The other lists are the scope of the check, not a result setting: labels.json depends on the training

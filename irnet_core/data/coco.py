@@ -1,4 +1,4 @@
-"""MS-COCO in the 2014 layout through the :class:`~irnet_core.data.dataset.Dataset` interface.
+"""MS-COCO in the 2014 layout through the :class:`~irnet_core.data.base.Dataset` interface.
 
 Layout under ``root`` (both paths are config templates, see :mod:`irnet_core.data.dataset`)::
 
@@ -51,8 +51,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -60,9 +58,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import InputError
 from ..store import MAX_ID_LENGTH, RESERVED_IDS, SAFE_ID, check_image_id
-from .dataset import MAX_CLASSES, Dataset
+from .base import MAX_CLASSES, Dataset, drop_unlabelled
 from .id_lists import read_id_lines
 
 logger = logging.getLogger(__name__)
@@ -309,16 +308,8 @@ def _index_from_json(data: dict, split: str, path: Path, key: dict) -> SplitInde
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; results are shared like any other output
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, separators=(",", ":"))
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as stream:
+        json.dump(data, stream, separators=(",", ":"))
 
 
 def load_split_index(split: str, path: Path, cache_dir: Path | None) -> SplitIndex:
@@ -595,15 +586,13 @@ class CocoDataset(Dataset):
             )
         if for_training:
             listed = self._class_of.keys()
-            kept = [image_id for image_id in ids if not listed.isdisjoint(self._category_ids_of(image_id))]
-            if len(kept) < len(ids):
-                logger.warning(
-                    "training list %s: dropped %d of %d images without any label (no annotation of a listed class)",
-                    spec,
-                    len(ids) - len(kept),
-                    len(ids),
-                )
-            ids = kept
+            ids = drop_unlabelled(
+                ids,
+                lambda image_id: not listed.isdisjoint(self._category_ids_of(image_id)),
+                spec,
+                "(no annotation of a listed class)",
+                logger,
+            )
         return ids
 
     def image_path(self, image_id: str) -> Path:

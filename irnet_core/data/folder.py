@@ -1,4 +1,4 @@
-"""A plain image folder plus a labels CSV, through the :class:`~irnet_core.data.dataset.Dataset` interface.
+"""A plain image folder plus a labels CSV, through the :class:`~irnet_core.data.base.Dataset` interface.
 
 Layout under ``root`` (file and folder names are config keys, see :mod:`irnet_core.data.dataset`)::
 
@@ -42,7 +42,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..store import check_image_id
-from .dataset import Dataset
+from .base import Dataset, drop_unlabelled
 from .id_lists import read_id_lines
 from .voc import instances_from_label_maps
 
@@ -213,16 +213,9 @@ class FolderDataset(Dataset):
                 self._row(image_id, f"{path}:{line}")
                 ids.append(image_id)
         if for_training:
-            kept = [image_id for image_id in ids if self._rows[image_id].labels]
-            if len(kept) < len(ids):
-                logger.warning(
-                    "training list %s: dropped %d of %d images without any label in %s",
-                    spec,
-                    len(ids) - len(kept),
-                    len(ids),
-                    self.labels_csv,
-                )
-            ids = kept
+            ids = drop_unlabelled(
+                ids, lambda image_id: bool(self._rows[image_id].labels), spec, f"in {self.labels_csv}", logger
+            )
         return ids
 
     def image_path(self, image_id: str) -> Path:

@@ -13,7 +13,7 @@ Contracts: ids are strings (never parsed as numbers) restricted to ``[A-Za-z0-9_
 names that file.
 
 :class:`VOCDataset` offers this layout through the format-independent interface of
-:mod:`irnet_core.data.dataset`. ``read_id_list``, ``load_image`` and ``image_size`` live in
+:mod:`irnet_core.data.base`. ``read_id_list``, ``load_image`` and ``image_size`` live in
 :mod:`.id_lists` and :mod:`.images` (shared by every format) and are re-exported here for existing callers.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError
 from ..palette import read_label_png  # noqa: F401  (re-exported: callers read raw PNGs through this module)
 from ..store import check_image_id
-from .dataset import Dataset
+from .base import Dataset
 from .id_lists import read_id_list
 from .images import image_size, load_image, load_label_png
 
@@ -159,7 +159,7 @@ def load_instance_gt(root: str | Path, image_id: str, *, exif: str = "ignore") -
 
 
 class VOCDataset(Dataset):
-    """The VOC 2012 layout through the :class:`~irnet_core.data.dataset.Dataset` interface.
+    """The VOC 2012 layout through the :class:`~irnet_core.data.base.Dataset` interface.
 
     Config keys: the common ones only. ``classes`` defaults to :data:`VOC_CLASSES`; a list spec is an id
     list file, relative to ``root`` or absolute. Opening reads nothing; :meth:`list_ids` reads only the list

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import Dataset
+from ..coco_instances import decode_instances, read_coco_instances
+from ..data.base import Dataset
 from ..errors import InputError
 from ..inference import stored_high_res
 from ..instances import cluster_centroids, find_centroids
+from ..palette import read_label_png
 from ..report import figures, tables
 from ..store import ShardReader
 from .pseudo_labels import read_instances
@@ -171,9 +173,6 @@ def report_final(
     out_instance_curves: str,
 ) -> None:
     """The final models' figures: val predictions beside ground truth, one figure per model, and their curves."""
-    from ..final_models import decode_instances, read_coco_instances
-    from ..palette import read_label_png
-
     classes = dataset.classes
     semantic_rows, instance_rows = [], []
     records = read_coco_instances(instance_coco, classes)

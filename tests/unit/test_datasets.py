@@ -21,11 +21,11 @@ from irnet_core.data.convert import (
     voc_to_folder,
 )
 from irnet_core.data.dataset import open_dataset, read_lists
-from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
 from irnet_core.data.folder import folder_image_id
 from irnet_core.errors import InputError
 from irnet_core.palette import voc_palette, write_palette_png
 from irnet_core.store import check_image_id
+from irnet_core.tools.demo_generator import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:

@@ -15,8 +15,9 @@ from PIL import Image, features
 from PIL import __version__ as pillow_version
 from scipy import ndimage
 
-from irnet_core.data import demo, voc
+from irnet_core.data import voc
 from irnet_core.errors import InputError
+from irnet_core.tools import demo_generator as demo
 
 N_IMAGES, N_LABELLED, SEED, MIN_SIZE, MAX_SIZE = 12, 5, 7, 100, 150
 SUBDIRS = ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from irnet_core.data import transforms as T
+from irnet_core import transforms as T
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:

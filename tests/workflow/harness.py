@@ -24,7 +24,7 @@ def make_workdir(
 ) -> Path:
     """Copy the workflow into ``path``, generate the tiny dataset and write ``tiny.yaml`` (with ``n_val`` > 0 a
     val list too, which adds the final models' stages)."""
-    from irnet_core.data.demo import generate_demo_dataset
+    from irnet_core.tools.demo_generator import generate_demo_dataset
 
     copy_workflow(REPO, path)
     config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())

@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from irnet_core.data.training_sets import split_holdout
 from irnet_core.pipeline.common import read_labels_file
+from irnet_core.training_sets import split_holdout
 from tests.workflow.harness import planned_jobs, snakemake
 from tests.workflow.outputs import AFFECTED, PRODUCTS, changed_products, snapshot
 

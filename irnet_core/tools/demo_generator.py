@@ -43,7 +43,7 @@ Determinism contract: image ``i`` (0-based position in ``train_aug``) is drawn f
 across runs and do not depend on ``workers``, and the two presets draw different scenes from one seed.
 :func:`demo_split_ids` computes the split lists without generating anything; the written lists equal it.
 
-CLI: ``python -m irnet_core.data.demo ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B
+CLI: ``python -m irnet_core.tools.demo_generator ROOT --n-images N --n-labelled M --seed S --min-size A --max-size B
 [--preset standard|hard|clutter] [--workers W]``.
 """
 
@@ -758,7 +758,8 @@ def _generate_in_format(args) -> None:
     """The demo in the COCO or folder layout: generated in VOC layout beside it, then converted without loss."""
     import tempfile
 
-    from .convert import convert_dataset
+    # Lazy: the converters, and the COCO format behind them, serve only the COCO and folder layouts.
+    from ..data.convert import convert_dataset
 
     args.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.root) as staging:
@@ -773,7 +774,9 @@ def _generate_in_format(args) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints an :class:`InputError` as one line and returns 2."""
-    parser = argparse.ArgumentParser(prog="python -m irnet_core.data.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m irnet_core.tools.demo_generator", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("root", type=Path, help="output folder")
     parser.add_argument("--n-images", type=int, required=True, help="number of images (train_aug)")
     parser.add_argument("--n-labelled", type=int, required=True, help="size of the 'train' subset")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..inference import cam_inputs
+from .inference import cam_inputs
 
 
 class CamInferenceInputs(torch.utils.data.Dataset):
