@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, validators
 
+from .atomic import atomic_write_text
 from .errors import InputError
 
 # Package data: found beside this module in a checkout and in an installed wheel alike.
@@ -170,10 +170,7 @@ def write_effective_config(config: Mapping, path: str | Path) -> None:
     text = effective_config_text(config)
     if path.is_file() and path.read_text() == text:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def fingerprint(*parts: Any) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .data.transforms import downsample_label_nearest
 from .instances import find_centroids
+from .transforms import downsample_label_nearest
 
 
 def grid_labels(label: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:
@@ -19,24 +19,6 @@ def grid_labels(label: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:
     h, w = min(grid.shape[0], grid_shape[0]), min(grid.shape[1], grid_shape[1])
     out[:h, :w] = grid[:h, :w]
     return out
-
-
-def boundary_contrast(boundary: np.ndarray, class_gt: np.ndarray) -> tuple[float, float]:
-    """Mean boundary score on ground-truth borders and deep inside objects (stride-4 grid cells).
-
-    Border cells: the void band (255) of the ground truth or a change of label between 4-neighbours.
-    Interior cells: foreground cells at least two cells away from any border cell.
-    """
-    labels = grid_labels(class_gt, boundary.shape)
-    border = labels == 255
-    border[:-1] |= labels[:-1] != labels[1:]
-    border[1:] |= labels[:-1] != labels[1:]
-    border[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-    border[:, 1:] |= labels[:, :-1] != labels[:, 1:]
-    interior = (labels > 0) & (labels < 255) & ~ndimage.binary_dilation(border, iterations=2)
-    if not border.any() or not interior.any():
-        return float("nan"), float("nan")
-    return float(boundary[border].mean()), float(boundary[interior].mean())
 
 
 def walk_instances(
@@ -93,30 +75,6 @@ def same_class_merges(
 
 def _rms_spread(points: np.ndarray) -> float:
     return float(np.sqrt(((points - points.mean(axis=1, keepdims=True)) ** 2).sum(axis=0).mean()))
-
-
-def centroid_spread_ratio(displacement: np.ndarray, object_gt: np.ndarray, iterations: int = 100) -> list[float]:
-    """How tightly the cells of each object meet after following the field, relative to the object's size.
-
-    Per instance: RMS distance of the end points to their mean over the RMS distance of the cells to their
-    centroid. 1 = no movement, 0 = a single point.
-    """
-    return [_rms_spread(end) / _rms_spread(start) for start, end in walk_instances(displacement, object_gt, iterations)]
-
-
-def centre_separation(displacement: np.ndarray, object_gt: np.ndarray, iterations: int = 100) -> list[float]:
-    """For each pair of instances: distance between their mean end points over the smaller object's spread.
-
-    Large values mean different objects meet at different centres (a field that pulls everything into one
-    point would give small spreads but also small separations).
-    """
-    walks = walk_instances(displacement, object_gt, iterations)
-    out = []
-    for a in range(len(walks)):
-        for b in range(a + 1, len(walks)):
-            gap = np.linalg.norm(walks[a][1].mean(axis=1) - walks[b][1].mean(axis=1))
-            out.append(float(gap / min(_rms_spread(walks[a][0]), _rms_spread(walks[b][0]))))
-    return out
 
 
 def class_borders(class_gt: np.ndarray, grid_shape: tuple[int, int]) -> np.ndarray:

@@ -16,7 +16,6 @@ an export does not grow with the number of images.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_path
 from .errors import InputError
 from .instances import Instances
 from .palette import write_palette_png
@@ -97,19 +97,14 @@ class CocoWriter:
             self._annotations.write(("," if self.n_annotations > 1 else "") + json.dumps(record))
 
     def close(self) -> None:
-        handle, temp_name = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
+            with atomic_path(self.path) as temporary, open(temporary, "w", encoding="utf-8") as out:
                 out.write(f'{{"info": {json.dumps(INFO)}, "licenses": [], "images": [')
                 for part in (self._images, self._annotations):
                     part.seek(0)
                     shutil.copyfileobj(part, out)
                     out.write('], "annotations": [' if part is self._images else "], ")
                 out.write(f'"categories": {json.dumps(self.categories)}}}')
-            os.replace(temp_name, self.path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
         finally:
             self._images.close()
             self._annotations.close()
@@ -123,37 +118,6 @@ class CocoWriter:
         else:
             self._images.close()
             self._annotations.close()
-
-
-def coco_instances(
-    images: Sequence[tuple[str, str, int, int, Instances]],
-    class_names: Sequence[str],
-    category_ids: Sequence[int] | None = None,
-) -> dict:
-    """A COCO instances dict from ``(image_key, file_name, H, W, Instances)`` entries (images numbered 1..N), for
-    small sets held in memory; :class:`CocoWriter` writes the same content as a stream."""
-    categories = coco_categories(class_names, category_ids)
-    ids = [c["id"] for c in categories]
-    image_entries, annotations = [], []
-    for position, (image_key, file_name, height, width, inst) in enumerate(images, start=1):
-        image_entries.append(
-            {
-                "id": position,
-                "file_name": str(file_name),
-                "height": int(height),
-                "width": int(width),
-                "image_key": image_key,
-            }
-        )
-        for annotation in _annotations(inst, position, (int(height), int(width)), ids, image_key):
-            annotations.append({"id": len(annotations) + 1, **annotation})
-    return {
-        "info": dict(INFO),
-        "licenses": [],
-        "images": image_entries,
-        "annotations": annotations,
-        "categories": categories,
-    }
 
 
 def annotation_image_key(annotation: dict, keys_by_id: dict[int, list[str]], where: object) -> str:
@@ -174,17 +138,3 @@ def image_keys_by_id(images: Sequence[dict]) -> dict[int, list[str]]:
     for entry in images:
         keys.setdefault(entry["id"], []).append(entry.get("image_key"))
     return keys
-
-
-def write_coco(path: str | Path, coco_dict: dict) -> None:
-    """Write ``coco_dict`` as JSON atomically (temporary file + rename), creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(coco_dict, stream)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

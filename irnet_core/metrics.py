@@ -369,21 +369,6 @@ def coverage_report(coverage: InstanceCoverage, class_names: Sequence[str]) -> d
     }
 
 
-def instance_report(
-    pred_masks: Sequence[np.ndarray],
-    pred_labels: Sequence[np.ndarray],
-    pred_scores: Sequence[np.ndarray],
-    gt_masks: Sequence[np.ndarray],
-    gt_labels: Sequence[np.ndarray],
-    class_names: Sequence[str],
-) -> dict:
-    """JSON-friendly AP summary at IoU 0.25, 0.5 and 0.75 over per-image lists (see :func:`instance_ap_report`)."""
-    accumulator = InstanceAP(len(class_names), tuple(REPORT_IOUS.values()))
-    for image in zip(pred_masks, pred_labels, pred_scores, gt_masks, gt_labels, strict=True):
-        accumulator.add(*image)
-    return instance_ap_report(accumulator, class_names)
-
-
 def coco_segm_ap(annotation_file: str, predictions: Sequence[dict], image_ids: Sequence[int]) -> dict:
     """COCO mask AP (pycocotools ``COCOeval``, iouType ``segm``) of ``predictions`` (COCO result dicts with the
     source's image and category ids and a ``score``) on ``image_ids`` of ``annotation_file``; the predictions

@@ -41,7 +41,6 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import zarr
@@ -50,6 +49,7 @@ from zarr.core.buffer.cpu import Buffer
 
 from . import __version__
 from .errors import InputError
+from .settings import as_plain
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -114,19 +114,6 @@ def _plane_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(max(1, s) for s in shape)
     lead = (1,) * (len(shape) - 2)
     return lead + tuple(max(1, min(s, 2048)) for s in shape[-2:])
-
-
-def _plain(value: Any) -> Any:
-    """Convert numpy scalars/arrays inside attributes to JSON-friendly Python values."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 LAYOUTS = ("zip", "directory")
@@ -209,7 +196,7 @@ class ShardWriter:
         self.layout = layout or _default_layout
         if self.layout not in LAYOUTS:
             raise ValueError(f"store layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
-        self.attrs = _plain({"stage": stage, "image_ids": self.image_ids, "irnet_core": __version__, **(attrs or {})})
+        self.attrs = as_plain({"stage": stage, "image_ids": self.image_ids, "irnet_core": __version__, **(attrs or {})})
         self._written: dict[str, str] = {}
         self._metadata: dict[str, bytes] = {}  # every group's and array's zarr.json, for the consolidated root
         if self.path.exists():  # a store is written whole, never appended to
@@ -222,7 +209,7 @@ class ShardWriter:
             raise ValueError(f"{self.path}: image id {image_id!r} is not one of this shard's images")
         if image_id in self._written:
             raise ValueError(f"{self.path}: image id {image_id!r} written twice")
-        plain_attrs = _plain(dict(attrs or {}))
+        plain_attrs = as_plain(dict(attrs or {}))
         digest = hashlib.sha256(image_id.encode())
         digest.update(json.dumps(plain_attrs, sort_keys=True).encode())
         stored = {name: np.ascontiguousarray(data) for name, data in arrays.items()}

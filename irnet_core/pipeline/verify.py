@@ -5,7 +5,7 @@ every list (train, infer, calibration, val; the eval list is a part of infer), b
 Per image:
 
 * the file is fully decoded under the dataset's EXIF policy and pixel limit, and its size matched against what
-  the annotations record (COCO): :meth:`~irnet_core.data.dataset.Dataset.load_image`, the same call every
+  the annotations record (COCO): :meth:`~irnet_core.data.base.Dataset.load_image`, the same call every
   stage reads images with;
 * its image-level labels are read (unknown class names, broken XML);
 * for images of the eval, calibration and val lists, the semantic and instance ground truth are decoded and
@@ -35,9 +35,11 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.dataset import Dataset
+from ..atomic import atomic_write_text
+from ..data.base import Dataset
 from ..errors import InputError
 from ..provenance import file_digest
+from .common import write_json
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +86,10 @@ class DigestCache:
         return {}, {}
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # never matched by another job's *.json glob
         files = {p: v for p, v in self.files.items() if p in self.used_files}
         passed = {k: v for k, v in self.passed.items() if k in self.used_keys}
         data = {"format": CACHE_FORMAT, "version": CHECKS_VERSION, "files": files, "passed": passed}
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, separators=(",", ":")))
 
     def digest(self, path: str | Path) -> str:
         """The file's SHA-256; read again only when its size or modification time changed."""
@@ -231,9 +229,47 @@ def verify_inputs(
 
     The output depends only on the inputs (never on what the cache held), so that reruns compare by content.
     """
-    from .common import write_json
-
     found = run_check(dataset, image_ids, ground_truth_ids, cache_dir, name)
     data = {"image_ids": list(image_ids), "sizes": found.sizes, "image_digests": found.digests}
+    write_json(out_path, data)
+    return data
+
+
+def prepare_labels(
+    *,
+    dataset: Dataset,
+    image_ids: Sequence[str],
+    out_path: str,
+    also_check: Sequence[str] = (),
+    ground_truth_ids: Sequence[str] = (),
+    cache_dir: str | None = None,
+) -> dict:
+    """Write the training images' image-level labels, sizes and content digests, after the input check.
+
+    The check (:func:`run_check`) covers the training images and ``also_check`` (the workflow passes every other
+    list: no training starts before every input was decoded), and the ground truth of ``ground_truth_ids``;
+    with ``cache_dir`` it takes the verdicts the shard jobs (rule ``verify_inputs``) already reached by content
+    and decodes only what they have not. A training image without any label is an error (it would teach the
+    classifier "no class present"). The SHA-256 of each image file lets the trainings tell a checkpoint of these
+    exact images from one of others, and holds out images by content whatever their ids (the same images in
+    another dataset format train the same networks).
+    """
+    labels = {}
+    for image_id in image_ids:
+        labels[image_id] = dataset.image_labels(image_id)
+        if not labels[image_id]:
+            where = dataset.annotation_files([image_id], "labels")[0]
+            raise InputError(where, f"training image {image_id!r} has no image-level label")
+    checked = run_check(
+        dataset, list(dict.fromkeys([*image_ids, *also_check])), ground_truth_ids, cache_dir, "prepare_dataset"
+    )
+    data = {
+        "classes": list(dataset.classes),
+        "image_ids": list(image_ids),
+        "labels": labels,
+        "sizes": {i: list(checked.sizes[i]) for i in image_ids},
+        "image_digests": {i: checked.digests[i] for i in image_ids},
+        "paths": {i: str(dataset.image_path(i)) for i in image_ids},
+    }
     write_json(out_path, data)
     return data

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from irnet_core.export import CocoWriter, coco_instances, write_coco, write_label_png
+from irnet_core.export import INFO, CocoWriter, write_label_png
 from irnet_core.instances import Instances
 from irnet_core.palette import read_label_png
 
@@ -30,12 +30,20 @@ def _images() -> list[tuple[str, str, int, int, Instances]]:
     ]
 
 
+def _write(path: Path, images, category_ids=None, first_source_id: int | None = None) -> dict:
+    """Export ``images`` with :class:`CocoWriter` (source ids from ``first_source_id`` on, else 1..N) and read
+    the file back as strict JSON."""
+    with CocoWriter(path, CLASSES, category_ids=category_ids) as writer:
+        for position, (key, file_name, height, width, inst) in enumerate(images):
+            source_id = None if first_source_id is None else first_source_id + position
+            writer.add(key, file_name, (height, width), inst, source_id=source_id)
+    return json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in {path}"))
+
+
 def test_coco_file_loads_and_decodes_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     images = _images()
-    coco_dict = coco_instances(images, CLASSES)
-    json.dumps(coco_dict, allow_nan=False)  # plain Python types only
     path = tmp_path / "out" / "instances.json"
-    write_coco(path, coco_dict)
+    _write(path, images)
     coco = COCO(str(path))
     capsys.readouterr()  # COCO prints progress lines
 
@@ -65,26 +73,29 @@ def test_coco_file_loads_and_decodes_back(tmp_path: Path, capsys: pytest.Capture
     assert coco.getAnnIds(imgIds=[3]) == []
 
 
-def test_coco_rejects_inconsistent_input() -> None:
+def test_coco_rejects_inconsistent_input(tmp_path: Path) -> None:
     image_id, file_name, _, _, inst = _images()[0]
     with pytest.raises(ValueError, match="do not match"):
-        coco_instances([(image_id, file_name, 7, 8, inst)], CLASSES)
-    with pytest.raises(ValueError, match="classes"):
-        coco_instances([(image_id, file_name, 6, 8, inst)], CLASSES[:2])
+        _write(tmp_path / "size.json", [(image_id, file_name, 7, 8, inst)])
+    with pytest.raises(ValueError, match="classes"), CocoWriter(tmp_path / "classes.json", CLASSES[:2]) as writer:
+        writer.add(image_id, file_name, (6, 8), inst)
+    assert not list(tmp_path.iterdir())  # a failed export leaves neither a file nor a temporary one
 
 
-def test_streamed_file_equals_the_in_memory_one_and_keeps_source_ids(tmp_path: Path) -> None:
+def test_source_ids_change_only_the_ids_of_the_file(tmp_path: Path) -> None:
     images = _images()
-    with CocoWriter(tmp_path / "stream.json", CLASSES, category_ids=[1, 3, 7]) as writer:
-        for position, (key, file_name, height, width, inst) in enumerate(images):
-            writer.add(key, file_name, (height, width), inst, source_id=100 + position)
-    streamed = json.loads((tmp_path / "stream.json").read_text())
-    in_memory = coco_instances(images, CLASSES, category_ids=[1, 3, 7])
-    assert [i["id"] for i in streamed["images"]] == [100, 101, 102]
-    assert [a["category_id"] for a in streamed["annotations"]] == [1, 7, 3]  # the source's category ids
-    for a, b in zip(streamed["annotations"], in_memory["annotations"], strict=True):
-        assert {k: v for k, v in a.items() if k != "image_id"} == {k: v for k, v in b.items() if k != "image_id"}
-    assert streamed["categories"] == in_memory["categories"] and streamed["info"] == in_memory["info"]
+    numbered = _write(tmp_path / "numbered.json", images)
+    sourced = _write(tmp_path / "sourced.json", images, category_ids=[1, 3, 7], first_source_id=100)
+    assert [i["id"] for i in sourced["images"]] == [100, 101, 102]
+    assert [a["image_id"] for a in sourced["annotations"]] == [100, 100, 101]
+    assert [a["category_id"] for a in sourced["annotations"]] == [1, 7, 3]  # the source's category ids
+    assert [c["id"] for c in sourced["categories"]] == [1, 3, 7]
+    ids = ("id", "image_id", "category_id")
+    for a, b in zip(sourced["annotations"], numbered["annotations"], strict=True):
+        assert a["id"] == b["id"] and {k: v for k, v in a.items() if k not in ids} == {
+            k: v for k, v in b.items() if k not in ids
+        }
+    assert sourced["info"] == numbered["info"] == INFO and sourced["licenses"] == []
     assert not list(tmp_path.glob("*.tmp"))
 
 

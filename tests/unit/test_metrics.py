@@ -11,11 +11,11 @@ import pytest
 from irnet_core.metrics import (
     ConfusionMatrix,
     average_precision,
-    instance_report,
     mask_iou,
     semantic_report,
     voc_instance_ap,
 )
+from tests.scoring import instance_report
 
 
 def _confusion() -> ConfusionMatrix:
@@ -170,9 +170,7 @@ def test_average_precision_envelope() -> None:
 def test_instance_report_thresholds_and_void_pixels() -> None:
     # GT A (20 px); the prediction also covers 20 void pixels (part of no GT mask): IoU = 20 / 40 = 0.5.
     pred = A | B
-    report = instance_report(
-        [pred[None]], [np.array([1])], [np.array([0.8])], [A[None]], [np.array([1])], ["cat", "dog"]
-    )
+    report = instance_report([(pred[None], np.array([1]), np.array([0.8]), A[None], np.array([1]))], ["cat", "dog"])
     assert report["map25"] == 1.0 and report["map50"] == 1.0 and report["map75"] == 0.0
     assert report["per_class"]["cat"] == {"ap25": None, "ap50": None, "ap75": None}
     assert report["per_class"]["dog"] == {"ap25": 1.0, "ap50": 1.0, "ap75": 0.0}

