@@ -22,6 +22,8 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/resources.smk"
+include: "rules/thresholds.smk"
 include: "rules/dataset.smk"
 include: "rules/cam.smk"
 include: "rules/relations.smk"
@@ -31,6 +33,15 @@ include: "rules/pseudo_labels.smk"
 include: "rules/evaluation.smk"
 include: "rules/final_models.smk"
 include: "rules/report.smk"
+
+
+def final_targets():
+    """What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
+    report's figures and tables (so that `--report` finds them all). Without ground truth there is nothing to
+    score: the pseudo-labels are the result. With a val list, the final models and their evaluation on it."""
+    exports = [f"{PSEUDO_LABELS}/instances.json", *verified_shards()]
+    scored = [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
+    return [*scored, *FINAL_FILES]
 
 
 rule all:
@@ -52,7 +63,7 @@ rule irnet:
 
 rule pseudo_labels:
     input:
-        "results/pseudo_labels/instances.json",
+        f"{PSEUDO_LABELS}/instances.json",
         "results/eval/semantic.json",
         "results/eval/instances.json",
 

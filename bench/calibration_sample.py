@@ -46,6 +46,7 @@ from irnet_core.instances import InstanceScores, instance_class_map, instance_sc
 from irnet_core.metrics import ConfusionMatrix, InstanceAP  # noqa: E402
 from irnet_core.pipeline.pseudo_labels import _read_inputs, walked_scores  # noqa: E402
 from irnet_core.random_walk import labels_from_scores  # noqa: E402
+from irnet_core.settings import WalkSettings, from_section  # noqa: E402
 from irnet_core.store import ShardReader, open_shards  # noqa: E402
 from irnet_core.thresholds import (  # noqa: E402
     EdgeAlignment,
@@ -72,7 +73,7 @@ def per_image(run: Path, config: dict, dataset, image_ids, stored_scores: ShardR
     cal = config["calibration"]
     grids = {"cam": cal["cam_grid"], "semantic": cal["semantic_grid"], "instances": cal["instance_grid"]}
     grids = {kind: [float(t) for t in grid] for kind, grid in grids.items()}
-    walk = {key: config["random_walk"][key] for key in ("beta", "exp_times", "radius")}
+    walk = from_section(WalkSettings, {key: config["random_walk"][key] for key in ("beta", "exp_times", "radius")})
     # The CAM veto as the run used it (runs made before it existed had none).
     summary = json.loads((run / "results/summary.json").read_text())
     veto = config["random_walk"].get("cam_veto", False)
@@ -97,7 +98,7 @@ def per_image(run: Path, config: dict, dataset, image_ids, stored_scores: ShardR
         else:
             cam, keys, size, boundary, displacement = _read_inputs(cams[image_id], maps[image_id], image_id, DEVICE)
             semantic = walked_scores(cams[image_id], image_id, cam, keys, boundary, size, walk, cam_floor)
-            rows = instance_scores(cam, keys, boundary, displacement, size, **walk, device=DEVICE,
+            rows = instance_scores(cam, keys, boundary, displacement, size, walk, device=DEVICE,
                                    centroid_iterations=inst["centroid_iterations"], weak_threshold=inst["weak_threshold"])  # fmt: skip
         high_res = high_res.astype(np.float32)
         label_maps = {

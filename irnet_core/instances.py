@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from scipy import ndimage
+
+from .settings import InstanceSettings, WalkSettings
 
 # 4-connectivity (no diagonals), as in the official code's connectivity=1 labelling.
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
@@ -72,7 +75,7 @@ def _check_displacement(displacement: np.ndarray, where: str) -> np.ndarray:
     return displacement
 
 
-def find_centroids(displacement: np.ndarray, iterations: int = 300) -> np.ndarray:
+def find_centroids(displacement: np.ndarray, iterations: int) -> np.ndarray:
     """Walk every grid pixel along the displacement field and return where it ends, int64 (2, h, w).
 
     Each pixel starts at its own coordinate ``p = (y, x)``; every step adds the displacement bilinearly
@@ -107,7 +110,7 @@ def find_centroids(displacement: np.ndarray, iterations: int = 300) -> np.ndarra
     return np.stack([np.round(pos_y), np.round(pos_x)]).astype(np.int64).reshape(2, height, width)
 
 
-def cluster_centroids(centroids: np.ndarray, displacement: np.ndarray, weak_threshold: float = 2.5) -> np.ndarray:
+def cluster_centroids(centroids: np.ndarray, displacement: np.ndarray, weak_threshold: float) -> np.ndarray:
     """Group grid pixels by the weak-displacement region their walk ends in; int64 (h, w) ids ``0..N-1``.
 
     Weak regions are the 4-connected components of ``||D|| < weak_threshold`` (near-zero displacement marks
@@ -218,12 +221,10 @@ def instance_scores(
     boundary: np.ndarray | torch.Tensor,
     displacement: np.ndarray | torch.Tensor,
     size: tuple[int, int],
+    walk: WalkSettings,
     *,
-    beta: float = 10.0,
-    exp_times: int = 8,
-    radius: int = 5,
-    centroid_iterations: int = 300,
-    weak_threshold: float = 2.5,
+    centroid_iterations: int,
+    weak_threshold: float,
     device: torch.device | str = "cpu",
     propagate_fn: PropagateFn | None = None,
     upsample_fn: UpsampleFn | None = None,
@@ -266,8 +267,9 @@ def instance_scores(
 
     with torch.no_grad():
         walked = propagate_fn(
-            instance_cams.to(device), boundary_t.to(device), beta=beta, exp_times=exp_times, radius=radius
-        )
+            instance_cams.to(device), boundary_t.to(device), beta=walk.beta, exp_times=walk.exp_times,
+            radius=walk.radius,
+        )  # fmt: skip
         scores_t = upsample_fn(walked, (height, width))
     # An all-zero walk divided by its global max gives NaN; NaN would win every argmax, so treat it as no signal.
     scores = torch.nan_to_num(scores_t.detach().to("cpu", torch.float32), nan=0.0).numpy()
@@ -301,32 +303,23 @@ def extract_instances(
     boundary: np.ndarray | torch.Tensor,
     displacement: np.ndarray | torch.Tensor,
     size: tuple[int, int],
-    *,
-    beta: float = 10.0,
-    exp_times: int = 8,
-    radius: int = 5,
-    bg_threshold: float = 0.25,
-    centroid_iterations: int = 300,
-    weak_threshold: float = 2.5,
-    min_fragment: float = 0.01,
-    device: torch.device | str = "cpu",
-    propagate_fn: PropagateFn | None = None,
-    upsample_fn: UpsampleFn | None = None,
+    walk: WalkSettings,
+    instances: InstanceSettings,
+    **options: Any,
 ) -> Instances:
     """Instance pseudo-labels of one image (method doc §2.13): :func:`instance_scores`, then
     :func:`instances_from_scores`.
 
     Inputs on the stride-4 grid: ``cam`` (K, h, w) max-normalised CAMs of the classes ``keys`` (0-based),
     ``boundary`` (h, w) in [0, 1], ``displacement`` (2, h, w). ``size`` is the image (H, W). K = 0 gives zero
-    detections. ``propagate_fn`` and ``upsample_fn`` default to :func:`irnet_core.random_walk.propagate` and
-    :func:`irnet_core.random_walk.upsample_scores`; they are parameters so tests can substitute them.
+    detections. ``walk`` and ``instances`` (the `random_walk` and `instances` config sections); ``options``: the
+    other keyword arguments of :func:`instance_scores` (``device``; ``propagate_fn`` and ``upsample_fn``, which
+    default to :func:`irnet_core.random_walk.propagate` and :func:`irnet_core.random_walk.upsample_scores` and
+    are parameters so tests can substitute them).
     """
-    rows = instance_scores(
-        cam, keys, boundary, displacement, size, beta=beta, exp_times=exp_times, radius=radius,
-        centroid_iterations=centroid_iterations, weak_threshold=weak_threshold, device=device,
-        propagate_fn=propagate_fn, upsample_fn=upsample_fn,
-    )  # fmt: skip
-    return instances_from_scores(rows, bg_threshold, min_fragment)
+    rows = instance_scores(cam, keys, boundary, displacement, size, walk, centroid_iterations=instances.centroid_iterations,
+                           weak_threshold=instances.weak_threshold, **options)  # fmt: skip
+    return instances_from_scores(rows, instances.bg_threshold, instances.min_fragment)
 
 
 def cam_component_instances(

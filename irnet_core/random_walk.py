@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from .path_index import directions, get_path_index, path_affinity, path_points
+from .settings import WalkSettings
 
-__all__ = ["dense_transition", "propagate", "propagate_dense", "semantic_labels", "upsample_scores"]
+__all__ = ["dense_transition", "propagate", "propagate_dense", "upsample_scores"]
 
 
 def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -48,6 +49,16 @@ def _check_inputs(scores: torch.Tensor, boundary: torch.Tensor, exp_times: int, 
         raise ValueError(f"exp_times must be >= 0, got {exp_times}")
     if radius < 1:
         raise ValueError(f"radius must be >= 1, got {radius}")
+
+
+def _seeds(
+    scores: torch.Tensor, boundary: torch.Tensor, exp_times: int, radius: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The walk's seeds ``scores ⊙ (1 − B)`` and the boundary, both checked and in the compute dtype."""
+    _check_inputs(scores, boundary, exp_times, radius)
+    dtype = _compute_dtype(scores, boundary)
+    boundary = boundary.to(dtype)
+    return scores.to(dtype) * (1.0 - boundary), boundary
 
 
 def _neighbour_offsets(radius: int) -> list[tuple[int, int]]:
@@ -132,9 +143,9 @@ def propagate(
     scores: torch.Tensor,
     boundary: torch.Tensor,
     *,
-    beta: float = 10.0,
-    exp_times: int = 8,
-    radius: int = 5,
+    beta: float,
+    exp_times: int,
+    radius: int,
 ) -> torch.Tensor:
     """Random-walk propagation ``Y = (scores ⊙ (1 − B)) · T^(2^exp_times)`` over the sparse neighbour graph.
 
@@ -149,11 +160,8 @@ def propagate(
         ``(R, h, w)`` propagated scores, float64 if either input is float64 else float32, on the inputs' device.
         Equal to :func:`propagate_dense` up to float rounding; never builds an ``n × n`` dense matrix.
     """
-    _check_inputs(scores, boundary, exp_times, radius)
-    dtype = _compute_dtype(scores, boundary)
-    boundary = boundary.to(dtype)
-    r, h, w = scores.shape
-    seeds = scores.to(dtype) * (1.0 - boundary)
+    seeds, boundary = _seeds(scores, boundary, exp_times, radius)
+    r, h, w = seeds.shape
     if r == 0 or h * w == 0:
         return seeds
     matrix = _transition_csr(boundary, beta, radius)
@@ -163,7 +171,7 @@ def propagate(
     return y.t().reshape(r, h, w)
 
 
-def dense_transition(boundary: torch.Tensor, *, beta: float = 10.0, radius: int = 5) -> torch.Tensor:
+def dense_transition(boundary: torch.Tensor, *, beta: float, radius: int) -> torch.Tensor:
     """The dense column-stochastic ``(n, n)`` matrix ``T[i, j] = A[i, j]^β / Σ_k A[k, j]^β`` (``n = h·w``, row-major
     cells), built as the spec's pseudocode. Reference only (tests, benchmark): O(n²) memory.
 
@@ -199,24 +207,16 @@ def dense_transition(boundary: torch.Tensor, *, beta: float = 10.0, radius: int 
     return t
 
 
-def propagate_dense(
-    scores: torch.Tensor,
-    boundary: torch.Tensor,
-    *,
-    beta: float = 10.0,
-    exp_times: int = 8,
-    radius: int = 5,
-) -> torch.Tensor:
+def propagate_dense(scores: torch.Tensor, boundary: torch.Tensor, **walk: float) -> torch.Tensor:
     """Dense reference of :func:`propagate` (same contract), following the spec's pseudocode: the matrix of
-    :func:`dense_transition` squared ``exp_times`` times, then ``Y = x · T``.
+    :func:`dense_transition` squared ``exp_times`` times, then ``Y = x · T``. ``walk``: ``beta``, ``exp_times``
+    and ``radius``, as for :func:`propagate`.
 
     Memory O(n²), time O(n³) with ``n = h·w``: for tests and benchmarks only.
     """
-    _check_inputs(scores, boundary, exp_times, radius)
-    dtype = _compute_dtype(scores, boundary)
-    boundary = boundary.to(dtype)
-    r, h, w = scores.shape
-    seeds = scores.to(dtype) * (1.0 - boundary)
+    beta, exp_times, radius = walk["beta"], int(walk["exp_times"]), int(walk["radius"])
+    seeds, boundary = _seeds(scores, boundary, exp_times, radius)
+    r, h, w = seeds.shape
     if r == 0 or h * w == 0:
         return seeds
     t = dense_transition(boundary, beta=beta, radius=radius)
@@ -251,10 +251,7 @@ def semantic_scores(
     keys: Sequence[int] | torch.Tensor,
     boundary: torch.Tensor,
     size: tuple[int, int],
-    *,
-    beta: float = 10.0,
-    exp_times: int = 8,
-    radius: int = 5,
+    walk: WalkSettings,
 ) -> torch.Tensor:
     """Propagated class scores ``(K, H, W)`` of one image (spec §2.12), before any background threshold.
 
@@ -270,7 +267,7 @@ def semantic_scores(
     height, width = size
     if not keys:
         return torch.zeros((0, height, width), dtype=torch.float32, device=cam.device)
-    y = propagate(cam, boundary, beta=beta, exp_times=exp_times, radius=radius)
+    y = propagate(cam, boundary, beta=walk.beta, exp_times=walk.exp_times, radius=walk.radius)
     return upsample_scores(y, size)
 
 
@@ -299,32 +296,3 @@ def labels_from_scores(scores: torch.Tensor, keys: Sequence[int], bg_threshold: 
     winner = torch.cat([background, scores]).argmax(dim=0)
     lookup = torch.tensor([0, *(k + 1 for k in keys)], dtype=torch.uint8, device=scores.device)
     return lookup[winner]
-
-
-@torch.no_grad()
-def semantic_labels(
-    cam: torch.Tensor,
-    keys: Sequence[int] | torch.Tensor,
-    boundary: torch.Tensor,
-    size: tuple[int, int],
-    *,
-    beta: float = 10.0,
-    exp_times: int = 8,
-    radius: int = 5,
-    bg_threshold: float = 0.25,
-) -> torch.Tensor:
-    """Semantic pseudo-label map of one image (spec §2.12): :func:`semantic_scores` then
-    :func:`labels_from_scores`.
-
-    Args:
-        cam: ``(K, h, w)`` CAMs of the present classes, in the order of ``keys``.
-        keys: the K sorted 0-based class indices present (each < 254).
-        boundary: ``(h, w)`` boundary map.
-        size: ``(H, W)`` of the image.
-
-    Returns:
-        ``(H, W)`` torch.uint8 labels (0 background, class + 1) on ``cam``'s device; all zeros when ``K = 0``.
-    """
-    key_list = [int(k) for k in (keys.tolist() if isinstance(keys, torch.Tensor) else keys)]
-    scores = semantic_scores(cam, key_list, boundary, size, beta=beta, exp_times=exp_times, radius=radius)
-    return labels_from_scores(scores, key_list, bg_threshold)

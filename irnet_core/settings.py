@@ -4,17 +4,20 @@ The schema (`irnet_core/config.schema.yaml`) is the only place that knows defaul
 :func:`from_section` therefore insists on exactly the dataclass's keys: a missing key means the dict did not go
 through :func:`irnet_core.config.validate_config`, an extra one that the schema and the code disagree, and
 both are programming errors (``ValueError``), not user errors. Lists become tuples, so settings hash and
-compare by value; :func:`as_plain` turns them back into JSON-able dicts for fingerprints and store attributes.
+compare by value; :func:`as_plain` turns them (and results and store attributes) back into JSON-able values.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 
@@ -27,6 +30,22 @@ class BackboneSettings:
     @property
     def pretrained(self) -> bool:
         return self.weights != "none"
+
+
+@dataclass(frozen=True)
+class SGDSettings:
+    """The optimiser of the trainings whose sections give only lr, momentum and weight decay (IRNet, the final
+    models): SGD, as in the paper. :func:`irnet_core.training.build_optimizer` takes it or an
+    :class:`OptimizerSettings`."""
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    optimizer = "sgd"
+
+    @classmethod
+    def of(cls, train: Any) -> SGDSettings:
+        return cls(lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
 
 
 @dataclass(frozen=True)
@@ -98,12 +117,26 @@ class CalibrationSettings:
 
 
 @dataclass(frozen=True)
+class WalkSettings:
+    """The random walk's own settings, shared by the semantic and the instance scores (the params of the rules
+    that walk without the semantic labels' threshold: rules/thresholds.smk `walk_params`)."""
+
+    beta: float
+    exp_times: int
+    radius: int
+
+
+@dataclass(frozen=True)
 class RandomWalkSettings:
     beta: float
     exp_times: int
     radius: int
     sem_bg_threshold: float
     cam_veto: bool
+
+    @property
+    def walk(self) -> WalkSettings:
+        return WalkSettings(beta=self.beta, exp_times=self.exp_times, radius=self.radius)
 
 
 @dataclass(frozen=True)
@@ -208,12 +241,25 @@ def from_section(cls: type[T], section: Mapping[str, Any], where: str = "") -> T
     return cls(**{n: _convert(hints[n], section[n], f"{where}.{n}") for n in names})
 
 
-def as_plain(settings: Any) -> Any:
-    """JSON-able form (dicts and lists) of settings, for fingerprints, store attributes and logs."""
-    if dataclasses.is_dataclass(settings):
-        return {f.name: as_plain(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
-    if isinstance(settings, (list, tuple)):
-        return [as_plain(v) for v in settings]
-    if isinstance(settings, Mapping):
-        return {k: as_plain(v) for k, v in settings.items()}
-    return settings
+def as_plain(value: Any, *, finite: bool = False) -> Any:
+    """The JSON-able form of settings, results and store attributes: dicts with string keys, lists and Python
+    scalars in place of dataclasses, mappings, tuples, numpy arrays and numpy or torch scalars.
+
+    The one conversion for fingerprints, store attributes and result files, so that the same settings give the
+    same fingerprint wherever it is computed (a changed digest would rerun every cached result). ``finite``:
+    NaN and infinities become None, as strict JSON needs (result files); without it they stay floats, as
+    fingerprints and store attributes have always had them.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_plain(getattr(value, f.name), finite=finite) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): as_plain(v, finite=finite) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_plain(v, finite=finite) for v in value]
+    if isinstance(value, np.ndarray):
+        return as_plain(value.tolist(), finite=finite)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy and torch scalars
+        return as_plain(value.item(), finite=finite)
+    if finite and isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

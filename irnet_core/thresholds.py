@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ import numpy as np
 from .errors import InputError
 
 AUTO = "auto"
+# The threshold rules (THRESHOLD_RULES), by name as in calibration.method and the calibration files.
+CALIBRATED, LABEL_FREE = "calibrated", "label-free"
 # Where each threshold key's `auto` value is found in the calibration files (see calibration stages).
 CALIBRATED_NAME = {
     ("cam", "eval", "threshold"): "cam",
@@ -173,6 +176,47 @@ def calibrated_choice(
         return best_of(curve), "the sweep's peak"
     value, how = robust_choice(curve, label_free, min_gain)
     return value, f"{how}; fewer than {min_images} images"
+
+
+def label_free_choice(
+    curve: Mapping[float, float | None] | None, label_free: float, n_images: int, min_images: int, min_gain: float
+) -> tuple[float, str]:
+    """The label-free rule's threshold (:class:`EdgeAlignment`), whatever the curve."""
+    return float(label_free), "label-free rule"
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How a calibration stage turns its sweep into a threshold: ``choose(curve, label_free, n_images, min_images,
+    min_gain)`` returns the value and how it was chosen; ``curve`` (the sweep scored on ground truth) is None
+    where the rule needs no ground truth."""
+
+    name: str
+    needs_ground_truth: bool
+    choose: Callable[..., tuple[float, str]]
+
+
+# The rules of `calibration.method` (besides `auto`: calibrated with a calibration list, else label-free). A new
+# rule is one function and one entry here, plus its name in the schema's enum.
+THRESHOLD_RULES = {
+    rule.name: rule
+    for rule in (
+        ThresholdRule(CALIBRATED, needs_ground_truth=True, choose=calibrated_choice),
+        ThresholdRule(LABEL_FREE, needs_ground_truth=False, choose=label_free_choice),
+    )
+}
+
+
+def threshold_rule(method: str, has_calibration_list: bool) -> ThresholdRule:
+    """The rule of ``calibration.method`` (``auto``: calibrated where there is a calibration list)."""
+    if method == AUTO:
+        method = CALIBRATED if has_calibration_list else LABEL_FREE
+    rule = THRESHOLD_RULES[method]
+    if rule.needs_ground_truth and not has_calibration_list:
+        raise InputError(
+            "config key calibration.method", f"{method} needs images with ground truth: set dataset.calibration_list"
+        )
+    return rule
 
 
 def read_calibrated(path: str | Path) -> dict[str, float]:

@@ -25,7 +25,7 @@ rule calibrate_cam_thresholds:
         offsets=config["calibration"]["relation_logit_offsets"],
         min_gain=config["calibration"]["min_gain"],
         min_images=config["calibration"]["min_images"],
-        with_ground_truth=THRESHOLDS_WITH_GT,
+        method=THRESHOLD_METHOD,
         dataset=dataset_params(),
         image_ids=THRESHOLD_IDS,
     script:
@@ -53,7 +53,7 @@ rule propagate_calibration:
     params:
         # The walk and the centroids, not the thresholds: a threshold change reruns only the sweeps.
         random_walk=walk_params(),
-        instances={k: config["instances"][k] for k in ("centroid_iterations", "weak_threshold")},
+        centroids={k: config["instances"][k] for k in ("centroid_iterations", "weak_threshold")},
         cam_floor=cam_floor_params(),
         image_ids=THRESHOLD_IDS,
     script:
@@ -90,7 +90,7 @@ rule calibrate_label_thresholds:
         min_fragment=config["instances"]["min_fragment"],
         min_gain=config["calibration"]["min_gain"],
         min_images=config["calibration"]["min_images"],
-        with_ground_truth=THRESHOLDS_WITH_GT,
+        method=THRESHOLD_METHOD,
         dataset=dataset_params(),
         image_ids=THRESHOLD_IDS,
     script:

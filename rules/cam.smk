@@ -34,14 +34,14 @@ rule train_cam:
 rule infer_cam:
     input:
         model=rules.train_cam.output.model,
-        images=shard_images,
-        labels=shard_label_files,
+        images=part_images,
+        labels=part_label_files,
     output:
-        cams=directory("results/cam/shard-{shard}.zarr"),
+        cams=directory("results/cam/{part}.zarr"),
     log:
-        "logs/infer_cam/shard-{shard}.log",
+        "logs/infer_cam/{part}.log",
     benchmark:
-        "benchmarks/infer_cam/shard-{shard}.tsv"
+        "benchmarks/infer_cam/{part}.tsv"
     conda:
         "../environment.yml"
     threads: 1
@@ -52,7 +52,7 @@ rule infer_cam:
     params:
         infer=config["cam"]["infer"],
         dataset=dataset_params(),
-        image_ids=shard_ids,
+        image_ids=part_ids,
     script:
         "../workflow_scripts/infer_cam.py"
 

@@ -2,6 +2,52 @@
 # image-level labels of the training list.
 
 
+def demo_outputs():
+    from irnet_core.tools.demo_generator import demo_split_ids
+
+    demo = config["demo"]
+    lists = demo_split_ids(demo["n_images"], demo["n_labelled"], demo["n_calibration"], demo["n_val"])
+    ids = lists["train_aug"] + lists.get("val", [])
+    files = {
+        **{name: f"{DEMO_ROOT}/ImageSets/Segmentation/{name}.txt" for name in lists},
+        "images": [f"{DEMO_ROOT}/JPEGImages/{i}.jpg" for i in ids],
+        "annotations": [f"{DEMO_ROOT}/Annotations/{i}.xml" for i in ids],
+        "classes": [f"{DEMO_ROOT}/SegmentationClass/{i}.png" for i in ids],
+        "objects": [f"{DEMO_ROOT}/SegmentationObject/{i}.png" for i in ids],
+    }
+    return files
+
+
+def verify_ids(wildcards):
+    return VERIFY_SHARD_IDS[int(wildcards.shard)]
+
+
+def verify_ground_truth_ids(wildcards):
+    return [i for i in verify_ids(wildcards) if i in GROUND_TRUTH_SET]
+
+
+def verify_images(wildcards):
+    return [image_file(i) for i in verify_ids(wildcards)]
+
+
+def verify_label_files(wildcards):
+    return label_files(verify_ids(wildcards))
+
+
+def verify_ground_truth(wildcards):
+    return ground_truth_files(verify_ground_truth_ids(wildcards))
+
+
+def verified_shards(wildcards=None):
+    """Every shard's input check: targets of a run (rule all and the stage targets), never inputs of a stage."""
+    return [f"results/verify/shard-{k}.json" for k in SHARDS]
+
+
+# The input check's verdicts, by content digest: one cache per checker (shard jobs, prepare_dataset), each read
+# by all. Outside every output, so Snakemake's deleting of outputs before a rerun keeps them.
+VERIFY_CACHE = "results/verify/cache"
+
+
 if IS_DEMO:
 
     rule make_demo_dataset:
@@ -48,7 +94,7 @@ rule verify_inputs:
     threads: 1
     resources:
         mem_mb=shard_mem_mb(16),
-        runtime=shard_runtime(1, VERIFY_SHARD_IDS),
+        runtime=shard_runtime(1, verify_ids),
     params:
         dataset=dataset_params(),
         max_image_pixels=config["dataset"]["max_image_pixels"],
@@ -79,7 +125,7 @@ rule prepare_dataset:
         # One image at a time (16 B per pixel, docs/scaling.md); a run targeting a training alone decodes every
         # list here, about 4 ms per COCO-sized image.
         mem_mb=4000,
-        runtime=60 + len(VERIFY_SCOPE) // 600,
+        runtime=60 + len(PLAN.every_id) // 600,
     params:
         dataset=dataset_params(),
         image_ids=TRAIN_IDS,

@@ -3,7 +3,7 @@
 
 rule evaluate_semantic:
     input:
-        semantic=rules.export_labels.output.semantic,
+        semantic=f"{PSEUDO_LABELS}/SegmentationClass",
         ground_truth=eval_ground_truth(),
     output:
         metrics=report(
@@ -32,7 +32,7 @@ rule evaluate_semantic:
 rule evaluate_instances:
     input:
         instances=stage_shards("instances"),
-        coco=rules.export_labels.output.coco,  # COCO sources: scored with COCOeval against the official file
+        coco=f"{PSEUDO_LABELS}/instances.json",  # COCO sources: scored with COCOeval against the official file
         cams=cam_shards(),
         ground_truth=eval_ground_truth(),
         thresholds=threshold_files(("evaluation", "cam_baseline_threshold")),

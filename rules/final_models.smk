@@ -1,142 +1,35 @@
 # Final models (method doc §4, the paper's last step): Mask R-CNN on the instance pseudo-labels and DeepLabv3 on
 # the semantic ones, evaluated on dataset.val_list. For comparison on the same images, the pseudo-label pipeline
-# itself runs on the val list (CAMs, IRNet maps, random walk, instances with the networks trained on the train
-# list; the same scripts as the shard rules): val images never train a network, never give relations and never
-# choose a threshold. Library code: irnet_core/final_models.py and irnet_core/pipeline/final.py.
+# itself runs on the val list: the shard stages' own rules, on their `val` part (results/<stage>/val.zarr,
+# results/val_pseudo_labels; rules/common.smk, part_ids), with the networks trained on the train list. Library code: irnet_core/models/final.py and irnet_core/pipeline/final.py.
 
 
-rule infer_cam_val:
-    input:
-        model=rules.train_cam.output.model,
-        images=val_images(),
-        labels=val_label_files(),
-    output:
-        cams=directory("results/val/cam.zarr"),
-    log:
-        "logs/infer_cam_val/infer_cam_val.log",
-    benchmark:
-        "benchmarks/infer_cam_val/infer_cam_val.tsv"
-    conda:
-        "../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=val_runtime(8),
-        gpu=GPU_JOBS,
-    params:
-        infer=config["cam"]["infer"],
-        dataset=dataset_params(),
-        image_ids=VAL_IDS,
-    script:
-        "../workflow_scripts/infer_cam.py"
+def val_images():
+    return [image_file(i) for i in VAL_IDS]
 
 
-rule infer_irnet_val:
-    input:
-        model=rules.train_irnet.output.model,
-        calibration=rules.calibrate_displacement.output.calibration,
-        images=val_images(),
-    output:
-        maps=directory("results/val/irnet.zarr"),
-    log:
-        "logs/infer_irnet_val/infer_irnet_val.log",
-    benchmark:
-        "benchmarks/infer_irnet_val/infer_irnet_val.tsv"
-    conda:
-        "../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=val_runtime(4),
-        gpu=GPU_JOBS,
-    params:
-        infer=config["irnet"]["infer"],
-        dataset=dataset_params(),
-        image_ids=VAL_IDS,
-    script:
-        "../workflow_scripts/infer_irnet.py"
+def val_ids(wildcards=None):
+    return VAL_IDS
 
 
-rule propagate_semantic_val:
-    input:
-        cams=rules.infer_cam_val.output.cams,
-        maps=rules.infer_irnet_val.output.maps,
-        thresholds=threshold_files(("random_walk", "sem_bg_threshold"), *CAM_FLOOR_KEYS),
-    output:
-        labels=directory("results/val/semantic.zarr"),
-    log:
-        "logs/propagate_semantic_val/propagate_semantic_val.log",
-    benchmark:
-        "benchmarks/propagate_semantic_val/propagate_semantic_val.tsv"
-    conda:
-        "../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=val_runtime(4),
-        gpu=GPU_JOBS,
-    params:
-        random_walk=config["random_walk"],
-        cam_floor=cam_floor_params(),
-        image_ids=VAL_IDS,
-    script:
-        "../workflow_scripts/propagate_semantic.py"
+def training_part(model):
+    """A final model's section without its `infer` settings, which only the prediction rule reads."""
+    return {key: value for key, value in config["final_models"][model].items() if key != "infer"}
 
 
-rule extract_instances_val:
-    input:
-        cams=rules.infer_cam_val.output.cams,
-        maps=rules.infer_irnet_val.output.maps,
-        thresholds=threshold_files(("instances", "bg_threshold")),
-    output:
-        instances=directory("results/val/instances.zarr"),
-    log:
-        "logs/extract_instances_val/extract_instances_val.log",
-    benchmark:
-        "benchmarks/extract_instances_val/extract_instances_val.tsv"
-    conda:
-        "../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=val_runtime(8),
-        gpu=GPU_JOBS,
-    params:
-        random_walk=walk_params(),
-        instances=config["instances"],
-        image_ids=VAL_IDS,
-    script:
-        "../workflow_scripts/extract_instances.py"
+def final_cam_model():
+    """Without pretrained weights the final models start from the CAM network's backbone."""
+    return [] if uses_pretrained_weights() else ["results/cam/model.pt"]
 
 
-rule export_labels_val:
-    input:
-        semantic=[rules.propagate_semantic_val.output.labels],
-        instances=[rules.extract_instances_val.output.instances],
-    output:
-        semantic=directory("results/val/pseudo_labels/SegmentationClass"),
-        coco="results/val/pseudo_labels/instances.json",
-    log:
-        "logs/export_labels_val/export_labels_val.log",
-    benchmark:
-        "benchmarks/export_labels_val/export_labels_val.tsv"
-    conda:
-        "../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        dataset=dataset_params(),
-        image_ids=VAL_IDS,
-    script:
-        "../workflow_scripts/export_labels.py"
+# Val images shown in the final models' figures: the first few of the list.
+FINAL_REPORT_IDS = VAL_IDS[: min(4, config["report"]["images"])]
 
 
 rule train_instance_model:
     # Mask R-CNN on the exported instance pseudo-labels of the infer list.
     input:
-        coco=rules.export_labels.output.coco,
+        coco=f"{PSEUDO_LABELS}/instances.json",
         labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
         cam_model=final_cam_model(),
         weights=backbone_weights_file(),
@@ -167,7 +60,7 @@ rule train_instance_model:
 rule train_semantic_model:
     # DeepLabv3 on the exported semantic pseudo-labels of the infer list.
     input:
-        label_dir=rules.export_labels.output.semantic,
+        label_dir=f"{PSEUDO_LABELS}/SegmentationClass",
         labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
         cam_model=final_cam_model(),
         weights=backbone_weights_file(),
@@ -210,7 +103,7 @@ rule predict_instances:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=val_runtime(4),
+        runtime=shard_runtime(4, val_ids),
         gpu=GPU_JOBS,
     params:
         final=config["final_models"]["instance"],
@@ -235,7 +128,7 @@ rule predict_semantic:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=val_runtime(4),
+        runtime=shard_runtime(4, val_ids),
         gpu=GPU_JOBS,
     params:
         final=config["final_models"]["semantic"],
@@ -250,9 +143,9 @@ rule evaluate_final:
     input:
         semantic=rules.predict_semantic.output.labels,
         instances=rules.predict_instances.output.coco,
-        pseudo_semantic=rules.export_labels_val.output.semantic,
-        pseudo_instances=rules.export_labels_val.output.coco,
-        cams=rules.infer_cam_val.output.cams,
+        pseudo_semantic=f"{VAL_PSEUDO_LABELS}/SegmentationClass",
+        pseudo_instances=f"{VAL_PSEUDO_LABELS}/instances.json",
+        cams=f"results/cam/{VAL_PART}.zarr",
         ground_truth=ground_truth_files(VAL_IDS),
         thresholds=threshold_files(("cam", "eval", "threshold"), ("evaluation", "cam_baseline_threshold")),
     output:

@@ -2,6 +2,16 @@
 # calibrate the mean displacement in its own rule, then infer both maps per shard.
 
 
+def displacement_calibration_ids():
+    """The mean-displacement pass runs over the first training images (not the infer list: the model must not
+    depend on which images get labelled)."""
+    return TRAIN_IDS[: config["irnet"]["calibration"]["max_images"]]
+
+
+def displacement_calibration_images(wildcards=None):
+    return [image_file(i) for i in displacement_calibration_ids()]
+
+
 rule train_irnet:
     input:
         relations=stage_shards("relations"),
@@ -64,13 +74,13 @@ rule infer_irnet:
     input:
         model=rules.train_irnet.output.model,
         calibration=rules.calibrate_displacement.output.calibration,
-        images=shard_mapped_images,
+        images=part_mapped_images,
     output:
-        maps=directory("results/irnet/shard-{shard}.zarr"),
+        maps=directory("results/irnet/{part}.zarr"),
     log:
-        "logs/infer_irnet/shard-{shard}.log",
+        "logs/infer_irnet/{part}.log",
     benchmark:
-        "benchmarks/infer_irnet/shard-{shard}.tsv"
+        "benchmarks/infer_irnet/{part}.tsv"
     conda:
         "../environment.yml"
     threads: 1
@@ -81,6 +91,6 @@ rule infer_irnet:
     params:
         infer=config["irnet"]["infer"],
         dataset=dataset_params(),
-        image_ids=shard_mapped_ids,
+        image_ids=part_mapped_ids,
     script:
         "../workflow_scripts/infer_irnet.py"

@@ -4,15 +4,15 @@
 
 rule propagate_semantic:
     input:
-        cams="results/cam/shard-{shard}.zarr",
-        maps="results/irnet/shard-{shard}.zarr",
+        cams="results/cam/{part}.zarr",
+        maps="results/irnet/{part}.zarr",
         thresholds=threshold_files(("random_walk", "sem_bg_threshold"), *CAM_FLOOR_KEYS),
     output:
-        labels=directory("results/semantic/shard-{shard}.zarr"),
+        labels=directory("results/semantic/{part}.zarr"),
     log:
-        "logs/propagate_semantic/shard-{shard}.log",
+        "logs/propagate_semantic/{part}.log",
     benchmark:
-        "benchmarks/propagate_semantic/shard-{shard}.tsv"
+        "benchmarks/propagate_semantic/{part}.tsv"
     conda:
         "../environment.yml"
     threads: 1
@@ -23,22 +23,22 @@ rule propagate_semantic:
     params:
         random_walk=config["random_walk"],
         cam_floor=cam_floor_params(),
-        image_ids=shard_infer_ids,
+        image_ids=part_infer_ids,
     script:
         "../workflow_scripts/propagate_semantic.py"
 
 
 rule extract_instances:
     input:
-        cams="results/cam/shard-{shard}.zarr",
-        maps="results/irnet/shard-{shard}.zarr",
+        cams="results/cam/{part}.zarr",
+        maps="results/irnet/{part}.zarr",
         thresholds=threshold_files(("instances", "bg_threshold")),
     output:
-        instances=directory("results/instances/shard-{shard}.zarr"),
+        instances=directory("results/instances/{part}.zarr"),
     log:
-        "logs/extract_instances/shard-{shard}.log",
+        "logs/extract_instances/{part}.log",
     benchmark:
-        "benchmarks/extract_instances/shard-{shard}.tsv"
+        "benchmarks/extract_instances/{part}.tsv"
     conda:
         "../environment.yml"
     threads: 1
@@ -49,22 +49,24 @@ rule extract_instances:
     params:
         random_walk=walk_params(),  # not sem_bg_threshold: the semantic labels' own threshold
         instances=config["instances"],
-        image_ids=shard_infer_ids,
+        image_ids=part_infer_ids,
     script:
         "../workflow_scripts/extract_instances.py"
 
 
 rule export_labels:
+    # The pseudo-labels of the infer list (results/pseudo_labels, what users train on), or of the val list
+    # (results/val_pseudo_labels, scored against the final models).
     input:
-        semantic=stage_shards("semantic"),
-        instances=stage_shards("instances"),
+        semantic=exported_stores("semantic"),
+        instances=exported_stores("instances"),
     output:
-        semantic=directory("results/pseudo_labels/SegmentationClass"),
-        coco="results/pseudo_labels/instances.json",
+        semantic=directory("results/{exported}/SegmentationClass"),
+        coco="results/{exported}/instances.json",
     log:
-        "logs/export_labels/export_labels.log",
+        "logs/export_labels/{exported}.log",
     benchmark:
-        "benchmarks/export_labels/export_labels.tsv"
+        "benchmarks/export_labels/{exported}.tsv"
     conda:
         "../environment.yml"
     threads: 1
@@ -73,6 +75,6 @@ rule export_labels:
         runtime=60,
     params:
         dataset=dataset_params(),
-        image_ids=INFER_IDS,
+        image_ids=exported_ids,
     script:
         "../workflow_scripts/export_labels.py"

@@ -18,7 +18,7 @@ rule mine_relations:
     threads: 1
     resources:
         mem_mb=shard_mem_mb(200),
-        runtime=shard_runtime(6),
+        runtime=shard_runtime(6, shard_ids),
     params:
         relations=config["relations"],
         dataset=dataset_params(),

@@ -18,15 +18,32 @@ REPORT_FIGURE_FILES = expand(
 )
 
 
+def report_image(wildcards):
+    return image_file(wildcards.image_id)
+
+
+def report_store(stage):
+    """The shard store of ``stage`` that holds the sampled image."""
+
+    def store(wildcards):
+        return f"results/{stage}/shard-{REPORT_SHARD[wildcards.image_id]}.zarr"
+
+    return store
+
+
+def report_ground_truth(wildcards):
+    return ground_truth_files([wildcards.image_id])
+
+
 rule report_figures:
     input:
-        image=lambda wildcards: image_file(wildcards.image_id),
-        cams=lambda wildcards: f"results/cam/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
-        relations=lambda wildcards: f"results/relations/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
-        maps=lambda wildcards: f"results/irnet/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
-        semantic=lambda wildcards: f"results/semantic/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
-        instances=lambda wildcards: f"results/instances/shard-{REPORT_SHARD[wildcards.image_id]}.zarr",
-        ground_truth=lambda wildcards: ground_truth_files([wildcards.image_id]),
+        image=report_image,
+        cams=report_store("cam"),
+        relations=report_store("relations"),
+        maps=report_store("irnet"),
+        semantic=report_store("semantic"),
+        instances=report_store("instances"),
+        ground_truth=report_ground_truth,
     output:
         cam=report(
             "results/report/figures/{image_id}_cam.png",
@@ -127,10 +144,22 @@ rule report_calibration:
         "../workflow_scripts/report_calibration.py"
 
 
+def benchmark_files(image_ids):
+    """The benchmark file of every job that the rules defined so far can run, in their order; wildcards are
+    shard, part, exported and image_id."""
+    patterns = [str(defined.benchmark) for defined in workflow.rules if defined.benchmark is not None]
+    # A rule's pattern carries the wildcard constraints (`{shard,\d+}`), which expand() does not fill in.
+    patterns = [re.sub(r"\{\s*(\w+)\s*,(?:[^{}]|\{[^{}]*\})*\}", r"{\1}", pattern) for pattern in patterns]
+    val = [VAL_PART] if VAL_IDS else []
+    paths = expand(patterns, shard=SHARDS, part=[f"shard-{k}" for k in SHARDS] + val, image_id=image_ids,
+                   exported=["pseudo_labels"] + [f"{p}_pseudo_labels" for p in val], allow_missing=True)  # fmt: skip
+    return [path for path in dict.fromkeys(paths) if "{" not in path]
+
+
 # Benchmark files of every job defined above (rule report_tables, below, cannot time itself), in rule order.
 # Listing them, rather than globbing benchmarks/, keeps out files of other configurations (e.g. shards that no
 # longer exist after compute.shards was lowered); the table reads those that exist.
-REPORT_BENCHMARKS = benchmark_files(SHARDS, REPORT_IDS)
+REPORT_BENCHMARKS = benchmark_files(REPORT_IDS)
 
 
 rule report_tables:

@@ -118,6 +118,51 @@ def job_dataset(snakemake: Any):
     return open_dataset(section)
 
 
+def cam_model_input(snakemake: Any) -> str | None:
+    """The CAM network a training starts from (input `cam_model`, empty where it starts from other weights)."""
+    return snakemake.input.cam_model[0] if snakemake.input.cam_model else None
+
+
+def training_job(snakemake: Any) -> dict:
+    """The arguments every training entry point takes from its job: the dataset and its image digests, the outputs,
+    the checkpoint folder and the run settings (device, data-loading workers), which are no params."""
+    from irnet_core.training import TrainingRun
+
+    run = TrainingRun(
+        out_model=snakemake.output.model,
+        out_history=snakemake.output.history,
+        checkpoint_dir=snakemake.params.checkpoint_dir,
+        device=compute_device(snakemake),
+        num_workers=snakemake.config["compute"]["num_workers"],
+    )
+    return {"dataset": job_dataset(snakemake), "labels_path": snakemake.input.labels, "run": run}
+
+
+def final_model_training(snakemake: Any, settings_class: type, model: str) -> dict:
+    """The arguments of a final model's training (`model`: instance or semantic)."""
+    from irnet_core.settings import BackboneSettings
+
+    params = snakemake.params
+    return {
+        **training_job(snakemake),
+        "image_ids": params.image_ids,
+        "settings": settings(settings_class, with_infer(snakemake, params.final, model), f"final_models.{model}"),
+        "backbone": settings(BackboneSettings, params.backbone, "backbone"),
+        "cam_model_path": cam_model_input(snakemake),
+    }
+
+
+def final_model_prediction(snakemake: Any, settings_class: type, model: str) -> dict:
+    """The arguments of a final model's prediction on the val images (`model`: instance or semantic)."""
+    return {
+        "model_path": snakemake.input.model,
+        "dataset": job_dataset(snakemake),
+        "image_ids": snakemake.params.image_ids,
+        "settings": settings(settings_class, snakemake.params.final, f"final_models.{model}"),
+        "device": compute_device(snakemake),
+    }
+
+
 def with_infer(snakemake: Any, training: dict, model: str) -> dict:
     """A final model's training params completed with its `infer` settings from the run's config: the model is
     built with them, but they are no params of its training (a prediction setting reruns prediction only)."""
@@ -134,8 +179,15 @@ def cam_floor(snakemake: Any) -> float | None:
 
 def with_thresholds(snakemake: Any, section: Any, path: tuple[str, ...]) -> dict:
     """A params section whose `auto` thresholds hold the calibrated values (the rule's `thresholds` input:
-    the calibration files of its auto keys, none when the user gave numbers)."""
+    the calibration files of its auto keys, none when the user gave numbers). The one place where `auto`
+    becomes a number: every job that reads a threshold goes through it."""
     from irnet_core.thresholds import resolve
 
     files = list(snakemake.input.get("thresholds", [])) if hasattr(snakemake.input, "get") else []
     return resolve(section, path, files)
+
+
+def resolved_settings(snakemake: Any, settings_class: type, params_key: str, path: tuple[str, ...]):
+    """The typed settings of the params section ``params_key`` (config section ``path``), `auto` resolved."""
+    section = with_thresholds(snakemake, getattr(snakemake.params, params_key), path)
+    return settings(settings_class, section, ".".join(path))

@@ -14,7 +14,7 @@ def main():
         cam_stores=snakemake.input.cams,
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        with_ground_truth=snakemake.params.with_ground_truth,
+        method=snakemake.params.method,
         grid=snakemake.params.grid,
         offsets=snakemake.params.offsets,
         min_gain=snakemake.params.min_gain,

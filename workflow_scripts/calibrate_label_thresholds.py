@@ -15,7 +15,7 @@ def main():
         cam_calibration=snakemake.input.cam,
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        with_ground_truth=snakemake.params.with_ground_truth,
+        method=snakemake.params.method,
         semantic_grid=snakemake.params.semantic_grid,
         instance_grid=snakemake.params.instance_grid,
         min_fragment=snakemake.params.min_fragment,

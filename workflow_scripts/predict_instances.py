@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, job_dataset, run_job, settings
+from _job import final_model_prediction, run_job
 
 
 def main():
@@ -12,12 +12,7 @@ def main():
     from irnet_core.settings import InstanceModelSettings
 
     predict_instance_set(
-        model_path=snakemake.input.model,
-        dataset=job_dataset(snakemake),
-        image_ids=snakemake.params.image_ids,
-        settings=settings(InstanceModelSettings, snakemake.params.final, "final_models.instance"),
-        out_coco=snakemake.output.coco,
-        device=compute_device(snakemake),
+        **final_model_prediction(snakemake, InstanceModelSettings, "instance"), out_coco=snakemake.output.coco
     )
 
 

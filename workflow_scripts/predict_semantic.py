@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, job_dataset, run_job, settings
+from _job import final_model_prediction, run_job
 
 
 def main():
@@ -12,12 +12,7 @@ def main():
     from irnet_core.settings import SemanticModelSettings
 
     predict_semantic_set(
-        model_path=snakemake.input.model,
-        dataset=job_dataset(snakemake),
-        image_ids=snakemake.params.image_ids,
-        settings=settings(SemanticModelSettings, snakemake.params.final, "final_models.semantic"),
-        out_dir=snakemake.output.labels,
-        device=compute_device(snakemake),
+        **final_model_prediction(snakemake, SemanticModelSettings, "semantic"), out_dir=snakemake.output.labels
     )
 
 

@@ -4,29 +4,15 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # the job adapter beside this script (Snakemake runs a copy of it)
 
-from _job import compute_device, job_dataset, run_job, settings, with_infer
+from _job import final_model_training, run_job
 
 
 def main():
     from irnet_core.pipeline.final import train_semantic_model
-    from irnet_core.settings import BackboneSettings, SemanticModelSettings
+    from irnet_core.settings import SemanticModelSettings
 
-    params = snakemake.params  # result settings; run settings (compute:) come from the config
     train_semantic_model(
-        dataset=job_dataset(snakemake),
-        label_dir=snakemake.input.label_dir,
-        image_ids=params.image_ids,
-        settings=settings(
-            SemanticModelSettings, with_infer(snakemake, params.final, "semantic"), "final_models.semantic"
-        ),
-        backbone=settings(BackboneSettings, params.backbone, "backbone"),
-        cam_model_path=snakemake.input.cam_model[0] if snakemake.input.cam_model else None,
-        labels_path=snakemake.input.labels,
-        out_model=snakemake.output.model,
-        out_history=snakemake.output.history,
-        checkpoint_dir=params.checkpoint_dir,
-        device=compute_device(snakemake),
-        num_workers=snakemake.config["compute"]["num_workers"],
+        **final_model_training(snakemake, SemanticModelSettings, "semantic"), label_dir=snakemake.input.label_dir
     )
 
 

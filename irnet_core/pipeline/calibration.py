@@ -18,21 +18,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.dataset import Dataset
+from ..data.base import Dataset
 from ..evaluation import cam_label_map
 from ..inference import stored_high_res
 from ..instances import InstanceScores, instance_class_map, instance_scores, instances_from_scores
 from ..metrics import ConfusionMatrix, InstanceAP
 from ..random_walk import labels_from_scores
+from ..settings import WalkSettings, as_plain
 from ..store import ShardReader, ShardWriter, open_shards
-from ..thresholds import EdgeAlignment, best_of, calibrated_choice, gradient_magnitude, relation_thresholds
+from ..thresholds import THRESHOLD_RULES, EdgeAlignment, best_of, gradient_magnitude, relation_thresholds
 from .common import progress, write_json
 from .pseudo_labels import _read_inputs, walked_scores
 
 log = logging.getLogger(__name__)
-
-CALIBRATED = "calibrated"
-LABEL_FREE = "label-free"
 
 
 def _curve(scores: Mapping[float, float | None]) -> dict[str, float | None]:
@@ -59,21 +57,23 @@ def calibrate_cam_thresholds(
     cam_stores: Sequence[str],
     dataset: Dataset,
     image_ids: Sequence[str],
-    with_ground_truth: bool,
+    method: str,
     grid: Sequence[float],
     offsets: Mapping[str, float],
     min_gain: float,
     min_images: int,
     out_path: str,
 ) -> dict:
-    """The CAM background threshold and the relation thresholds that follow from it, in ``out_path``.
+    """The CAM background threshold and the relation thresholds that follow from it, in ``out_path``, by the rule
+    ``method`` (a name of :data:`~irnet_core.thresholds.THRESHOLD_RULES`).
 
-    With ground truth: from the CAM mIoU curve on ``image_ids``
+    With ground truth (`calibrated`): from the CAM mIoU curve on ``image_ids``
     (:func:`~irnet_core.thresholds.calibrated_choice`: its peak, or on few images the robust choice). Without:
     the label-free rule
     (:class:`~irnet_core.thresholds.EdgeAlignment`: label borders on colour edges). The label-free value and
     the curve's raw peak are recorded in both cases, so that the rules can be compared on the same images.
     """
+    method, with_ground_truth = THRESHOLD_RULES[method].name, THRESHOLD_RULES[method].needs_ground_truth
     shards = open_shards(cam_stores)
     edges = EdgeAlignment(grid)
     matrices = {float(t): ConfusionMatrix(len(dataset.classes) + 1) for t in grid}
@@ -90,13 +90,8 @@ def calibrate_cam_thresholds(
                 matrix.update(gt, maps[t])
     curve = {t: m.miou() for t, m in matrices.items()} if with_ground_truth else None
     label_free = edges.best()
-    cam, rule = (
-        calibrated_choice(curve, label_free, len(image_ids), min_images, min_gain)
-        if curve is not None
-        else (label_free, "label-free rule")
-    )
+    cam, rule = THRESHOLD_RULES[method].choose(curve, label_free, len(image_ids), min_images, min_gain)
     conf_fg, conf_bg = relation_thresholds(cam, offsets["fg"], offsets["bg"])
-    method = CALIBRATED if with_ground_truth else LABEL_FREE
     result = {
         "method": method,
         "n_images": len(image_ids),
@@ -128,8 +123,9 @@ def propagate_calibration_scores(
     cam_stores: Sequence[str],
     irnet_stores: Sequence[str],
     image_ids: Sequence[str],
-    random_walk: Mapping,
-    instances: Mapping,
+    walk: WalkSettings,
+    centroid_iterations: int,
+    weak_threshold: float,
     cam_floor: float | None,
     out_store: str,
     device: torch.device,
@@ -138,16 +134,13 @@ def propagate_calibration_scores(
     pseudo-label stages compute them up to their background threshold (the semantic ones with the CAM veto
     where ``cam_floor`` is given)."""
     cams, maps = open_shards(cam_stores), open_shards(irnet_stores)
-    walk = {key: random_walk[key] for key in ("beta", "exp_times", "radius")}
-    attrs = {"random_walk": walk, "instances": dict(instances), "cam_floor": cam_floor}
+    centroids = {"centroid_iterations": centroid_iterations, "weak_threshold": weak_threshold}
+    attrs = {"random_walk": as_plain(walk), "instances": centroids, "cam_floor": cam_floor}
     with ShardWriter(out_store, stage="calibration_scores", image_ids=image_ids, attrs=attrs) as writer:
         for image_id in progress(image_ids, len(image_ids), "calibration scores", log):
             cam, keys, size, boundary, displacement = _read_inputs(cams[image_id], maps[image_id], image_id, device)
             semantic = walked_scores(cams[image_id], image_id, cam, keys, boundary, size, walk, cam_floor)
-            rows = instance_scores(
-                cam, keys, boundary, displacement, size, **walk, device=device,
-                centroid_iterations=instances["centroid_iterations"], weak_threshold=instances["weak_threshold"],
-            )  # fmt: skip
+            rows = instance_scores(cam, keys, boundary, displacement, size, walk, **centroids, device=device)
             arrays = {
                 "semantic": semantic.cpu().numpy().astype(np.float32),
                 "instances": rows.scores.astype(np.float32),
@@ -163,7 +156,7 @@ def calibrate_label_thresholds(
     cam_calibration: str,
     dataset: Dataset,
     image_ids: Sequence[str],
-    with_ground_truth: bool,
+    method: str,
     semantic_grid: Sequence[float],
     instance_grid: Sequence[float],
     min_fragment: float,
@@ -176,8 +169,10 @@ def calibrate_label_thresholds(
     choice from the random-walk mIoU and instance mAP50 curves (as the CAM threshold's); without, the
     label-free rule of the CAM threshold applied to the propagated scores
     (:class:`~irnet_core.thresholds.EdgeAlignment`), whose value is recorded in both cases.
-    ``summary_path`` gets every threshold (the CAM step's too)."""
+    ``summary_path`` gets every threshold (the CAM step's too). ``method``: as for the CAM threshold."""
     import json
+
+    method, with_ground_truth = THRESHOLD_RULES[method].name, THRESHOLD_RULES[method].needs_ground_truth
 
     scores = ShardReader(scores_store, expected_ids=image_ids)
     semantic = {float(t): ConfusionMatrix(len(dataset.classes) + 1) for t in semantic_grid}
@@ -200,7 +195,6 @@ def calibrate_label_thresholds(
             for t, accumulator in instance_ap.items():
                 found = instances_from_scores(rows, t, min_fragment)
                 accumulator.add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
-    method = CALIBRATED if with_ground_truth else LABEL_FREE
     curves = {
         "semantic": ({t: m.miou() for t, m in semantic.items()}, "mIoU", semantic_edges),
         "instances": ({t: acc.result()[0.5][1] for t, acc in instance_ap.items()}, "mAP50", instance_edges),
@@ -209,10 +203,8 @@ def calibrate_label_thresholds(
     for name, (curve, metric, edges) in curves.items():
         label_free = edges.best()
         peak = max(edges.mass.values()) or 1.0
-        value, rule = (
-            calibrated_choice(curve, label_free, len(image_ids), min_images, min_gain)
-            if with_ground_truth
-            else (label_free, "label-free rule")
+        value, rule = THRESHOLD_RULES[method].choose(
+            curve if with_ground_truth else None, label_free, len(image_ids), min_images, min_gain
         )
         thresholds[name] = {
             "value": value,

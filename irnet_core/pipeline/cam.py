@@ -11,11 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import training
+from .. import transforms as T
 from ..config import fingerprint
-from ..data import transforms as T
-from ..data.dataset import Dataset
-from ..data.inference_sets import CamInferenceInputs, loader
-from ..data.training_sets import ClassificationCrops, multi_hot, split_holdout
+from ..data.base import Dataset
 from ..errors import InputError
 from ..evaluation import sweep_cam_thresholds, sweep_summary
 from ..inference import (
@@ -25,12 +24,14 @@ from ..inference import (
     scale_maps_from_inputs,
     stored_high_res,
 )
+from ..inference_sets import CamInferenceInputs, loader
 from ..metrics import ConfusionMatrix, classification_report, semantic_report
 from ..models.cam_net import build_cam_net, load_cam_net, save_cam_net
 from ..provenance import backbone_digest, code_digest
 from ..settings import BackboneSettings, CamTrainSettings, OptimizerSettings, as_plain
 from ..store import ShardWriter, open_shards
 from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
+from ..training_sets import ClassificationCrops, multi_hot, split_holdout
 from .common import progress, read_labels_file, write_json
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,7 @@ def train_cam(
     train: CamTrainSettings,
     recipe: OptimizerSettings,
     backbone: BackboneSettings,
-    out_model: str,
-    out_history: str,
-    checkpoint_dir: str,
-    device: torch.device,
-    num_workers: int = 0,
+    run: training.TrainingRun,
 ) -> dict:
     """Train the CAM classifier on the images and labels of ``labels_path`` (prepare_dataset's file); resumable
     per epoch. Returns the last history row."""
@@ -87,6 +84,7 @@ def train_cam(
     samples = ClassificationCrops(dataset.load_image, [ids[i] for i in train_pos], targets[train_pos],
                                   crop_size=train.crop_size, resize_long=train.resize_long, seed=train.seed)  # fmt: skip
     seed_everything(train.seed)
+    device = run.device
     precision = Precision.for_device(device)
     model = precision.prepare_model(build_cam_net(backbone.arch, backbone.weights, len(classes)))
     groups = model.param_groups()
@@ -104,14 +102,16 @@ def train_cam(
         return {"loss": F.multilabel_soft_margin_loss(logits.float(), batch_targets.to(device))}
 
     held = ([ids[i] for i in held_pos], targets[held_pos])
-    checkpoint = Path(checkpoint_dir) / "last.pt"
+    checkpoint = Path(run.checkpoint_dir) / "last.pt"
     history = fit(Training(
         name="train_cam", model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, max_step, recipe.schedule, recipe.poly_power),
         dataset=samples, step=step, batch_size=train.batch_size, epochs=epochs, seed=train.seed, precision=precision,
-        checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
+        checkpoint_path=checkpoint, fingerprint=digest, history_path=run.out_history, num_workers=run.num_workers,
         end_of_epoch=lambda: _held_out_metrics(model, dataset.load_image, *held, device, int(max(train.resize_long))),
     ))  # fmt: skip
-    save_cam_net(out_model, model, arch=backbone.arch, weights=backbone.weights, classes=classes, fingerprint=digest)
+    save_cam_net(
+        run.out_model, model, arch=backbone.arch, weights=backbone.weights, classes=classes, fingerprint=digest
+    )
     finish(checkpoint)
     return history[-1] if history else {}
 

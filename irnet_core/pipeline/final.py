@@ -16,35 +16,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..coco_instances import decode_instances, read_coco_instances
 from ..config import fingerprint
-from ..data.dataset import Dataset
+from ..data.base import Dataset
 from ..errors import InputError
 from ..evaluation import cam_label_map
 from ..export import CocoWriter, write_label_png
-from ..final_models import (
-    InstanceSamples,
-    SemanticCrops,
-    build_instance_model,
-    build_semantic_model,
-    collate_lists,
-    decode_instances,
-    initial_backbone_state,
-    instance_param_groups,
-    predict_instances,
-    predict_semantic,
-    read_coco_instances,
-    resolve_arch,
-    semantic_loss,
-    semantic_param_groups,
-)
+from ..final_prediction import predict_instances, predict_semantic
 from ..inference import stored_high_res
 from ..instances import cam_component_instances
+from ..losses import semantic_loss
 from ..metrics import REPORT_IOUS, ConfusionMatrix, InstanceAP, instance_ap_report, semantic_report
+from ..models.final import (
+    build_instance_model,
+    build_semantic_model,
+    initial_backbone_state,
+    instance_param_groups,
+    resolve_arch,
+    semantic_param_groups,
+)
 from ..palette import read_label_png
 from ..provenance import backbone_digest, code_digest, file_digest
-from ..settings import BackboneSettings, InstanceModelSettings, SemanticModelSettings, as_plain
+from ..settings import BackboneSettings, InstanceModelSettings, SemanticModelSettings, SGDSettings, as_plain
 from ..store import open_shards
-from ..training import Precision, Training, build_optimizer, build_scheduler, finish, fit, seed_everything
+from ..training import Precision, Training, TrainingRun, build_optimizer, build_scheduler, finish, fit, seed_everything
+from ..training_sets import InstanceSamples, SemanticCrops, collate_lists
 from .common import progress, read_labels_file, write_json
 from .pseudo_labels import coco_scores
 
@@ -94,11 +90,7 @@ def train_instance_model(
     backbone: BackboneSettings,
     cam_model_path: str | None,
     labels_path: str | None,
-    out_model: str,
-    out_history: str,
-    checkpoint_dir: str,
-    device: torch.device,
-    num_workers: int = 0,
+    run: TrainingRun,
 ) -> dict:
     """Train Mask R-CNN on the instance pseudo-labels of ``image_ids`` (the exported COCO file); resumable."""
     train = settings.train
@@ -116,11 +108,11 @@ def train_instance_model(
         score_threshold=settings.infer.score_threshold, max_detections=settings.infer.max_detections,
         rpn_proposals=settings.rpn_proposals, roi_samples=settings.roi_samples,
     )  # fmt: skip
+    device = run.device
     precision = Precision.for_device(device)
     model = precision.prepare_model(model)
     samples = InstanceSamples(dataset.load_image, records, image_ids, min_score=settings.min_score, seed=train.seed)
-    recipe = {"optimizer": "sgd", "lr": train.lr, "momentum": train.momentum, "weight_decay": train.weight_decay}
-    optimizer = build_optimizer(instance_param_groups(model), recipe)
+    optimizer = build_optimizer(instance_param_groups(model), SGDSettings.of(train))
     max_step = (len(samples) // train.batch_size) * train.epochs
     digest = fingerprint(_training_settings(settings), backbone_digest(backbone), list(dataset.classes), list(image_ids),
                          file_digest(coco_path), file_digest(cam_model_path) if cam_model_path else None,
@@ -137,15 +129,15 @@ def train_instance_model(
         _check_finite(total, "final_models.instance.train")
         return {"loss": total, **losses}
 
-    checkpoint = Path(checkpoint_dir) / "last.pt"
+    checkpoint = Path(run.checkpoint_dir) / "last.pt"
     history = fit(Training(
         name="train_instance_model", model=model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, max_step, train.schedule, warmup=train.warmup_steps), dataset=samples, step=step,
         batch_size=train.batch_size, epochs=train.epochs, seed=train.seed, precision=precision,
-        checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
+        checkpoint_path=checkpoint, fingerprint=digest, history_path=run.out_history, num_workers=run.num_workers,
         collate_fn=collate_lists, log_every=10,
     ))  # fmt: skip
-    _save(out_model, model, kind="mask_rcnn", arch=arch, classes=list(dataset.classes), fingerprint=digest,
+    _save(run.out_model, model, kind="mask_rcnn", arch=arch, classes=list(dataset.classes), fingerprint=digest,
           settings=json.dumps(_training_settings(settings)))  # fmt: skip
     finish(checkpoint)
     return history[-1] if history else {}
@@ -202,11 +194,7 @@ def train_semantic_model(
     backbone: BackboneSettings,
     cam_model_path: str | None,
     labels_path: str | None,
-    out_model: str,
-    out_history: str,
-    checkpoint_dir: str,
-    device: torch.device,
-    num_workers: int = 0,
+    run: TrainingRun,
 ) -> dict:
     """Train DeepLabv3 on the semantic pseudo-label PNGs of ``image_ids`` (255 ignored); resumable."""
     train = settings.train
@@ -214,14 +202,15 @@ def train_semantic_model(
     arch = resolve_arch(settings.arch, backbone.arch)
     seed_everything(train.seed)
     state = initial_backbone_state(arch, backbone.weights, cam_model_path, where="final_models.semantic.arch")
+    device = run.device
     precision = Precision.for_device(device)
     model = precision.prepare_model(build_semantic_model(arch, len(dataset.classes), backbone_state=state))
     samples = SemanticCrops(dataset.load_image, label_dir, image_ids, crop_size=train.crop_size,
                             scale_range=train.scale_range, seed=train.seed)  # fmt: skip
     groups = semantic_param_groups(model)
-    recipe = {"optimizer": "sgd", "lr": train.lr, "momentum": train.momentum, "weight_decay": train.weight_decay}
     optimizer = build_optimizer(
-        [{"params": groups["backbone"]}, {"params": groups["head"], "lr_mult": train.head_lr_mult}], recipe
+        [{"params": groups["backbone"]}, {"params": groups["head"], "lr_mult": train.head_lr_mult}],
+        SGDSettings.of(train),
     )
     max_step = (len(samples) // train.batch_size) * train.epochs
     label_digests = [file_digest(Path(label_dir) / f"{i}.png") for i in image_ids]
@@ -237,15 +226,15 @@ def train_semantic_model(
         _check_finite(loss, "final_models.semantic.train")
         return {"loss": loss}
 
-    checkpoint = Path(checkpoint_dir) / "last.pt"
+    checkpoint = Path(run.checkpoint_dir) / "last.pt"
     history = fit(Training(
         name="train_semantic_model", model=model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, max_step, train.schedule), dataset=samples, step=step,
         batch_size=train.batch_size, epochs=train.epochs, seed=train.seed, precision=precision,
-        checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
+        checkpoint_path=checkpoint, fingerprint=digest, history_path=run.out_history, num_workers=run.num_workers,
         log_every=10,
     ))  # fmt: skip
-    _save(out_model, model, kind="deeplabv3", arch=arch, classes=list(dataset.classes), fingerprint=digest)
+    _save(run.out_model, model, kind="deeplabv3", arch=arch, classes=list(dataset.classes), fingerprint=digest)
     finish(checkpoint)
     return history[-1] if history else {}
 

@@ -10,18 +10,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import training
 from ..config import fingerprint
-from ..data.dataset import Dataset
-from ..data.training_sets import RelationCrops
+from ..data.base import Dataset
 from ..errors import InputError
 from ..inference import infer_boundary_displacement, mean_displacement, stored_high_res
 from ..losses import irnet_loss, pair_labels
 from ..models.irnet import irnet_for_training, load_irnet, save_irnet
 from ..path_index import get_path_index
 from ..provenance import backbone_digest, code_digest, file_digest
-from ..settings import BackboneSettings, IRNetTrainSettings, RelationSettings, as_plain
+from ..settings import BackboneSettings, IRNetTrainSettings, RelationSettings, SGDSettings, as_plain
 from ..store import ShardReader, ShardWriter, open_shards
 from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
+from ..training_sets import RelationCrops
 from .common import progress, read_labels_file, write_json
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,7 @@ def train_irnet(
     train: IRNetTrainSettings,
     backbone: BackboneSettings,
     backbone_source: str,
-    out_model: str,
-    out_history: str,
-    checkpoint_dir: str,
-    device: torch.device,
-    num_workers: int = 0,
+    run: training.TrainingRun,
 ) -> dict:
     """Train IRNet's boundary and displacement branches on relation labels; resumable per epoch."""
     image_digests = read_labels_file(labels_path)["image_digests"]
@@ -87,12 +84,12 @@ def train_irnet(
             "config key irnet.train.batch_size", f"{train.batch_size} exceeds the {len(samples)} training images"
         )
     seed_everything(train.seed)
+    device = run.device
     precision = Precision.for_device(device)
     net = precision.prepare_model(irnet_for_training(backbone.arch, backbone.weights, backbone_source, cam_model_path))
     groups = net.param_groups()
-    recipe = {"optimizer": "sgd", "lr": train.lr, "momentum": train.momentum, "weight_decay": train.weight_decay}
     optimizer = build_optimizer([{"params": groups["edge"]}, {"params": groups["displacement"], "lr_mult": train.disp_lr_mult},
-                                 {"params": groups["backbone"]}], recipe)  # fmt: skip
+                                 {"params": groups["backbone"]}], SGDSettings.of(train))  # fmt: skip
     index = get_path_index(train.radius, train.crop_size // 4, train.crop_size // 4).to(device)
     # Content, not names: relation labels (digests their writer recorded), CAM network bytes, image bytes.
     digest = fingerprint(as_plain(train), backbone_digest(backbone), backbone_source, list(image_ids),
@@ -108,15 +105,15 @@ def train_irnet(
         losses = irnet_loss(edge_logits.float(), displacement.float(), pos_bg, pos_fg, neg, index)
         return {("loss" if key == "total" else key): value for key, value in losses.items()}
 
-    checkpoint = Path(checkpoint_dir) / "last.pt"
+    checkpoint = Path(run.checkpoint_dir) / "last.pt"
     epochs = epochs_for("train_irnet", train.epochs, train.min_steps, len(samples) // train.batch_size)
     max_step = (len(samples) // train.batch_size) * epochs
     history = fit(Training(
         name="train_irnet", model=net, optimizer=optimizer, scheduler=build_scheduler(optimizer, max_step, "poly", train.poly_power),
         dataset=samples, step=step, batch_size=train.batch_size, epochs=epochs, seed=train.seed, precision=precision,
-        checkpoint_path=checkpoint, fingerprint=digest, history_path=out_history, num_workers=num_workers,
+        checkpoint_path=checkpoint, fingerprint=digest, history_path=run.out_history, num_workers=run.num_workers,
     ))  # fmt: skip
-    save_irnet(out_model, net, backbone_source=backbone_source, crop_size=train.crop_size, fingerprint=digest)
+    save_irnet(run.out_model, net, backbone_source=backbone_source, crop_size=train.crop_size, fingerprint=digest)
     finish(checkpoint)
     return history[-1] if history else {}
 

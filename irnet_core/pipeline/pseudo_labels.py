@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import Dataset
+from ..data.base import Dataset
 from ..errors import InputError
 from ..export import CocoWriter, annotation_image_key, image_keys_by_id, write_label_png
 from ..inference import stored_high_res
@@ -29,6 +29,7 @@ from ..metrics import (
 )
 from ..palette import read_label_png
 from ..random_walk import labels_from_scores, semantic_scores, veto_by_cam
+from ..settings import InstanceSettings, RandomWalkSettings, WalkSettings, as_plain
 from ..store import ShardReader, ShardWriter, open_shards
 from .common import progress, write_json
 
@@ -52,7 +53,7 @@ def propagate_semantic_shard(
     cam_store: str,
     irnet_store: str,
     image_ids: Sequence[str],
-    random_walk: dict,
+    random_walk: RandomWalkSettings,
     cam_floor: float | None,
     out_store: str,
     device: torch.device,
@@ -61,23 +62,22 @@ def propagate_semantic_shard(
     with the CAM veto (:func:`~irnet_core.random_walk.veto_by_cam`) where ``cam_floor`` is given."""
     cams = ShardReader(cam_store, expected_ids=image_ids)
     maps = ShardReader(irnet_store, expected_ids=image_ids)
-    attrs = {"random_walk": random_walk, "cam_floor": cam_floor}
+    attrs = {"random_walk": as_plain(random_walk), "cam_floor": cam_floor}
     with ShardWriter(out_store, stage="semantic", image_ids=image_ids, attrs=attrs) as writer:
         for image_id in progress(image_ids, len(image_ids), "semantic labels", log):
             cam, keys, size, boundary, _ = _read_inputs(cams, maps, image_id, device)
-            scores = walked_scores(cams, image_id, cam, keys, boundary, size, random_walk, cam_floor)
-            labels = labels_from_scores(scores, keys, random_walk["sem_bg_threshold"])
+            scores = walked_scores(cams, image_id, cam, keys, boundary, size, random_walk.walk, cam_floor)
+            labels = labels_from_scores(scores, keys, random_walk.sem_bg_threshold)
             writer.write(
                 image_id, {"labels": labels.cpu().numpy().astype(np.uint8)}, {"keys": keys, "size": list(size)}
             )
     return len(image_ids)
 
 
-def walked_scores(cams: ShardReader, image_id: str, cam, keys, boundary, size, random_walk: dict, cam_floor):
-    """The propagated class scores of one image (``random_walk``: beta, exp_times, radius), vetoed where the
-    class's full-size CAM is below ``cam_floor`` (None: the paper's walk, no veto)."""
-    scores = semantic_scores(cam, keys, boundary, size, beta=random_walk["beta"], exp_times=random_walk["exp_times"],
-                             radius=random_walk["radius"])  # fmt: skip
+def walked_scores(cams: ShardReader, image_id: str, cam, keys, boundary, size, walk: WalkSettings, cam_floor):
+    """The propagated class scores of one image, vetoed where the class's full-size CAM is below ``cam_floor``
+    (None: the paper's walk, no veto)."""
+    scores = semantic_scores(cam, keys, boundary, size, walk)
     if cam_floor is None or not keys:
         return scores
     high_res, _ = stored_high_res(cams, image_id)
@@ -89,34 +89,19 @@ def extract_instances_shard(
     cam_store: str,
     irnet_store: str,
     image_ids: Sequence[str],
-    random_walk: dict,
-    instances: dict,
+    walk: WalkSettings,
+    instances: InstanceSettings,
     out_store: str,
     device: torch.device,
 ) -> int:
     """Instance pseudo-labels of one shard: an instance-id map plus per-instance class and score arrays."""
     cams = ShardReader(cam_store, expected_ids=image_ids)
     maps = ShardReader(irnet_store, expected_ids=image_ids)
-    with ShardWriter(
-        out_store, stage="instances", image_ids=image_ids, attrs={"random_walk": random_walk, "instances": instances}
-    ) as writer:
+    attrs = {"random_walk": as_plain(walk), "instances": as_plain(instances)}
+    with ShardWriter(out_store, stage="instances", image_ids=image_ids, attrs=attrs) as writer:
         for image_id in progress(image_ids, len(image_ids), "instances", log):
             cam, keys, size, boundary, displacement = _read_inputs(cams, maps, image_id, device)
-            found = extract_instances(
-                cam,
-                keys,
-                boundary,
-                displacement,
-                size,
-                beta=random_walk["beta"],
-                exp_times=random_walk["exp_times"],
-                radius=random_walk["radius"],
-                bg_threshold=instances["bg_threshold"],
-                centroid_iterations=instances["centroid_iterations"],
-                weak_threshold=instances["weak_threshold"],
-                min_fragment=instances["min_fragment"],
-                device=device,
-            )
+            found = extract_instances(cam, keys, boundary, displacement, size, walk, instances, device=device)
             id_map, classes, scores = instances_to_map(found)
             writer.write(
                 image_id,

@@ -36,8 +36,10 @@ from irnet_core.inference import stored_high_res
 from irnet_core.settings import (
     BackboneSettings,
     CamTrainSettings,
+    InstanceSettings,
     IRNetTrainSettings,
     OptimizerSettings,
+    RandomWalkSettings,
     RelationSettings,
     from_section,
 )
@@ -58,8 +60,8 @@ CAM_SCALES = TINY["cam"]["infer"]["scales"]
 RELATIONS = from_section(RelationSettings, TINY["relations"])
 IRNET_TRAIN = from_section(IRNetTrainSettings, TINY["irnet"]["train"])
 PAD_SIZE = TINY["irnet"]["infer"]["pad_size"]
-RANDOM_WALK = TINY["random_walk"]
-INSTANCES = TINY["instances"]
+RANDOM_WALK = from_section(RandomWalkSettings, TINY["random_walk"])
+INSTANCES = from_section(InstanceSettings, TINY["instances"])
 
 HAS_CRF = importlib.util.find_spec("pydensecrf") is not None
 HAS_COCO = importlib.util.find_spec("pycocotools") is not None
@@ -88,10 +90,8 @@ def _gt_relations(root: Path, image_ids, labels: dict, out_store: Path) -> None:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run every stage once (CUDA, plus the CPU repeats that are compared) and return the paths and results."""
-    from irnet_core.data.demo import DEMO_CLASSES, generate_demo_dataset
     from irnet_core.data.voc import VOCDataset, read_id_list
     from irnet_core.pipeline.cam import evaluate_cam, evaluate_untrained_cams, infer_cam_shard, train_cam
-    from irnet_core.pipeline.common import prepare_labels
     from irnet_core.pipeline.irnet import calibrate_displacement, infer_irnet_shard, mine_relations_shard, train_irnet
     from irnet_core.pipeline.pseudo_labels import (
         evaluate_instances,
@@ -100,6 +100,9 @@ def run(tmp_path_factory):
         extract_instances_shard,
         propagate_semantic_shard,
     )
+    from irnet_core.pipeline.verify import prepare_labels
+    from irnet_core.tools.demo_generator import DEMO_CLASSES, generate_demo_dataset
+    from irnet_core.training import TrainingRun
 
     tmp = tmp_path_factory.mktemp("cuda_pipeline")
     root = tmp / "VOC"
@@ -150,8 +153,7 @@ def run(tmp_path_factory):
 
     torch.cuda.reset_peak_memory_stats()
     out["cam_row"] = timed(
-        "train_cam", train_cam, dataset=dataset, labels_path=str(out["labels_path"]), train=CAM_TRAIN, recipe=CAM_RECIPE, backbone=BACKBONE, out_model=str(out["cam_model"]),
-        out_history=str(out["cam_history"]), checkpoint_dir=str(tmp / "checkpoints" / "cam"), device=CUDA,
+        "train_cam", train_cam, dataset=dataset, labels_path=str(out["labels_path"]), train=CAM_TRAIN, recipe=CAM_RECIPE, backbone=BACKBONE, run=TrainingRun(str(out["cam_model"]), str(out["cam_history"]), str(tmp / "checkpoints" / "cam"), CUDA, 0),
     )  # fmt: skip
     out["cam_train_peak_bytes"] = torch.cuda.max_memory_allocated()
 
@@ -192,8 +194,7 @@ def run(tmp_path_factory):
     out["irnet_row"] = timed(
         "train_irnet", train_irnet, relation_stores=[str(out["relations"])], dataset=dataset, image_ids=train_ids,
         labels_path=str(out["labels_path"]), cam_model_path=str(out["cam_model"]), train=IRNET_TRAIN,
-        backbone=BACKBONE, backbone_source="cam_frozen", out_model=str(out["irnet_model"]),
-        out_history=str(out["irnet_history"]), checkpoint_dir=str(tmp / "checkpoints" / "irnet"), device=CUDA,
+        backbone=BACKBONE, backbone_source="cam_frozen", run=TrainingRun(str(out["irnet_model"]), str(out["irnet_history"]), str(tmp / "checkpoints" / "irnet"), CUDA, 0),
     )  # fmt: skip
     out["irnet_train_peak_bytes"] = torch.cuda.max_memory_allocated()
 
@@ -210,15 +211,13 @@ def run(tmp_path_factory):
         )  # fmt: skip
 
     # Identical inputs (the CUDA CAM and IRNet stores) for both devices: only the propagation differs.
+    stores = {"cam_store": str(out["cam_cuda"]), "irnet_store": str(out["irnet_cuda"])}
     for device, key in ((CUDA, "semantic_cuda"), (CPU, "semantic_cpu")):
-        timed(
-            f"propagate_semantic[{device.type}]", propagate_semantic_shard, cam_store=str(out["cam_cuda"]),
-            irnet_store=str(out["irnet_cuda"]), image_ids=infer_ids, random_walk=RANDOM_WALK,
-            out_store=str(out[key]), device=device,
-        )  # fmt: skip
+        timed(f"propagate_semantic[{device.type}]", propagate_semantic_shard, **stores, image_ids=infer_ids,
+              random_walk=RANDOM_WALK, cam_floor=None, out_store=str(out[key]), device=device)  # fmt: skip
     timed(
         "extract_instances", extract_instances_shard, cam_store=str(out["cam_cuda"]), irnet_store=str(out["irnet_cuda"]),
-        image_ids=infer_ids, random_walk=RANDOM_WALK, instances=INSTANCES, out_store=str(out["instances_cuda"]),
+        image_ids=infer_ids, walk=RANDOM_WALK.walk, instances=INSTANCES, out_store=str(out["instances_cuda"]),
         device=CUDA,
     )  # fmt: skip
 

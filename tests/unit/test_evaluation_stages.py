@@ -12,12 +12,12 @@ import json
 import numpy as np
 import pytest
 
-from irnet_core.data.demo import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
 from irnet_core.data.voc import VOCDataset
 from irnet_core.errors import InputError
 from irnet_core.instances import Instances, instances_to_map
 from irnet_core.pipeline.pseudo_labels import evaluate_instances, evaluate_semantic, export_labels
 from irnet_core.store import ShardWriter
+from irnet_core.tools.demo_generator import DEMO_CLASSES, demo_split_ids, generate_demo_dataset
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +95,16 @@ def calibration_inputs(tmp_path_factory):
     return root, dataset, ids, cam_store, score_store
 
 
-@pytest.mark.parametrize("with_ground_truth", [True, False], ids=["calibrated", "label-free"])
-def test_calibration_chooses_thresholds_between_object_and_background_scores(calibration_inputs, with_ground_truth):
+@pytest.mark.parametrize("method", ["calibrated", "label-free"])
+def test_calibration_chooses_thresholds_between_object_and_background_scores(calibration_inputs, method):
     from irnet_core.pipeline.calibration import calibrate_cam_thresholds, calibrate_label_thresholds
+
+    with_ground_truth = method == "calibrated"
 
     root, dataset, ids, cam_store, score_store = calibration_inputs
     grid = [round(0.05 * k, 2) for k in range(1, 19)]
     cam = calibrate_cam_thresholds(cam_stores=[cam_store], dataset=dataset, image_ids=ids,
-                                   with_ground_truth=with_ground_truth, grid=grid, offsets={"fg": 0.8873, "bg": -1.2098},
+                                   method=method, grid=grid, offsets={"fg": 0.8873, "bg": -1.2098},
                                    min_gain=0.01, min_images=30, out_path=str(root / "cam.json"))  # fmt: skip
     chosen = cam["thresholds"]
     assert 0.4 <= chosen["cam"]["value"] < 0.7 and 0.4 <= chosen["cam"]["label_free"] < 0.7
@@ -111,7 +113,7 @@ def test_calibration_chooses_thresholds_between_object_and_background_scores(cal
         assert chosen["cam"]["curve"]["0.5"] == pytest.approx(1.0) and chosen["cam"]["curve"]["0.1"] < 1.0
     labels = calibrate_label_thresholds(
         scores_store=score_store, cam_calibration=str(root / "cam.json"), dataset=dataset, image_ids=ids,
-        with_ground_truth=with_ground_truth, semantic_grid=grid,
+        method=method, semantic_grid=grid,
         instance_grid=grid, min_fragment=0.0, min_gain=0.01, min_images=30, out_path=str(root / "labels.json"),
         summary_path=str(root / "calibration.json"),
     )  # fmt: skip
@@ -126,7 +128,7 @@ def test_calibration_chooses_thresholds_between_object_and_background_scores(cal
         assert entry["label_free_curve"]["0.9"] == 0.0
     summary = json.loads((root / "calibration.json").read_text())
     assert set(summary["thresholds"]) == {"cam", "conf_fg", "conf_bg", "semantic", "instances"}
-    assert summary["method"] == ("calibrated" if with_ground_truth else "label-free")
+    assert summary["method"] == method
     # 4 calibration images, fewer than min_images: warned (a label-free run has no list to warn about).
     assert (summary["warning"] is not None) == with_ground_truth and cam["warning"] == summary["warning"]
 

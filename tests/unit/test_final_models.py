@@ -11,21 +11,15 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
+from irnet_core.coco_instances import read_coco_instances
 from irnet_core.config import validate_config
-from irnet_core.data.demo import demo_split_ids, generate_demo_dataset
 from irnet_core.data.voc import VOCDataset
 from irnet_core.errors import InputError
 from irnet_core.export import CocoWriter, write_label_png
-from irnet_core.final_models import (
-    InstanceSamples,
-    SemanticCrops,
-    build_semantic_model,
-    initial_backbone_state,
-    read_coco_instances,
-    semantic_loss,
-)
 from irnet_core.instances import Instances
+from irnet_core.losses import semantic_loss
 from irnet_core.models.cam_net import build_cam_net, save_cam_net
+from irnet_core.models.final import build_instance_model, build_semantic_model, initial_backbone_state
 from irnet_core.palette import read_label_png
 from irnet_core.pipeline.cam import infer_cam_shard
 from irnet_core.pipeline.final import (
@@ -36,6 +30,9 @@ from irnet_core.pipeline.final import (
     train_semantic_model,
 )
 from irnet_core.settings import BackboneSettings, InstanceModelSettings, SemanticModelSettings, from_section
+from irnet_core.tools.demo_generator import demo_split_ids, generate_demo_dataset
+from irnet_core.training import TrainingRun
+from irnet_core.training_sets import InstanceSamples, SemanticCrops
 
 CLASSES = ("disc", "square", "triangle", "star", "ring", "cross")
 CPU = torch.device("cpu")
@@ -98,7 +95,6 @@ def test_backbone_comes_from_the_cam_network_and_must_match_its_arch(data):
 
 
 def test_mobilenet_v2_final_models_start_from_its_backbone():
-    from irnet_core.final_models import build_instance_model
     from irnet_core.models.backbone import build_backbone, torchvision_state
 
     torch.manual_seed(0)
@@ -160,11 +156,11 @@ def test_train_and_predict_both_models_then_score_them(data, tmp_path):
     )
     semantic = _settings(SemanticModelSettings, "semantic", epochs=1, batch_size=2, crop_size=64)
     common = {"dataset": dataset, "image_ids": data["train"], "backbone": BACKBONE, "cam_model_path": data["cam_model"],
-              "labels_path": None, "device": CPU}  # fmt: skip
-    train_instance_model(coco_path=str(data["coco"]), settings=instance, out_model=str(out / "inst.pt"),
-                         out_history=str(out / "inst.csv"), checkpoint_dir=str(out / "ck1"), **common)  # fmt: skip
-    train_semantic_model(label_dir=str(data["label_dir"]), settings=semantic, out_model=str(out / "sem.pt"),
-                         out_history=str(out / "sem.csv"), checkpoint_dir=str(out / "ck2"), **common)  # fmt: skip
+              "labels_path": None}  # fmt: skip
+    train_instance_model(coco_path=str(data["coco"]), settings=instance, **common,
+                         run=TrainingRun(str(out / "inst.pt"), str(out / "inst.csv"), str(out / "ck1"), CPU, 0))  # fmt: skip
+    train_semantic_model(label_dir=str(data["label_dir"]), settings=semantic, **common,
+                         run=TrainingRun(str(out / "sem.pt"), str(out / "sem.csv"), str(out / "ck2"), CPU, 0))  # fmt: skip
     rows = _history(out / "inst.csv")
     assert len(rows) == 1 and {"loss", "loss_mask", "loss_classifier", "lr"} <= set(rows[0])
     assert np.isfinite(float(rows[0]["loss"])) and np.isfinite(float(_history(out / "sem.csv")[0]["loss"]))
@@ -190,6 +186,18 @@ def _plain(settings):
     return as_plain(settings)
 
 
+def _evaluate_ground_truth_as_predictions(cam_model, dataset, val, gt_dir, tmp_path) -> dict:
+    """evaluate_final with the ground truth (PNGs in ``gt_dir``, COCO in gt.json) as every prediction."""
+    infer_cam_shard(model_path=cam_model, dataset=dataset, image_ids=val, scales=[1.0],
+                    out_store=str(tmp_path / "cam.zarr"), device=CPU)  # fmt: skip
+    return evaluate_final(
+        dataset=dataset, image_ids=val, semantic_dir=str(gt_dir), instance_coco=str(tmp_path / "gt.json"),
+        pseudo_semantic_dir=str(gt_dir), pseudo_instance_coco=str(tmp_path / "gt.json"),
+        cam_store=str(tmp_path / "cam.zarr"), thresholds={"cam_eval_threshold": 0.15, "cam_baseline_threshold": 0.15},
+        out_path=str(tmp_path / "final.json"),
+    )  # fmt: skip
+
+
 def test_final_json_keys_ranges_and_perfect_scores(data, tmp_path):
     """Ground truth as the final models' predictions scores 1.0; every key of the contract is a fraction."""
     dataset, val = data["dataset"], data["val"]
@@ -199,14 +207,7 @@ def test_final_json_keys_ranges_and_perfect_scores(data, tmp_path):
             write_label_png(gt_dir / f"{image_id}.png", dataset.semantic_gt(image_id))
             masks, classes, _ = dataset.instance_gt(image_id)
             coco.add(image_id, f"{image_id}.jpg", masks.shape[1:], Instances(masks, classes, np.ones(len(classes))))
-    infer_cam_shard(model_path=data["cam_model"], dataset=dataset, image_ids=val, scales=[1.0],
-                    out_store=str(tmp_path / "cam.zarr"), device=CPU)  # fmt: skip
-    result = evaluate_final(
-        dataset=dataset, image_ids=val, semantic_dir=str(gt_dir), instance_coco=str(tmp_path / "gt.json"),
-        pseudo_semantic_dir=str(gt_dir), pseudo_instance_coco=str(tmp_path / "gt.json"),
-        cam_store=str(tmp_path / "cam.zarr"), thresholds={"cam_eval_threshold": 0.15, "cam_baseline_threshold": 0.15},
-        out_path=str(tmp_path / "final.json"),
-    )  # fmt: skip
+    result = _evaluate_ground_truth_as_predictions(data["cam_model"], dataset, val, gt_dir, tmp_path)
     assert json.loads(Path(tmp_path / "final.json").read_text()) == result
     keys = {
         "semantic": ["miou"],
@@ -239,14 +240,7 @@ def test_a_coco_source_adds_cocos_ap(data, tmp_path):
             masks, classes, _ = dataset.instance_gt(image_id)
             found = Instances(masks, classes, np.ones(len(classes)))
             coco.add(image_id, dataset.file_name(image_id), masks.shape[1:], found, dataset.source_image_id(image_id))
-    infer_cam_shard(model_path=data["cam_model"], dataset=dataset, image_ids=val, scales=[1.0],
-                    out_store=str(tmp_path / "cam.zarr"), device=CPU)  # fmt: skip
-    result = evaluate_final(
-        dataset=dataset, image_ids=val, semantic_dir=str(gt_dir), instance_coco=str(tmp_path / "gt.json"),
-        pseudo_semantic_dir=str(gt_dir), pseudo_instance_coco=str(tmp_path / "gt.json"),
-        cam_store=str(tmp_path / "cam.zarr"), thresholds={"cam_eval_threshold": 0.15, "cam_baseline_threshold": 0.15},
-        out_path=str(tmp_path / "final.json"),
-    )  # fmt: skip
+    result = _evaluate_ground_truth_as_predictions(data["cam_model"], dataset, val, gt_dir, tmp_path)
     assert result["instance"]["coco"]["ap50"] == pytest.approx(1.0)
     assert result["instance"]["map50"] == pytest.approx(1.0) and "coco" in result["pseudo_labels"]
 

@@ -16,6 +16,7 @@ from irnet_core.instances import (
     instances_to_map,
     map_to_instances,
 )
+from tests.defaults import CENTROID_ITERATIONS, INSTANCES, WALK, WEAK_THRESHOLD
 
 GRID = (16, 24)  # stride-4 grid of a 64 x 96 image
 SIZE = (64, 96)
@@ -62,7 +63,7 @@ def test_centroid_walk_clips_to_the_grid() -> None:
 
 def test_clustering_separates_the_two_centres() -> None:
     field, nearest = _two_centre_field()
-    clusters = cluster_centroids(find_centroids(field), field)
+    clusters = cluster_centroids(find_centroids(field, CENTROID_ITERATIONS), field, WEAK_THRESHOLD)
     # Weak regions (|D| < 2.5, i.e. within distance 5 of a centre) are two disks; the upper-left one is
     # labelled first in raster order, so it is cluster 0.
     np.testing.assert_array_equal(clusters, nearest)
@@ -72,7 +73,7 @@ def test_walks_ending_outside_weak_regions_form_one_extra_cluster() -> None:
     field = np.zeros((2, 1, 6))
     field[1, 0, 3:] = 3.0  # strong displacement on x >= 3: not weak
     centroids = np.array([[[0] * 6], [[0, 1, 2, 5, 5, 4]]])  # the last three end on x = 4, 5 (not weak)
-    clusters = cluster_centroids(centroids, field)
+    clusters = cluster_centroids(centroids, field, WEAK_THRESHOLD)
     np.testing.assert_array_equal(clusters, [[1, 1, 1, 0, 0, 0]])
 
 
@@ -95,11 +96,15 @@ def _two_object_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cam, np.zeros(GRID, np.float32), field
 
 
+def _extract_with_stand_ins(cam, keys, boundary, field):
+    """extract_instances with the identity walk and nearest upsampling: the scores are the CAMs per cluster."""
+    return extract_instances(cam, keys, boundary, field, SIZE, WALK, INSTANCES, propagate_fn=_identity_propagate,
+                             upsample_fn=_nearest_upsample)  # fmt: skip
+
+
 def test_extract_instances_finds_two_objects_of_the_right_class() -> None:
     cam, boundary, field = _two_object_scene()
-    inst = extract_instances(
-        cam, [14], boundary, field, SIZE, propagate_fn=_identity_propagate, upsample_fn=_nearest_upsample
-    )
+    inst = _extract_with_stand_ins(cam, [14], boundary, field)
     assert len(inst) == 2
     assert inst.masks.dtype == bool and inst.masks.shape == (2, *SIZE)
     assert inst.classes.dtype == np.int64 and inst.classes.tolist() == [14, 14]
@@ -119,9 +124,7 @@ def test_small_fragments_are_kept_with_score_zero_and_rows_are_class_major() -> 
     cam[1, 8:13, 17:22] = 0.9
     cam[1, 9, 14] = 0.7  # one grid cell = 16 px < 1 % of 64*96 = 61.44 px; same cluster, separate fragment
     _, boundary, field = _two_object_scene()
-    inst = extract_instances(
-        cam, [3, 11], boundary, field, SIZE, propagate_fn=_identity_propagate, upsample_fn=_nearest_upsample
-    )
+    inst = _extract_with_stand_ins(cam, [3, 11], boundary, field)
     assert inst.classes.tolist() == [3, 11, 11]
     # Both class-11 fragments are in row 1*N + 1; they come in raster order of their first pixels:
     # the big one starts at (32, 68), the small one at (36, 56).
@@ -132,14 +135,14 @@ def test_small_fragments_are_kept_with_score_zero_and_rows_are_class_major() -> 
 
 def test_no_image_level_label_gives_no_instances() -> None:
     _, boundary, field = _two_object_scene()
-    inst = extract_instances(np.zeros((0, *GRID), np.float32), [], boundary, field, SIZE)
+    inst = extract_instances(np.zeros((0, *GRID), np.float32), [], boundary, field, SIZE, WALK, INSTANCES)
     assert len(inst) == 0 and inst.masks.shape == (0, *SIZE)
 
 
 def test_extract_instances_rejects_a_grid_that_does_not_fit_the_image() -> None:
     cam, boundary, field = _two_object_scene()
     with pytest.raises(ValueError, match="cam must be"):
-        extract_instances(cam, [1], boundary, field, (80, 96), propagate_fn=_identity_propagate)
+        extract_instances(cam, [1], boundary, field, (80, 96), WALK, INSTANCES, propagate_fn=_identity_propagate)
 
 
 def test_extract_instances_with_the_real_random_walk() -> None:
@@ -151,13 +154,14 @@ def test_extract_instances_with_the_real_random_walk() -> None:
     boundary[3:8, 3:8] = 0.0
     boundary[7:14, 16:23] = 1.0
     boundary[8:13, 17:22] = 0.0
-    inst = extract_instances(cam, [14], boundary, field, SIZE)
+    inst = extract_instances(cam, [14], boundary, field, SIZE, WALK, INSTANCES)
     assert inst.classes.tolist() == [14, 14]
     # Scores are the mean of the row over the mask: the two objects have the same shape and their rows the
     # values 1 and 0.8, so the scores keep that ratio; the bilinear rim inside each mask pulls both below 1.
     assert 0.75 < inst.scores[0] < 0.95
     np.testing.assert_allclose(inst.scores[1] / inst.scores[0], 0.8, rtol=1e-5)
-    rows = instance_scores(cam, [14], boundary, field, SIZE)
+    rows = instance_scores(cam, [14], boundary, field, SIZE, WALK, centroid_iterations=CENTROID_ITERATIONS,
+                           weak_threshold=WEAK_THRESHOLD)  # fmt: skip
     winner = rows.scores.argmax(axis=0)
     for mask, score in zip(inst.masks, inst.scores):
         np.testing.assert_allclose(score, rows.scores[winner[mask][0]][mask].mean(), rtol=1e-6)

@@ -7,11 +7,22 @@ import torch
 
 from irnet_core.random_walk import (
     dense_transition,
+    labels_from_scores,
     propagate,
     propagate_dense,
-    semantic_labels,
+    semantic_scores,
     upsample_scores,
 )
+from tests.defaults import WALK, walk
+
+# The walk's keyword arguments with the schema's values.
+DEFAULT_WALK = {"beta": WALK.beta, "exp_times": WALK.exp_times, "radius": WALK.radius}
+
+
+def semantic_labels(cam, keys, boundary, size, **changes) -> torch.Tensor:
+    """Semantic labels of one image as the pseudo-label stage makes them: the walk (the schema's settings but
+    ``changes``), then the background threshold (0.25, the paper's)."""
+    return labels_from_scores(semantic_scores(cam, keys, boundary, size, walk(**changes)), keys, 0.25)
 
 
 def _random_case(h: int, w: int, r: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +80,7 @@ def test_beta_sharpens_the_transition() -> None:
 
 def test_constant_field_without_boundaries_stays_constant() -> None:
     # Columns of T sum to 1, so y_j ← Σ_i y_i T[i, j] keeps a constant field constant.
-    out = propagate(torch.full((2, 10, 13), 0.7), torch.zeros(10, 13), exp_times=6)
+    out = propagate(torch.full((2, 10, 13), 0.7), torch.zeros(10, 13), **DEFAULT_WALK | {"exp_times": 6})
     torch.testing.assert_close(out, torch.full((2, 10, 13), 0.7))
 
 
@@ -82,30 +93,30 @@ def test_mass_does_not_cross_a_closed_wall() -> None:
     inside[5:11, 5:11] = True
     scores = torch.zeros(1, 16, 16)
     scores[0, 6, 7] = 1.0
-    out = propagate(scores, boundary, exp_times=6, radius=5)[0]
+    out = propagate(scores, boundary, **DEFAULT_WALK | {"exp_times": 6})[0]
     assert torch.all(out[~inside] == 0)
     assert float(out[inside].min()) > 0  # the inside is connected and the walk spreads over it
     # Seeds on the outside stay outside as well.
     scores = torch.zeros(1, 16, 16)
     scores[0, 1, 1] = 1.0
-    out = propagate(scores, boundary, exp_times=6, radius=5)[0]
+    out = propagate(scores, boundary, **DEFAULT_WALK | {"exp_times": 6})[0]
     assert torch.all(out[inside] == 0) and float(out[0, 15]) > 0
 
 
 def test_large_grid_never_builds_a_dense_matrix() -> None:
     # n = 38,400: a dense n×n float32 matrix would need 5.5 GiB; the sparse walk needs a few MiB.
-    out = propagate(torch.rand(1, 160, 240), torch.rand(160, 240) * 0.5, exp_times=1)
+    out = propagate(torch.rand(1, 160, 240), torch.rand(160, 240) * 0.5, **DEFAULT_WALK | {"exp_times": 1})
     assert out.shape == (1, 160, 240) and bool(torch.isfinite(out).all())
 
 
 def test_empty_inputs_and_validation() -> None:
-    assert propagate(torch.zeros(0, 5, 6), torch.zeros(5, 6)).shape == (0, 5, 6)
+    assert propagate(torch.zeros(0, 5, 6), torch.zeros(5, 6), **DEFAULT_WALK).shape == (0, 5, 6)
     with pytest.raises(ValueError, match="boundary"):
-        propagate(torch.zeros(1, 5, 6), torch.zeros(5, 7))
+        propagate(torch.zeros(1, 5, 6), torch.zeros(5, 7), **DEFAULT_WALK)
     with pytest.raises(ValueError, match="scores"):
-        propagate(torch.zeros(5, 6), torch.zeros(5, 6))
+        propagate(torch.zeros(5, 6), torch.zeros(5, 6), **DEFAULT_WALK)
     with pytest.raises(ValueError, match="exp_times"):
-        propagate(torch.zeros(1, 5, 6), torch.zeros(5, 6), exp_times=-1)
+        propagate(torch.zeros(1, 5, 6), torch.zeros(5, 6), **DEFAULT_WALK | {"exp_times": -1})
 
 
 def test_upsample_scores_by_hand() -> None:
@@ -136,19 +147,19 @@ def test_semantic_labels_by_hand() -> None:
     cam = torch.zeros(2, 6, 7)
     cam[0, :, :3] = 1.0
     cam[1, :, 4:] = 0.6
-    labels = semantic_labels(cam, [3, 7], boundary, (24, 26), beta=10.0, exp_times=5, radius=5)
+    labels = semantic_labels(cam, [3, 7], boundary, (24, 26), exp_times=5)
     assert labels.dtype == torch.uint8 and labels.shape == (24, 26)
     assert bool((labels[:, :8] == 4).all())
     assert bool((labels[:, 20:] == 8).all())
     assert set(labels.unique().tolist()) <= {0, 4, 8}
     # A weak right-hand CAM (0.2 < 0.25 after normalisation) loses to the background.
     cam[1, :, 4:] = 0.2
-    labels = semantic_labels(cam, torch.tensor([3, 7]), boundary, (24, 26), beta=10.0, exp_times=5, radius=5)
+    labels = semantic_labels(cam, torch.tensor([3, 7]), boundary, (24, 26), exp_times=5)
     assert bool((labels[:, 20:] == 0).all()) and bool((labels[:, :8] == 4).all())
 
 
 def test_semantic_labels_without_classes_is_background() -> None:
-    labels = semantic_labels(torch.zeros(0, 4, 5), [], torch.zeros(4, 5), (13, 17), beta=10.0, exp_times=8, radius=5)
+    labels = semantic_labels(torch.zeros(0, 4, 5), [], torch.zeros(4, 5), (13, 17))
     assert labels.dtype == torch.uint8 and labels.shape == (13, 17) and int(labels.max()) == 0
     with pytest.raises(ValueError, match="keys"):
         semantic_labels(torch.zeros(2, 4, 5), [1], torch.zeros(4, 5), (13, 17))
@@ -158,11 +169,11 @@ def test_semantic_labels_without_classes_is_background() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu() -> None:
     scores, boundary = _random_case(24, 31, 4, seed=7)
-    cpu = propagate(scores, boundary)
-    gpu = propagate(scores.cuda(), boundary.cuda())
+    cpu = propagate(scores, boundary, **DEFAULT_WALK)
+    gpu = propagate(scores.cuda(), boundary.cuda(), **DEFAULT_WALK)
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-6)
-    dense = propagate_dense(scores.cuda(), boundary.cuda())
+    dense = propagate_dense(scores.cuda(), boundary.cuda(), **DEFAULT_WALK)
     torch.testing.assert_close(dense.cpu(), cpu, rtol=1e-4, atol=1e-5 * float(cpu.abs().max()))
     keys = [2, 5, 9, 11]
     labels = semantic_labels(scores.cuda(), keys, boundary.cuda(), (93, 121))
@@ -180,7 +191,7 @@ def test_the_cam_veto_keeps_a_class_out_of_background_its_cam_is_sure_of():
     cam[0, 5:11, 5:11] = 1.0
     cam[0, 4:12, 4:12] += 0.3  # a weak rim: unsure, the walk may decide it
     boundary = torch.zeros(h, w)
-    scores = semantic_scores(cam, [2], boundary, (4 * h, 4 * w), exp_times=6)
+    scores = semantic_scores(cam, [2], boundary, (4 * h, 4 * w), walk(exp_times=6))
     walked = labels_from_scores(scores, [2], 0.25)
     assert (walked == 3).float().mean() > 0.9  # flooded
     high_res = torch.nn.functional.interpolate(cam[None], size=(4 * h, 4 * w), mode="nearest")[0]

@@ -139,8 +139,9 @@ def test_stage_figures_are_real_pngs(tmp_path):
     # The figure draws extraction's own clusters: here the squares' weak regions touch through the background
     # (|D| ~ 0 there), so extraction groups two of them, and the figure shows exactly that.
     from irnet_core.instances import cluster_centroids, find_centroids
+    from tests.defaults import WEAK_THRESHOLD
 
-    clusters = cluster_centroids(find_centroids(field, 30), field, 2.5)
+    clusters = cluster_centroids(find_centroids(field, 30), field, WEAK_THRESHOLD)
     assert len(centroids) == len(np.unique(clusters[objects_grid > 0])) >= 1
     masks = np.stack([scene["objects"] == k for k in (1, 2, 3)])
     relations = scene["semantic"].copy()
@@ -399,36 +400,23 @@ def test_report_figures_writes_four_real_pngs(tmp_path):
     outs = {
         kind: tmp_path / "report" / f"2026_000001_{kind}.png" for kind in ("cam", "relations", "irnet", "pseudo_labels")
     }
+    inputs_and_outputs = {
+        "dataset": stores["dataset"],
+        "cam_store": stores["cam"],
+        "relations_store": stores["relations"],
+        "irnet_store": stores["irnet"],
+        "semantic_store": stores["semantic"],
+        "instance_store": stores["instances"],
+        **{f"out_{kind}": str(path) for kind, path in outs.items()},
+    }
     report_figures(
-        image_id="2026_000001",
-        dataset=stores["dataset"],
-        cam_store=stores["cam"],
-        relations_store=stores["relations"],
-        irnet_store=stores["irnet"],
-        semantic_store=stores["semantic"],
-        instance_store=stores["instances"],
-        instances={"centroid_iterations": 30, "weak_threshold": 2.5},
-        out_cam=str(outs["cam"]),
-        out_relations=str(outs["relations"]),
-        out_irnet=str(outs["irnet"]),
-        out_pseudo_labels=str(outs["pseudo_labels"]),
+        image_id="2026_000001", instances={"centroid_iterations": 30, "weak_threshold": 2.5}, **inputs_and_outputs
     )
     for path in outs.values():
         _assert_real_figure(path)
     with pytest.raises(ValueError, match=r"2026_000002\.jpg: image file does not exist"):
         report_figures(
-            image_id="2026_000002",
-            dataset=stores["dataset"],
-            cam_store=stores["cam"],
-            relations_store=stores["relations"],
-            irnet_store=stores["irnet"],
-            semantic_store=stores["semantic"],
-            instance_store=stores["instances"],
-            instances={"centroid_iterations": 3, "weak_threshold": 2.5},
-            out_cam=str(outs["cam"]),
-            out_relations=str(outs["relations"]),
-            out_irnet=str(outs["irnet"]),
-            out_pseudo_labels=str(outs["pseudo_labels"]),
+            image_id="2026_000002", instances={"centroid_iterations": 3, "weak_threshold": 2.5}, **inputs_and_outputs
         )
 
 

@@ -12,7 +12,8 @@ from irnet_core import thresholds as T
 from irnet_core.config import validate_config
 from irnet_core.errors import InputError
 from irnet_core.instances import extract_instances, instance_scores, instances_from_scores
-from irnet_core.random_walk import labels_from_scores, semantic_labels, semantic_scores
+from irnet_core.random_walk import labels_from_scores, semantic_scores
+from tests.defaults import WEAK_THRESHOLD, instances, walk
 
 
 def test_relation_rule_reproduces_the_papers_thresholds_at_its_cam_threshold():
@@ -92,21 +93,28 @@ def _maps(seed=0, keys=(1, 3)):
     return cam, list(keys), boundary, displacement, (45, 58)
 
 
-def test_semantic_scores_then_labels_equal_semantic_labels_at_every_threshold():
+def test_one_walk_gives_the_labels_of_a_walk_per_threshold():
     cam, keys, boundary, _, size = _maps()
-    scores = semantic_scores(cam, keys, boundary, size, exp_times=3)
+    scores = semantic_scores(cam, keys, boundary, size, walk(exp_times=3))
     for threshold in (0.1, 0.3, 0.6):
-        direct = semantic_labels(cam, keys, boundary, size, exp_times=3, bg_threshold=threshold)
+        direct = labels_from_scores(semantic_scores(cam, keys, boundary, size, walk(exp_times=3)), keys, threshold)
         assert torch.equal(labels_from_scores(scores, keys, threshold), direct)
     assert set(torch.unique(labels_from_scores(scores, keys, 0.3)).tolist()) <= {0, 2, 4}
 
 
 def test_instance_scores_then_instances_equal_extract_instances():
     cam, keys, boundary, displacement, size = _maps(1)
-    rows = instance_scores(cam, keys, boundary, displacement, size, exp_times=3, centroid_iterations=20)
+    rows = instance_scores(cam, keys, boundary, displacement, size, walk(exp_times=3), centroid_iterations=20,
+                          weak_threshold=WEAK_THRESHOLD)  # fmt: skip
     for threshold in (0.2, 0.5):
         direct = extract_instances(
-            cam, keys, boundary, displacement, size, exp_times=3, centroid_iterations=20, bg_threshold=threshold
+            cam,
+            keys,
+            boundary,
+            displacement,
+            size,
+            walk(exp_times=3),
+            instances(centroid_iterations=20, bg_threshold=threshold),
         )
         swept = instances_from_scores(rows, threshold, 0.01)
         assert np.array_equal(direct.masks, swept.masks) and np.array_equal(direct.scores, swept.scores)
@@ -177,3 +185,13 @@ def test_a_long_calibration_list_takes_the_sweeps_peak_and_a_short_one_the_robus
     assert T.calibrated_choice(curve, 0.7, n_images=30, min_images=30, min_gain=0.02) == (0.3, "the sweep's peak")
     value, how = T.calibrated_choice(curve, 0.7, n_images=29, min_images=30, min_gain=0.02)
     assert value == 0.7 and how.endswith("; fewer than 30 images")
+
+
+def test_each_threshold_rule_chooses_from_its_own_evidence():
+    from irnet_core.thresholds import THRESHOLD_RULES, threshold_rule
+
+    curve = {0.1: 0.2, 0.2: 0.6, 0.3: 0.5}
+    assert THRESHOLD_RULES["calibrated"].choose(curve, 0.3, 40, 30, 0.0) == (0.2, "the sweep's peak")
+    assert THRESHOLD_RULES["label-free"].choose(None, 0.3, 40, 30, 0.0) == (0.3, "label-free rule")
+    assert threshold_rule("auto", True).name == "calibrated" and threshold_rule("auto", False).name == "label-free"
+    assert threshold_rule("label-free", True).name == "label-free"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
 import pytest
 import torch
 
+from irnet_core.settings import SGDSettings
 from irnet_core.training import (
     EpochSampler,
     Precision,
@@ -17,7 +19,6 @@ from irnet_core.training import (
     epochs_for,
     finish,
     fit,
-    lr_factor,
     sample_rng,
 )
 
@@ -41,9 +42,7 @@ class NoisyPoints(torch.utils.data.Dataset):
 def make_training(tmp_path, *, epochs=3, fingerprint="a", log_every=2, end_of_epoch=None) -> Training:
     torch.manual_seed(0)
     model = torch.nn.Linear(1, 1)
-    optimizer = build_optimizer(
-        [{"params": model.parameters()}], {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0}
-    )
+    optimizer = build_optimizer([{"params": model.parameters()}], SGDSettings(lr=0.1, momentum=0.9, weight_decay=0))
     dataset = NoisyPoints(10)
     steps = (len(dataset) // 4) * epochs
 
@@ -87,7 +86,89 @@ def test_scheduler_steps_the_poly_schedule_per_update(tmp_path):
 
     training.step = recording_step
     fit(training)
-    assert seen == pytest.approx([0.1 * lr_factor(k, 4, "poly", 0.9) for k in range(4)], rel=1e-12)
+    assert seen == pytest.approx([0.1 * expected_factor(k, 4, "poly", 0.9) for k in range(4)], rel=1e-12)
+
+
+def expected_factor(step: int, max_step: int, schedule: str, power: float = 0.9, warmup: int = 0) -> float:
+    """The lr factor before update ``step`` in closed form: the schedule the workflow has always used."""
+    progress = min(step, max_step) / max(1, max_step)
+    decay = (1.0 - progress) ** power if schedule == "poly" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return decay * (min(1.0, (step + 1) / warmup) if warmup else 1.0)
+
+
+def two_group_optimizer(lr: float = 0.01) -> torch.optim.Optimizer:
+    """SGD over two groups whose lr multipliers differ, like backbone and head."""
+    groups = [
+        {"params": [torch.zeros(1, requires_grad=True)]},
+        {"params": [torch.zeros(1, requires_grad=True)], "lr_mult": 10.0},
+    ]
+    return build_optimizer(groups, SGDSettings(lr=lr, momentum=0.9, weight_decay=0))
+
+
+def scheduled_lrs(optimizer, scheduler, steps: int) -> list[list[float]]:
+    """Every group's lr before each of ``steps`` updates, and after the last one."""
+    seen = []
+    for _ in range(steps):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return seen + [[group["lr"] for group in optimizer.param_groups]]
+
+
+SCHEDULES = [
+    pytest.param(500, "poly", 0.9, 0, id="poly"),
+    pytest.param(500, "poly", 2.0, 0, id="poly-power-2"),
+    pytest.param(300, "poly", 0.5, 40, id="poly-warmup"),
+    pytest.param(500, "cosine", 0.9, 0, id="cosine"),
+    pytest.param(300, "cosine", 0.9, 40, id="cosine-warmup"),
+    pytest.param(5, "poly", 0.9, 2, id="short"),
+    pytest.param(10, "cosine", 0.9, 1, id="warmup-of-one-step"),
+]
+
+
+@pytest.mark.parametrize(("max_step", "schedule", "power", "warmup"), SCHEDULES)
+def test_scheduler_follows_the_closed_form_schedule_in_every_group(max_step, schedule, power, warmup):
+    optimizer = two_group_optimizer()
+    scheduler = build_scheduler(optimizer, max_step, schedule, power, warmup)
+    seen = scheduled_lrs(optimizer, scheduler, max_step)
+    for step, lrs in enumerate(seen):
+        factor = expected_factor(step, max_step, schedule, power, warmup)
+        assert lrs == pytest.approx([0.01 * factor, 0.1 * factor], rel=1e-6, abs=1e-15), step
+
+
+@pytest.mark.parametrize(("max_step", "schedule", "power", "warmup"), SCHEDULES)
+def test_a_scheduler_resumed_from_its_state_continues_the_same_lrs(tmp_path, max_step, schedule, power, warmup):
+    optimizer = two_group_optimizer()
+    scheduler = build_scheduler(optimizer, max_step, schedule, power, warmup)
+    uninterrupted = scheduled_lrs(optimizer, scheduler, max_step)
+
+    optimizer = two_group_optimizer()
+    scheduler = build_scheduler(optimizer, max_step, schedule, power, warmup)
+    half = max_step // 2
+    first = scheduled_lrs(optimizer, scheduler, half)
+    # Through a file, as fit's checkpoints go: torch.save and a weights-only load.
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    optimizer = two_group_optimizer()
+    scheduler = build_scheduler(optimizer, max_step, schedule, power, warmup)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rest = scheduled_lrs(optimizer, scheduler, max_step - half)
+    assert first[:-1] + rest == uninterrupted
+
+
+def test_a_checkpoint_of_another_schedule_kind_is_not_resumed(tmp_path, caplog):
+    training = make_training(tmp_path, epochs=2)
+    old = torch.optim.lr_scheduler.LambdaLR(training.optimizer, lambda step: 1.0)
+    state = {"model": training.model.state_dict(), "optimizer": training.optimizer.state_dict(),
+             "scheduler": old.state_dict(), "scaler": {}, "epoch": 0, "history": [{"epoch": 1}], "fingerprint": "a"}  # fmt: skip
+    (tmp_path / "ckpt").mkdir()
+    torch.save(state, tmp_path / "ckpt" / "last.pt")
+    training = make_training(tmp_path, epochs=2)
+    with caplog.at_level("WARNING"):
+        history = fit(training)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert "another kind of lr schedule" in caplog.text
 
 
 def test_history_is_written_every_epoch_with_mean_losses_and_extra_metrics(tmp_path):

@@ -13,7 +13,7 @@ import torch
 import yaml
 from pycocotools.coco import COCO
 
-from irnet_core.data.demo import demo_split_ids, generate_demo_dataset
+from irnet_core.tools.demo_generator import demo_split_ids, generate_demo_dataset
 from tests.workflow.harness import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -28,7 +28,8 @@ FINAL_MODELS = {
     },
     "semantic": {"train": {"epochs": 1, "batch_size": 2, "crop_size": 64}},
 }
-VAL_RULES = {"infer_cam_val", "infer_irnet_val", "propagate_semantic_val", "extract_instances_val", "export_labels_val"}
+# The val list runs through the shard stages' own rules, as their `val` part: one job of each.
+VAL_RULES = {"infer_cam", "infer_irnet", "propagate_semantic", "extract_instances", "export_labels"}
 FINAL_RULES = {"train_instance_model", "train_semantic_model", "predict_instances", "predict_semantic"}
 # Consumers of final.json: the evaluation itself, its figures, the summary (val rows) and the report's tables.
 FINAL_CONSUMERS = {"evaluate_final", "report_final", "summarize", "report_tables", "all"}
@@ -71,9 +72,15 @@ def test_final_stages_on_a_val_list(tiny_run, tmp_path):
     val = add_val_split(workdir, tmp_path)
 
     plan = planned_jobs(workdir)
-    # Nothing of the train pipeline reruns; the input check covers the new val images (its shard jobs).
+    # Nothing of the train pipeline reruns (one job per shard rule: the val part); the input check covers the new
+    # val images (its shard jobs).
     assert set(plan) == VAL_RULES | FINAL_RULES | FINAL_CONSUMERS | {"verify_inputs"}, plan
+    assert all(plan[rule] == 1 for rule in VAL_RULES), plan
     snakemake(workdir)
+    for stage in ("cam", "irnet", "semantic", "instances"):
+        assert (workdir / f"results/{stage}/val.zarr").is_dir(), stage
+    exported = json.loads((workdir / "results/val_pseudo_labels/instances.json").read_text())
+    assert sorted(image["image_key"] for image in exported["images"]) == sorted(val)
 
     final = json.loads((workdir / "results/eval/final.json").read_text())
     for section, names in {"semantic": ["miou"], "instance": ["map25", "map50", "map75"],

@@ -26,21 +26,22 @@ def test_demo_config_plans_every_stage(tmp_path):
     (workdir / "tiny.yaml").write_text((workdir / "configs/demo.yaml").read_text())  # what `make demo` selects
     plan = planned_jobs(workdir)
     shards = 4
+    parts = shards + 1  # the demo has a val list: the shard stages run on it as one more part
     expected = {
         "make_demo_dataset": 1,
         "verify_inputs": shards,
         "prepare_dataset": 1,
         "train_cam": 1,
-        "infer_cam": shards,
+        "infer_cam": parts,
         "evaluate_cam_untrained": 1,
         "evaluate_cam": 1,
         "mine_relations": shards,
         "train_irnet": 1,
         "calibrate_displacement": 1,
-        "infer_irnet": shards,
-        "propagate_semantic": shards,
-        "extract_instances": shards,
-        "export_labels": 1,
+        "infer_irnet": parts,
+        "propagate_semantic": parts,
+        "extract_instances": parts,
+        "export_labels": 2,  # the infer list's pseudo-labels and the val list's
         "evaluate_semantic": 1,
         "evaluate_instances": 1,
         "summarize": 1,
@@ -230,7 +231,7 @@ def test_adding_an_image_to_the_infer_list_reruns_one_shard(tiny_run, tmp_path):
     infer_list = workdir / "data/VOC/ImageSets/Segmentation/train.txt"
     train_ids = set((workdir / "data/VOC/ImageSets/Segmentation/train_aug.txt").read_text().split())
     # An image of the dataset that is in no list yet: generate one more and leave it out of train_aug.
-    from irnet_core.data.demo import generate_demo_dataset
+    from irnet_core.tools.demo_generator import generate_demo_dataset
 
     extra = tmp_path / "extra"
     generate_demo_dataset(extra, n_images=17, n_labelled=1, seed=0, min_size=64, max_size=96)
