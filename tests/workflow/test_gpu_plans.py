@@ -20,10 +20,12 @@ pytestmark = pytest.mark.workflow
 def cuda_rules() -> set[str]:
     """Rules whose script resolves a torch device (a workflow script calling compute_device; the val list runs
     through the shard rules, as their `val` part)."""
+    # compute_device itself, or the job adapters of the trainings and predictions that call it.
+    resolves_device = re.compile(
+        r"\b(compute_device|training_job|final_model_training|final_model_prediction)\(snakemake"
+    )
     cuda_scripts = {
-        path.name
-        for path in (REPO / "workflow_scripts").glob("*.py")
-        if "compute_device(snakemake)" in path.read_text()
+        path.name for path in (REPO / "workflow_scripts").glob("*.py") if resolves_device.search(path.read_text())
     }
     rules = set()
     for smk in (REPO / "rules").glob("*.smk"):
