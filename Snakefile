@@ -24,6 +24,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/resources.smk"
 include: "rules/thresholds.smk"
+include: "rules/inputs.smk"
 include: "rules/dataset.smk"
 include: "rules/cam.smk"
 include: "rules/relations.smk"
@@ -35,19 +36,16 @@ include: "rules/final_models.smk"
 include: "rules/report.smk"
 
 
-def final_targets():
-    """What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
-    report's figures and tables (so that `--report` finds them all). Without ground truth there is nothing to
-    score: the pseudo-labels are the result. With a val list, the final models and their evaluation on it."""
-    exports = [f"{PSEUDO_LABELS}/instances.json", *verified_shards()]
-    scored = [*exports, "results/summary.json", *REPORT_FILES] if EVAL_IDS else exports
-    return [*scored, *FINAL_FILES]
-
-
+# What `snakemake` builds by default: the exports, and with an eval list the evaluation, the summary and the
+# report's figures and tables (so that `--report` finds them all); without ground truth there is nothing to
+# score, and the pseudo-labels are the result. With a val list, the final models and their evaluation on it.
 rule all:
     default_target: True
     input:
-        final_targets(),
+        f"{PSEUDO_LABELS}/instances.json",
+        verified_shards(),
+        ["results/summary.json", *REPORT_FILES] if EVAL_IDS else [],
+        FINAL_FILES,
 
 
 rule cams:

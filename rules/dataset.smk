@@ -2,47 +2,6 @@
 # image-level labels of the training list.
 
 
-def demo_outputs():
-    from irnet_core.tools.demo_generator import demo_split_ids
-
-    demo = config["demo"]
-    lists = demo_split_ids(demo["n_images"], demo["n_labelled"], demo["n_calibration"], demo["n_val"])
-    ids = lists["train_aug"] + lists.get("val", [])
-    files = {
-        **{name: f"{DEMO_ROOT}/ImageSets/Segmentation/{name}.txt" for name in lists},
-        "images": [f"{DEMO_ROOT}/JPEGImages/{i}.jpg" for i in ids],
-        "annotations": [f"{DEMO_ROOT}/Annotations/{i}.xml" for i in ids],
-        "classes": [f"{DEMO_ROOT}/SegmentationClass/{i}.png" for i in ids],
-        "objects": [f"{DEMO_ROOT}/SegmentationObject/{i}.png" for i in ids],
-    }
-    return files
-
-
-def verify_ids(wildcards):
-    return VERIFY_SHARD_IDS[int(wildcards.shard)]
-
-
-def verify_ground_truth_ids(wildcards):
-    return [i for i in verify_ids(wildcards) if i in GROUND_TRUTH_SET]
-
-
-def verify_images(wildcards):
-    return [image_file(i) for i in verify_ids(wildcards)]
-
-
-def verify_label_files(wildcards):
-    return label_files(verify_ids(wildcards))
-
-
-def verify_ground_truth(wildcards):
-    return ground_truth_files(verify_ground_truth_ids(wildcards))
-
-
-def verified_shards(wildcards=None):
-    """Every shard's input check: targets of a run (rule all and the stage targets), never inputs of a stage."""
-    return [f"results/verify/shard-{k}.json" for k in SHARDS]
-
-
 # The input check's verdicts, by content digest: one cache per checker (shard jobs, prepare_dataset), each read
 # by all. Outside every output, so Snakemake's deleting of outputs before a rerun keeps them.
 VERIFY_CACHE = "results/verify/cache"

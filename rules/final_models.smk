@@ -1,25 +1,8 @@
 # Final models (method doc §4, the paper's last step): Mask R-CNN on the instance pseudo-labels and DeepLabv3 on
 # the semantic ones, evaluated on dataset.val_list. For comparison on the same images, the pseudo-label pipeline
 # itself runs on the val list: the shard stages' own rules, on their `val` part (results/<stage>/val.zarr,
-# results/val_pseudo_labels; rules/common.smk, part_ids), with the networks trained on the train list. Library code: irnet_core/models/final.py and irnet_core/pipeline/final.py.
-
-
-def val_images():
-    return [image_file(i) for i in VAL_IDS]
-
-
-def val_ids(wildcards=None):
-    return VAL_IDS
-
-
-def training_part(model):
-    """A final model's section without its `infer` settings, which only the prediction rule reads."""
-    return {key: value for key, value in config["final_models"][model].items() if key != "infer"}
-
-
-def final_cam_model():
-    """Without pretrained weights the final models start from the CAM network's backbone."""
-    return [] if uses_pretrained_weights() else ["results/cam/model.pt"]
+# results/val_pseudo_labels; rules/common.smk, part_ids), with the networks trained on the train list.
+# Library code: irnet_core/models/final.py and irnet_core/pipeline/final.py.
 
 
 # Val images shown in the final models' figures: the first few of the list.

@@ -2,16 +2,6 @@
 # calibrate the mean displacement in its own rule, then infer both maps per shard.
 
 
-def displacement_calibration_ids():
-    """The mean-displacement pass runs over the first training images (not the infer list: the model must not
-    depend on which images get labelled)."""
-    return TRAIN_IDS[: config["irnet"]["calibration"]["max_images"]]
-
-
-def displacement_calibration_images(wildcards=None):
-    return [image_file(i) for i in displacement_calibration_ids()]
-
-
 rule train_irnet:
     input:
         relations=stage_shards("relations"),

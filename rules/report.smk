@@ -18,23 +18,6 @@ REPORT_FIGURE_FILES = expand(
 )
 
 
-def report_image(wildcards):
-    return image_file(wildcards.image_id)
-
-
-def report_store(stage):
-    """The shard store of ``stage`` that holds the sampled image."""
-
-    def store(wildcards):
-        return f"results/{stage}/shard-{REPORT_SHARD[wildcards.image_id]}.zarr"
-
-    return store
-
-
-def report_ground_truth(wildcards):
-    return ground_truth_files([wildcards.image_id])
-
-
 rule report_figures:
     input:
         image=report_image,
@@ -142,18 +125,6 @@ rule report_calibration:
         runtime=10,
     script:
         "../workflow_scripts/report_calibration.py"
-
-
-def benchmark_files(image_ids):
-    """The benchmark file of every job that the rules defined so far can run, in their order; wildcards are
-    shard, part, exported and image_id."""
-    patterns = [str(defined.benchmark) for defined in workflow.rules if defined.benchmark is not None]
-    # A rule's pattern carries the wildcard constraints (`{shard,\d+}`), which expand() does not fill in.
-    patterns = [re.sub(r"\{\s*(\w+)\s*,(?:[^{}]|\{[^{}]*\})*\}", r"{\1}", pattern) for pattern in patterns]
-    val = [VAL_PART] if VAL_IDS else []
-    paths = expand(patterns, shard=SHARDS, part=[f"shard-{k}" for k in SHARDS] + val, image_id=image_ids,
-                   exported=["pseudo_labels"] + [f"{p}_pseudo_labels" for p in val], allow_missing=True)  # fmt: skip
-    return [path for path in dict.fromkeys(paths) if "{" not in path]
 
 
 # Benchmark files of every job defined above (rule report_tables, below, cannot time itself), in rule order.
