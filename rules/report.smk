@@ -191,7 +191,7 @@ rule report_tables:
         "../workflow_scripts/report_tables.py"
 
 
-# Everything the report shows; rule all requests it (final_targets), so `--report` finds every file after a run.
+# Everything the report shows; rule all requests it (Snakefile), so `--report` finds every file after a run.
 REPORT_FILES = [
     *REPORT_FIGURE_FILES,
     *rules.report_curves.output,
