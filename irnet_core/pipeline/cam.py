@@ -28,7 +28,7 @@ from ..inference_sets import CamInferenceInputs, loader
 from ..metrics import ConfusionMatrix, classification_report, semantic_report
 from ..models.cam_net import build_cam_net, load_cam_net, save_cam_net
 from ..provenance import backbone_digest, code_digest
-from ..settings import BackboneSettings, CamTrainSettings, OptimizerSettings, as_plain
+from ..settings import BackboneSettings, CamInferSettings, CamTrainSettings, OptimizerSettings, as_plain
 from ..store import ShardWriter, open_shards
 from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
 from ..training_sets import ClassificationCrops, multi_hot, split_holdout
@@ -124,13 +124,12 @@ def infer_cam_shard(
     model_path: str,
     dataset: Dataset,
     image_ids: Sequence[str],
-    scales: Sequence[float],
+    infer: CamInferSettings,
     out_store: str,
     device: torch.device,
-    max_long_side: int | None = None,
     num_workers: int = 0,
 ) -> int:
-    """Multi-scale CAMs of one shard's images into a Zarr store: float16 `cam` at stride 4 and the float32 maps of
+    """Multi-scale CAMs (``infer.scales``, images capped at ``infer.max_long_side``) of one shard's images into a Zarr store: float16 `cam` at stride 4 and the float32 maps of
     each scale (`scale_0`, ...), from which the full-resolution CAMs derive (:func:`inference.stored_high_res`).
 
     Images are decoded and resized ``num_workers`` processes ahead of the network (0: in this process); on
@@ -139,8 +138,8 @@ def infer_cam_shard(
     model, state = load_cam_net(model_path, device)
     precision = Precision.for_device(device)
     model = precision.prepare_model(model)
-    attrs = {"classes": state["classes"], "scales": list(scales)}
-    samples = loader(CamInferenceInputs(dataset, image_ids, scales, max_long_side), num_workers, device)
+    attrs = {"classes": state["classes"], "scales": list(infer.scales)}
+    samples = loader(CamInferenceInputs(dataset, image_ids, infer.scales, infer.max_long_side), num_workers, device)
     with ShardWriter(out_store, stage="cam", image_ids=image_ids, attrs=attrs) as writer:
         for image_id, keys, size, inputs in progress(samples, len(image_ids), "CAMs", log):
             maps = scale_maps_from_inputs(model, inputs, keys, device=device, precision=precision)

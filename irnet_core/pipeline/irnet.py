@@ -19,7 +19,14 @@ from ..losses import irnet_loss, pair_labels
 from ..models.irnet import irnet_for_training, load_irnet, save_irnet
 from ..path_index import get_path_index
 from ..provenance import backbone_digest, code_digest, file_digest
-from ..settings import BackboneSettings, IRNetTrainSettings, RelationSettings, SGDSettings, as_plain
+from ..settings import (
+    BackboneSettings,
+    CalibrationSettings,
+    IRNetTrainSettings,
+    RelationSettings,
+    SGDSettings,
+    as_plain,
+)
 from ..store import ShardReader, ShardWriter, open_shards
 from ..training import Precision, Training, build_optimizer, build_scheduler, epochs_for, finish, fit, seed_everything
 from ..training_sets import RelationCrops
@@ -127,15 +134,15 @@ def calibrate_displacement(
     dataset: Dataset,
     image_ids: Sequence[str],
     pad_size: int,
+    calibration: CalibrationSettings,
     out_path: str,
     device: torch.device,
-    batch_size: int = 8,
 ) -> dict:
-    """The mean displacement μ over training images (method doc §2.9), written as JSON."""
+    """The mean displacement μ over training images (method doc §2.9), written as JSON; ``image_ids`` are the
+    first ``calibration.max_images`` (chosen when the DAG is built), fed ``calibration.batch_size`` at a time."""
     net = load_irnet(model_path, device)
-    mu = mean_displacement(
-        net, (dataset.load_image(i) for i in image_ids), pad_size=pad_size, device=device, batch_size=batch_size
-    )
+    images = (dataset.load_image(i) for i in image_ids)
+    mu = mean_displacement(net, images, pad_size=pad_size, device=device, batch_size=calibration.batch_size)
     result = {"mean_displacement": [float(mu[0]), float(mu[1])], "n_images": len(image_ids), "pad_size": pad_size}
     write_json(out_path, result)
     log.info("mean displacement (dy, dx) = (%.4f, %.4f) over %d images", mu[0], mu[1], len(image_ids))

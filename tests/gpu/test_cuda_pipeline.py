@@ -35,6 +35,8 @@ from irnet_core.config import validate_config
 from irnet_core.inference import stored_high_res
 from irnet_core.settings import (
     BackboneSettings,
+    CalibrationSettings,
+    CamInferSettings,
     CamTrainSettings,
     InstanceSettings,
     IRNetTrainSettings,
@@ -56,7 +58,8 @@ TINY = validate_config(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_te
 BACKBONE = from_section(BackboneSettings, TINY["backbone"])
 CAM_TRAIN = from_section(CamTrainSettings, TINY["cam"]["train"])
 CAM_RECIPE = from_section(OptimizerSettings, TINY["cam"]["scratch_recipe"])  # backbone weights none
-CAM_SCALES = TINY["cam"]["infer"]["scales"]
+CAM_INFER = from_section(CamInferSettings, TINY["cam"]["infer"])
+CAM_SCALES = CAM_INFER.scales
 RELATIONS = from_section(RelationSettings, TINY["relations"])
 IRNET_TRAIN = from_section(IRNetTrainSettings, TINY["irnet"]["train"])
 PAD_SIZE = TINY["irnet"]["infer"]["pad_size"]
@@ -160,8 +163,7 @@ def run(tmp_path_factory):
     for device, key in ((CUDA, "cam_cuda"), (CPU, "cam_cpu")):
         timed(
             f"infer_cam[{device.type}]", infer_cam_shard, model_path=str(out["cam_model"]), dataset=dataset,
-            image_ids=train_ids, scales=CAM_SCALES,
-            out_store=str(out[key]), device=device,
+            image_ids=train_ids, infer=CAM_INFER, out_store=str(out[key]), device=device,
         )  # fmt: skip
 
     timed(
@@ -201,7 +203,7 @@ def run(tmp_path_factory):
     out["calibration_result"] = timed(
         "calibrate_displacement", calibrate_displacement, model_path=str(out["irnet_model"]),
         dataset=dataset, image_ids=train_ids[:8], pad_size=PAD_SIZE, out_path=str(out["calibration"]),
-        device=CUDA, batch_size=4,
+        calibration=CalibrationSettings(max_images=8, batch_size=4), device=CUDA,
     )  # fmt: skip
     for device, key in ((CUDA, "irnet_cuda"), (CPU, "irnet_cpu")):
         timed(

@@ -29,7 +29,13 @@ from irnet_core.pipeline.final import (
     train_instance_model,
     train_semantic_model,
 )
-from irnet_core.settings import BackboneSettings, InstanceModelSettings, SemanticModelSettings, from_section
+from irnet_core.settings import (
+    BackboneSettings,
+    CamInferSettings,
+    InstanceModelSettings,
+    SemanticModelSettings,
+    from_section,
+)
 from irnet_core.tools.demo_generator import demo_split_ids, generate_demo_dataset
 from irnet_core.training import TrainingRun
 from irnet_core.training_sets import InstanceSamples, SemanticCrops
@@ -188,8 +194,8 @@ def _plain(settings):
 
 def _evaluate_ground_truth_as_predictions(cam_model, dataset, val, gt_dir, tmp_path) -> dict:
     """evaluate_final with the ground truth (PNGs in ``gt_dir``, COCO in gt.json) as every prediction."""
-    infer_cam_shard(model_path=cam_model, dataset=dataset, image_ids=val, scales=[1.0],
-                    out_store=str(tmp_path / "cam.zarr"), device=CPU)  # fmt: skip
+    infer_cam_shard(model_path=cam_model, dataset=dataset, image_ids=val, out_store=str(tmp_path / "cam.zarr"),
+                    infer=CamInferSettings(scales=(1.0,), max_long_side=None), device=CPU)  # fmt: skip
     return evaluate_final(
         dataset=dataset, image_ids=val, semantic_dir=str(gt_dir), instance_coco=str(tmp_path / "gt.json"),
         pseudo_semantic_dir=str(gt_dir), pseudo_instance_coco=str(tmp_path / "gt.json"),
