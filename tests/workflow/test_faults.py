@@ -314,7 +314,8 @@ def test_rerun_redoes_the_killed_shard_only(faulty):
     # The finished shard's store was not rewritten by the rerun (same file, same mtime).
     finished_zip = faulty.workdir / f"results/cam/shard-{faulty.finished_shard}.zarr/store.zip"
     assert (finished_zip.stat().st_ino, finished_zip.stat().st_mtime_ns) == faulty.finished_shard_stamp
-    assert f"wildcards {{'shard': '{faulty.killed_shard}'}}" in faulty.logs["infer_cam"]
+    # The shard stages' wildcard is the part: shard-K, or val for the val list.
+    assert f"wildcards {{'part': 'shard-{faulty.killed_shard}'}}" in faulty.logs["infer_cam"]
     assert "wrote CAMs of" in faulty.logs["infer_cam"]
 
 
