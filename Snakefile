@@ -33,6 +33,7 @@ include: "rules/calibration.smk"
 include: "rules/pseudo_labels.smk"
 include: "rules/evaluation.smk"
 include: "rules/final_models.smk"
+include: "rules/self_training.smk"
 include: "rules/report.smk"
 
 

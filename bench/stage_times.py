@@ -16,15 +16,17 @@ from pathlib import Path
 
 def stage_times(run: Path) -> dict[str, tuple[float, float]]:
     """{rule: (wall seconds, CPU seconds)} summed over the rule's jobs, in the order the stages ran."""
-    files = sorted((run / "benchmarks").glob("*/*.tsv"), key=lambda path: path.stat().st_mtime)
+    # benchmarks/<rule>/<wildcards>.tsv; a wildcard value with a slash (self_training/round-0) nests deeper.
+    files = sorted((run / "benchmarks").glob("*/**/*.tsv"), key=lambda path: path.stat().st_mtime)
     times: dict[str, tuple[float, float]] = {}
     for path in files:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         wall = sum(float(row["s"]) for row in rows)
         cpu = sum(float(row["cpu_time"]) for row in rows if row["cpu_time"] not in ("", "NA"))
-        before = times.get(path.parent.name, (0.0, 0.0))
-        times[path.parent.name] = (before[0] + wall, before[1] + cpu)
+        rule = path.relative_to(run / "benchmarks").parts[0]
+        before = times.get(rule, (0.0, 0.0))
+        times[rule] = (before[0] + wall, before[1] + cpu)
     return times
 
 

@@ -148,6 +148,15 @@ class InstanceSettings:
 
 
 @dataclass(frozen=True)
+class SelfTrainingSettings:
+    """How a self-training round combines predictions with the previous targets (irnet_core/self_training.py);
+    not ``rounds``, which decides how many rounds run, not what one of them makes."""
+
+    score_threshold: float
+    cover: float
+
+
+@dataclass(frozen=True)
 class InstanceTrainSettings:
     seed: int
     epochs: int

@@ -36,7 +36,8 @@ SHARDS = list(range(N_SHARDS))
 wildcard_constraints:
     shard=r"\d+",
     part=r"shard-\d+|val",
-    exported=r"pseudo_labels|val_pseudo_labels",
+    exported=r"pseudo_labels|val_pseudo_labels|self_training/round-0",
+    round=r"\d+",
 
 
 def _open_dataset():
@@ -217,24 +218,31 @@ def stage_shards(stage):
     return [f"results/{stage}/shard-{k}.zarr" for k in SHARDS]
 
 
-# The exported pseudo-labels: of the infer list (what users train on) and of the val list.
+# The exported pseudo-labels: of the infer list (what users train on) and of the val list. The instance
+# pseudo-labels of the infer list are self-training's round 0 (results/self_training/round-0/instances.json);
+# results/pseudo_labels/instances.json is the last round's (rules/self_training.smk).
 PSEUDO_LABELS = "results/pseudo_labels"
-VAL_PSEUDO_LABELS = "results/val_pseudo_labels"
+VAL_EXPORT = "val_pseudo_labels"
+VAL_PSEUDO_LABELS = f"results/{VAL_EXPORT}"
+ROUNDS = config["self_training"]["rounds"]
+ROUND_ZERO = "self_training/round-0"
 
 
 def exported_stores(stage):
     """The stores of ``stage`` that an export reads: every shard's, or the val part's."""
 
     def stores(wildcards):
-        return (
-            [f"results/{stage}/{VAL_PART}.zarr"] if wildcards.exported == "val_pseudo_labels" else stage_shards(stage)
-        )
+        return [f"results/{stage}/{VAL_PART}.zarr"] if wildcards.exported == VAL_EXPORT else stage_shards(stage)
 
     return stores
 
 
 def exported_ids(wildcards):
-    return VAL_IDS if wildcards.exported == "val_pseudo_labels" else INFER_IDS
+    return VAL_IDS if wildcards.exported == VAL_EXPORT else INFER_IDS
+
+
+def infer_ids(wildcards=None):
+    return INFER_IDS
 
 
 def cam_shards():

@@ -69,6 +69,7 @@ rule summarize:
         instances="results/eval/instances.json",
         calibration=CALIBRATION_SUMMARY,
         final=final_summary_input(),  # the val rows, with a val list
+        rounds=round_eval_files(),  # the self-training rows, with rounds
     output:
         summary="results/summary.json",
         table="results/summary.txt",

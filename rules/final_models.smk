@@ -5,24 +5,27 @@
 # Library code: irnet_core/models/final.py and irnet_core/pipeline/final.py.
 
 
+# The final Mask R-CNN: the last self-training round's (round 0 without rounds).
+FINAL_INSTANCE = f"results/final/instance/round-{ROUNDS}"
 # Val images shown in the final models' figures: the first few of the list.
 FINAL_REPORT_IDS = VAL_IDS[: min(4, config["report"]["images"])]
 
 
 rule train_instance_model:
-    # Mask R-CNN on the exported instance pseudo-labels of the infer list.
+    # Mask R-CNN on a self-training round's instance targets of the infer list (round 0: IRNet's pseudo-labels);
+    # the final model is the last round's (rules/self_training.smk).
     input:
-        coco=f"{PSEUDO_LABELS}/instances.json",
+        coco="results/self_training/round-{round}/instances.json",
         labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
         cam_model=final_cam_model(),
         weights=backbone_weights_file(),
     output:
-        model="results/final/instance/model.pt",
-        history="results/final/instance/train_log.csv",
+        model=round_model("{round}"),
+        history="results/final/instance/round-{round}/train_log.csv",
     log:
-        "logs/train_instance_model/train_instance_model.log",
+        "logs/train_instance_model/round-{round}.log",
     benchmark:
-        "benchmarks/train_instance_model/train_instance_model.tsv"
+        "benchmarks/train_instance_model/round-{round}.tsv"
     conda:
         "../environment.yml"
     threads: 8
@@ -35,7 +38,7 @@ rule train_instance_model:
         backbone=config["backbone"],
         dataset=dataset_params(),
         image_ids=INFER_IDS,
-        checkpoint_dir="results/checkpoints/train_instance_model",
+        checkpoint_dir="results/checkpoints/train_instance_model/round-{round}",
     script:
         "../workflow_scripts/train_instance_model.py"
 
@@ -72,15 +75,16 @@ rule train_semantic_model:
 
 
 rule predict_instances:
+    # The val predictions of a round's Mask R-CNN (the last round's: the final model's).
     input:
         model=rules.train_instance_model.output.model,
         images=val_images(),
     output:
-        coco="results/final/instance/predictions.json",
+        coco="results/final/instance/round-{round}/predictions.json",
     log:
-        "logs/predict_instances/predict_instances.log",
+        "logs/predict_instances/round-{round}.log",
     benchmark:
-        "benchmarks/predict_instances/predict_instances.tsv"
+        "benchmarks/predict_instances/round-{round}.tsv"
     conda:
         "../environment.yml"
     threads: 2
@@ -125,7 +129,7 @@ rule evaluate_final:
     # Final models, the pseudo-label pipeline and the CAM baselines, all on the val images.
     input:
         semantic=rules.predict_semantic.output.labels,
-        instances=rules.predict_instances.output.coco,
+        instances=f"{FINAL_INSTANCE}/predictions.json",
         pseudo_semantic=f"{VAL_PSEUDO_LABELS}/SegmentationClass",
         pseudo_instances=f"{VAL_PSEUDO_LABELS}/instances.json",
         cams=f"results/cam/{VAL_PART}.zarr",
@@ -161,9 +165,9 @@ rule report_final:
     # Predictions beside ground truth for a few val images (one figure per final model) and the training curves.
     input:
         semantic=rules.predict_semantic.output.labels,
-        instances=rules.predict_instances.output.coco,
+        instances=f"{FINAL_INSTANCE}/predictions.json",
         semantic_history=rules.train_semantic_model.output.history,
-        instance_history=rules.train_instance_model.output.history,
+        instance_history=f"{FINAL_INSTANCE}/train_log.csv",
         ground_truth=ground_truth_files(FINAL_REPORT_IDS),
     output:
         semantic=report(

@@ -81,6 +81,42 @@ def final_cam_model():
     return [] if uses_pretrained_weights() else ["results/cam/model.pt"]
 
 
+# ---- self_training.smk -----------------------------------------------------------------------------
+
+# Rounds after 0, which predict and combine (round 0 is IRNet's export).
+LATER_ROUND = r"[1-9]\d*"
+
+
+def infer_images():
+    return [image_file(i) for i in INFER_IDS]
+
+
+def round_model(round_index):
+    return f"results/final/instance/round-{round_index}/model.pt"
+
+
+def previous_round_model(wildcards):
+    return round_model(int(wildcards.round) - 1)
+
+
+def previous_round_targets(wildcards):
+    return f"results/self_training/round-{int(wildcards.round) - 1}/instances.json"
+
+
+def round_val_predictions(wildcards):
+    return [f"results/final/instance/round-{wildcards.round}/predictions.json"] if VAL_IDS else []
+
+
+def round_eval_files():
+    """Every round's scores, when there are rounds and images to score them on."""
+    return [f"results/eval/self_training/round-{j}.json" for j in range(ROUNDS + 1)] if ROUNDS and EVAL_IDS else []
+
+
+def round_params():
+    """How a round combines (not `rounds`: raising it must not rerun the rounds that exist)."""
+    return {key: value for key, value in config["self_training"].items() if key != "rounds"}
+
+
 # ---- report.smk ------------------------------------------------------------------------------------
 
 
@@ -103,11 +139,12 @@ def report_ground_truth(wildcards):
 
 def benchmark_files(image_ids):
     """The benchmark file of every job that the rules defined so far can run, in their order; wildcards are
-    shard, part, exported and image_id."""
+    shard, part, exported, round and image_id (the table reads those that exist)."""
     patterns = [str(defined.benchmark) for defined in workflow.rules if defined.benchmark is not None]
     # A rule's pattern carries the wildcard constraints (`{shard,\d+}`), which expand() does not fill in.
     patterns = [re.sub(r"\{\s*(\w+)\s*,(?:[^{}]|\{[^{}]*\})*\}", r"{\1}", pattern) for pattern in patterns]
     val = [VAL_PART] if VAL_IDS else []
     paths = expand(patterns, shard=SHARDS, part=[f"shard-{k}" for k in SHARDS] + val, image_id=image_ids,
-                   exported=["pseudo_labels"] + [f"{p}_pseudo_labels" for p in val], allow_missing=True)  # fmt: skip
+                   exported=["pseudo_labels", ROUND_ZERO] + ([VAL_EXPORT] if VAL_IDS else []),
+                   round=range(ROUNDS + 1), allow_missing=True)  # fmt: skip
     return [path for path in dict.fromkeys(paths) if "{" not in path]

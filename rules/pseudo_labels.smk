@@ -1,5 +1,6 @@
 # Pseudo-label stage (method doc §2.11-2.13): random-walk propagation of CAMs over boundary affinities into
-# semantic labels, instance extraction from the displacement field, and the exports users train on.
+# semantic labels, instance extraction from the displacement field, and the exports users train on (the
+# instance pseudo-labels are round 0 of self-training: rules/self_training.smk).
 
 
 rule propagate_semantic:
@@ -54,19 +55,17 @@ rule extract_instances:
         "../workflow_scripts/extract_instances.py"
 
 
-rule export_labels:
-    # The pseudo-labels of the infer list (results/pseudo_labels, what users train on), or of the val list
-    # (results/val_pseudo_labels, scored against the final models).
+rule export_semantic:
+    # The semantic pseudo-labels of the infer list (results/pseudo_labels, what users train on), or of the val
+    # list (results/val_pseudo_labels, scored against the final models).
     input:
         semantic=exported_stores("semantic"),
-        instances=exported_stores("instances"),
     output:
-        semantic=directory("results/{exported}/SegmentationClass"),
-        coco="results/{exported}/instances.json",
+        labels=directory("results/{exported}/SegmentationClass"),
     log:
-        "logs/export_labels/{exported}.log",
+        "logs/export_semantic/{exported}.log",
     benchmark:
-        "benchmarks/export_labels/{exported}.tsv"
+        "benchmarks/export_semantic/{exported}.tsv"
     conda:
         "../environment.yml"
     threads: 1
@@ -77,4 +76,30 @@ rule export_labels:
         dataset=dataset_params(),
         image_ids=exported_ids,
     script:
-        "../workflow_scripts/export_labels.py"
+        "../workflow_scripts/export_semantic.py"
+
+
+rule export_instances:
+    # IRNet's instance pseudo-labels of the infer list, which are self-training's round 0 (published as
+    # results/pseudo_labels/instances.json by publish_instances: rules/self_training.smk), or of the val list.
+    input:
+        instances=exported_stores("instances"),
+    output:
+        coco="results/{exported}/instances.json",
+    log:
+        "logs/export_instances/{exported}.log",
+    benchmark:
+        "benchmarks/export_instances/{exported}.tsv"
+    wildcard_constraints:
+        exported=f"{ROUND_ZERO}|val_pseudo_labels",
+    conda:
+        "../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        dataset=dataset_params(),
+        image_ids=exported_ids,
+    script:
+        "../workflow_scripts/export_instances.py"

@@ -21,6 +21,7 @@ def main():
         thresholds=snakemake.params.thresholds,
         calibration_path=snakemake.input.calibration,
         final_path=snakemake.input.final[0] if snakemake.input.final else None,
+        round_paths=snakemake.input.rounds,
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..coco_instances import decode_instances, read_coco_instances
+from ..coco_instances import read_coco_instances
 from ..config import fingerprint
 from ..data.base import Dataset
 from ..errors import InputError
@@ -42,7 +42,7 @@ from ..store import open_shards
 from ..training import Precision, Training, TrainingRun, build_optimizer, build_scheduler, finish, fit, seed_everything
 from ..training_sets import InstanceSamples, SemanticCrops, collate_lists
 from .common import progress, read_labels_file, write_json
-from .pseudo_labels import coco_scores
+from .pseudo_labels import coco_scores, score_instance_file
 
 log = logging.getLogger(__name__)
 
@@ -282,18 +282,6 @@ def _semantic_miou(dataset: Dataset, image_ids: Sequence[str], label_dir: str) -
     return semantic_report(matrix, dataset.classes)
 
 
-def _instance_ap(dataset: Dataset, image_ids: Sequence[str], coco_path: str) -> dict:
-    records = read_coco_instances(coco_path, dataset.classes)
-    accumulator = InstanceAP(len(dataset.classes), tuple(REPORT_IOUS.values()))
-    for image_id in image_ids:
-        if image_id not in records:
-            raise ValueError(f"{coco_path}: val image {image_id} has no entry")
-        found = decode_instances(records[image_id])
-        gt_masks, gt_classes, _ = dataset.instance_gt(image_id)
-        accumulator.add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
-    return instance_ap_report(accumulator, dataset.classes)
-
-
 def _cam_baselines(dataset, image_ids, cam_store, cam_threshold, components_threshold) -> dict:
     """CAM mIoU (argmax over [threshold; CAMs]) and the CAM-components instance AP, on the val images."""
     cams = open_shards([cam_store])
@@ -330,15 +318,15 @@ def evaluate_final(
     if not image_ids:
         raise InputError("config key dataset.val_list", "the val list is empty")
     semantic = _semantic_miou(dataset, image_ids, semantic_dir)
-    instance = _instance_ap(dataset, image_ids, instance_coco)
+    instance = score_instance_file(dataset, image_ids, instance_coco, "val image")
     pseudo_semantic = _semantic_miou(dataset, image_ids, pseudo_semantic_dir)
-    pseudo_instance = _instance_ap(dataset, image_ids, pseudo_instance_coco)
+    pseudo_instance = score_instance_file(dataset, image_ids, pseudo_instance_coco, "val image")
     baselines = _cam_baselines(
         dataset, image_ids, cam_store, thresholds["cam_eval_threshold"], thresholds["cam_baseline_threshold"]
     )
     result = {
         "semantic": {"miou": semantic["miou"], "per_class": semantic["per_class"]},
-        "instance": {key: instance[key] for key in ("map25", "map50", "map75", "per_class")},
+        "instance": {key: instance[key] for key in ("map25", "map50", "map75", "per_class", "recall50", "merged")},
         "pseudo_labels": {
             "miou": pseudo_semantic["miou"],
             **{key: pseudo_instance[key] for key in ("map25", "map50", "map75")},

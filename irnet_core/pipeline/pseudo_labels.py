@@ -116,6 +116,39 @@ def read_instances(reader: ShardReader, image_id: str) -> Instances:
     return map_to_instances(arrays["instance_map"], arrays["classes"], arrays["scores"])
 
 
+def export_semantic_labels(
+    *, semantic_stores: Sequence[str], dataset: Dataset, image_ids: Sequence[str], out_dir: str
+) -> int:
+    """VOC-palette PNGs of the semantic labels, one image at a time."""
+    semantic = open_shards(semantic_stores)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for image_id in progress(image_ids, len(image_ids), "export", log):
+        if image_id not in semantic:
+            raise ValueError(f"{image_id}: image has no semantic pseudo-labels in the shard stores")
+        labels = semantic[image_id].read(image_id, ["labels"])[0]["labels"]
+        write_label_png(Path(out_dir) / f"{image_id}.png", labels)
+    log.info("exported %d label maps", len(image_ids))
+    return len(image_ids)
+
+
+def export_instance_labels(
+    *, instance_stores: Sequence[str], dataset: Dataset, image_ids: Sequence[str], out_coco: str
+) -> int:
+    """A COCO instances file of the instance labels, one image at a time (memory does not grow with the number
+    of images). It keeps the dataset's own image and category ids where it has them (see
+    :mod:`irnet_core.export`)."""
+    instance = open_shards(instance_stores)
+    with CocoWriter(out_coco, dataset.classes, dataset.category_ids) as coco:
+        for image_id in progress(image_ids, len(image_ids), "export", log):
+            if image_id not in instance:
+                raise ValueError(f"{image_id}: image has no instance pseudo-labels in the shard stores")
+            found = read_instances(instance[image_id], image_id)
+            coco.add(image_id, dataset.file_name(image_id), found.masks.shape[1:], found,
+                     dataset.source_image_id(image_id))  # fmt: skip
+    log.info("exported %d instances of %d images", coco.n_annotations, coco.n_images)
+    return coco.n_annotations
+
+
 def export_labels(
     *,
     semantic_stores: Sequence[str],
@@ -125,22 +158,12 @@ def export_labels(
     out_dir: str,
     out_coco: str,
 ) -> dict:
-    """VOC-palette PNGs of the semantic labels and a COCO instances file of the instance labels, one image at a
-    time (memory does not grow with the number of images). The COCO file keeps the dataset's own image and
-    category ids where it has them (see :mod:`irnet_core.export`)."""
-    semantic = open_shards(semantic_stores)
-    instance = open_shards(instance_stores)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    with CocoWriter(out_coco, dataset.classes, dataset.category_ids) as coco:
-        for image_id in progress(image_ids, len(image_ids), "export", log):
-            if image_id not in semantic or image_id not in instance:
-                raise ValueError(f"{image_id}: image has no pseudo-labels in the shard stores")
-            labels = semantic[image_id].read(image_id, ["labels"])[0]["labels"]
-            write_label_png(Path(out_dir) / f"{image_id}.png", labels)
-            found = read_instances(instance[image_id], image_id)
-            coco.add(image_id, dataset.file_name(image_id), labels.shape, found, dataset.source_image_id(image_id))
-    log.info("exported %d label maps and %d instances", coco.n_images, coco.n_annotations)
-    return {"images": coco.n_images, "annotations": coco.n_annotations}
+    """Both exports at once (the workflow runs them as two rules, export_semantic and export_instances)."""
+    images = export_semantic_labels(semantic_stores=semantic_stores, dataset=dataset, image_ids=image_ids,
+                                    out_dir=out_dir)  # fmt: skip
+    annotations = export_instance_labels(instance_stores=instance_stores, dataset=dataset, image_ids=image_ids,
+                                         out_coco=out_coco)  # fmt: skip
+    return {"images": images, "annotations": annotations}
 
 
 def evaluate_semantic(*, label_dir: str, dataset: Dataset, image_ids: Sequence[str], out_path: str) -> dict:
@@ -205,6 +228,33 @@ def evaluate_instances(
     return result
 
 
+def score_instance_file(dataset: Dataset, image_ids: Sequence[str], coco_path: str, what: str = "image") -> dict:
+    """VOC instance AP (``map25|50|75``, ``per_class``), ``recall50`` / ``merged`` (with ``coverage_per_class``)
+    and the instance counts of a COCO instances file this workflow wrote (pseudo-labels, a self-training round's
+    targets, a model's predictions) on ``image_ids``; every image must have an entry (``what`` names them)."""
+    from ..coco_instances import decode_instances, read_coco_instances
+
+    records = read_coco_instances(coco_path, dataset.classes)
+    accumulator = InstanceAP(len(dataset.classes), tuple(REPORT_IOUS.values()))
+    coverage = InstanceCoverage(len(dataset.classes))
+    n_found = n_gt = 0
+    for image_id in image_ids:
+        if image_id not in records:
+            raise ValueError(f"{coco_path}: {what} {image_id} has no entry")
+        found = decode_instances(records[image_id])
+        gt_masks, gt_classes, _ = dataset.instance_gt(image_id)
+        accumulator.add(found.masks, found.classes, found.scores, gt_masks, gt_classes)
+        coverage.add(found.masks, found.classes, gt_masks, gt_classes)
+        n_found, n_gt = n_found + len(found), n_gt + len(gt_classes)
+    return {
+        **instance_ap_report(accumulator, dataset.classes),
+        **coverage_report(coverage, dataset.classes),
+        "n_images": len(image_ids),
+        "n_instances": n_found,
+        "n_gt_instances": n_gt,
+    }
+
+
 def coco_scores(dataset: Dataset, image_ids: Sequence[str], exported_coco: str) -> dict:
     """COCO AP, AP50, AP75 (segm) of the exported instances against the dataset's annotation file(s), on
     ``image_ids``: per annotation file when the images come from several splits, else one set of keys.
@@ -253,6 +303,27 @@ def _final_rows(final_path: str | None, pct) -> list[str]:
         f"  instance mAP50, pseudo-label pipeline {pct(final['pseudo_labels']['map50'])}",
         f"  instance mAP50, CAM components        {pct(final['baselines']['cam_components_map50'])}",
     ]
+
+
+def _round_rows(rounds: Sequence[dict], pct) -> list[str]:
+    """The summary's self-training rows: each round's targets on the evaluated images (and the val mAP50 of the
+    Mask R-CNN trained on them), then their AP50 per class."""
+    if not rounds:
+        return []
+    has_val = "val_model" in rounds[0]
+    lines = ["", "  self-training rounds (targets on the evaluated images; round 0: IRNet's pseudo-labels)",
+             f"    {'round':<7}{'mAP50':>7}{'mAP75':>7}{'recall':>8}{'merged':>8}" + (f"{'val mAP50':>11}" if has_val else "")]  # fmt: skip
+    for entry in rounds:
+        targets = entry["targets"]
+        row = f"    {entry['round']:<7}{pct(targets['map50']):>7}{pct(targets['map75']):>7}"
+        row += f"{pct(targets.get('recall50')):>8}{pct(targets.get('merged')):>8}"
+        lines.append(row + (f"{pct(entry['val_model']['map50']):>11}" if has_val else ""))
+    names = list(rounds[0]["targets"]["per_class"])
+    lines.append(f"    {'AP50 per class':<20}" + "".join(f"{'round ' + str(e['round']):>9}" for e in rounds))
+    for name in names:
+        cells = "".join(f"{pct(e['targets']['per_class'][name]['ap50']):>9}" for e in rounds)
+        lines.append(f"    {name[:20]:<20}{cells}")
+    return lines
 
 
 # A class whose random-walk IoU is more than this many points below its CAM IoU is flagged: the walk spread
@@ -318,12 +389,14 @@ def _per_class_lines(rows: dict[str, dict], lost: list[str], pct) -> list[str]:
 def stage_timings(benchmark_dir: str) -> dict[str, dict]:
     """Per rule: job count, summed wall seconds and the largest peak memory (MB) from `benchmark:` files."""
     timings: dict[str, dict] = {}
-    for path in sorted(Path(benchmark_dir).glob("*/*.tsv")):
+    # benchmarks/<rule>/<wildcards>.tsv; a wildcard value with a slash (self_training/round-0) nests deeper.
+    for path in sorted(Path(benchmark_dir).glob("*/**/*.tsv")):
         with open(path) as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         if not rows:
             continue
-        entry = timings.setdefault(path.parent.name, {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
+        rule = path.relative_to(benchmark_dir).parts[0]
+        entry = timings.setdefault(rule, {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
         entry["jobs"] += 1
         entry["seconds"] += float(rows[-1]["s"])
         with contextlib.suppress(ValueError):
@@ -377,10 +450,11 @@ def summarize(
     thresholds: dict | None = None,
     calibration_path: str | None = None,
     final_path: str | None = None,
+    round_paths: Sequence[str] = (),
 ) -> str:
     """One table of the headline numbers and the per-stage wall time (stages in ``stage_order``, then any other
-    that has benchmarks), with the val rows of ``final_path`` (results/eval/final.json) when given; returns the
-    table text."""
+    that has benchmarks), with the val rows of ``final_path`` (results/eval/final.json) and the self-training
+    rounds' scores (``round_paths``: results/eval/self_training/round-J.json) when given; returns the table text."""
     with open(cam_path) as h:
         cam = json.load(h)
     with open(semantic_path) as h:
@@ -388,6 +462,7 @@ def summarize(
     with open(instances_path) as h:
         instances = json.load(h)
     timings = stage_timings(benchmark_dir)
+    rounds = [_load(path) for path in round_paths]
     used = thresholds_used(thresholds or {}, calibration_path)
     per_class = per_class_figures(cam, semantic, instances, _load(final_path) if final_path else None)
     lost = classes_lost_in_random_walk(per_class)
@@ -411,6 +486,7 @@ def summarize(
         f"    objects merged with another of their class {pct(instances.get('merged'))}",
         *_final_rows(final_path, pct),
         *_per_class_lines(per_class, lost, pct),
+        *_round_rows(rounds, pct),
         "",
         "  thresholds used",
         *[f"    {key:<34}{entry['value']:>8.4g}  {entry['how']}" for key, entry in used.items()],
@@ -444,6 +520,7 @@ def summarize(
             "per_class": per_class,
             "classes_lost_in_random_walk": lost,
             **({"val": _load(final_path)} if final_path else {}),
+            **({"self_training": rounds} if rounds else {}),
             "timings": timings,
         },
     )

@@ -134,8 +134,36 @@ def per_class_stages_page(summary: Mapping[str, object]) -> str:
         [
             f'<p class="note">{html.escape(note)}</p>',
             html_table(["class", *(n for _, n in columns)], rows, bars=True),
+            *_self_training_sections(summary.get("self_training", [])),  # type: ignore[arg-type]
         ],
     )
+
+
+def _self_training_sections(rounds: Sequence[Mapping]) -> list[str]:
+    """The self-training rounds: each round's targets on the eval images (and the val AP50 of the Mask R-CNN
+    trained on them), then the targets' AP50 per class and round."""
+    if not rounds:
+        return []
+    has_val = "val_model" in rounds[0]
+    header = ["round", "mAP50", "mAP75", "objects recalled (IoU 0.5)", "objects merged with another"]
+    rows = [
+        [entry["round"], *(entry["targets"].get(key) for key in ("map50", "map75", "recall50", "merged"))]
+        + ([entry["val_model"]["map50"]] if has_val else [])
+        for entry in rounds
+    ]
+    classes = list(rounds[0]["targets"]["per_class"])
+    per_class = [[name, *(e["targets"]["per_class"][name]["ap50"] for e in rounds)] for name in classes]
+    note = (
+        "Round 0 is IRNet's instance pseudo-labels; round J combines the predictions of round J-1's Mask R-CNN on "
+        "the training images with round J-1's targets. Scored on the eval images"
+        + ("; the last column is the val mAP50 of the Mask R-CNN trained on the round's targets." if has_val else ".")
+    )
+    return [
+        "<h2>Self-training rounds</h2>",
+        f'<p class="note">{html.escape(note)}</p>',
+        html_table(header + (["val Mask R-CNN mAP50"] if has_val else []), rows, bars=True),
+        html_table(["class", *(f"round {e['round']} AP50" for e in rounds)], per_class, bars=True),
+    ]
 
 
 def _per_class_table(tables: Mapping[str, Mapping[str, object]], value_name: str = "value") -> str:

@@ -52,3 +52,36 @@ def test_the_summary_holds_the_per_class_table_and_the_flag(tmp_path, caplog):
     page = per_class_stages_page(summary)
     assert "<td>star (lost in the random walk)</td>" in page and "<td>ring</td>" in page
     assert "<td>-3.0</td>" in page and "val DeepLabv3" not in page
+
+
+def _round(index, map50, val_map50):
+    targets = {**{k: INSTANCES[k] for k in ("map75", "recall50", "merged")}, "map50": map50,
+               "per_class": {name: {"ap50": map50 / (i + 1)} for i, name in enumerate(("disc", "ring", "star"))}}  # fmt: skip
+    return {"round": index, "targets": targets, "val_model": {"map50": val_map50, "map75": 0.1, "per_class": {}}}
+
+
+def test_the_summary_and_the_report_give_each_self_training_round(tmp_path):
+    paths = {}
+    for name, data in (("cam", CAM), ("semantic", SEMANTIC), ("instances", INSTANCES), *(
+            (f"round-{j}", _round(j, 0.4 + 0.1 * j, 0.3 + 0.05 * j)) for j in range(2))):  # fmt: skip
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(data))
+    # A job whose wildcard value holds a slash (export_instances of self_training/round-0) nests its file.
+    for rule, name in (("export_instances", "self_training/round-0.tsv"), ("export_instances", "val.tsv")):
+        path = tmp_path / "benchmarks" / rule / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("s\tmax_rss\n2.5\t100\n")
+    table = summarize(cam_path=paths["cam"], semantic_path=paths["semantic"], instances_path=paths["instances"],
+                      benchmark_dir=tmp_path / "benchmarks", stage_order=[], out_json=tmp_path / "summary.json",
+                      out_table=tmp_path / "summary.txt", round_paths=[paths["round-0"], paths["round-1"]])  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [entry["targets"]["map50"] for entry in summary["self_training"]] == [0.4, 0.5]
+    assert summary["timings"]["export_instances"] == {"jobs": 2, "seconds": 5.0, "max_rss_mb": 100.0}
+    rows = table[table.index("self-training rounds") :].splitlines()
+    assert rows[2].split() == ["0", "40.0", "10.0", "55.0", "25.0", "30.0"]
+    assert rows[3].split() == ["1", "50.0", "10.0", "55.0", "25.0", "35.0"]
+    assert next(line for line in rows if line.strip().startswith("ring")).split() == ["ring", "20.0", "25.0"]
+
+    page = per_class_stages_page(summary)
+    assert "Self-training rounds" in page and "round 1 AP50" in page and "val Mask R-CNN mAP50" in page
+    assert "Self-training rounds" not in per_class_stages_page({**summary, "self_training": []})

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -29,7 +30,8 @@ FINAL_MODELS = {
     "semantic": {"train": {"epochs": 1, "batch_size": 2, "crop_size": 64}},
 }
 # The val list runs through the shard stages' own rules, as their `val` part: one job of each.
-VAL_RULES = {"infer_cam", "infer_irnet", "propagate_semantic", "extract_instances", "export_labels"}
+VAL_RULES = {"infer_cam", "infer_irnet", "propagate_semantic", "extract_instances", "export_semantic",
+             "export_instances"}  # fmt: skip
 FINAL_RULES = {"train_instance_model", "train_semantic_model", "predict_instances", "predict_semantic"}
 # Consumers of final.json: the evaluation itself, its figures, the summary (val rows) and the report's tables.
 FINAL_CONSUMERS = {"evaluate_final", "report_final", "summarize", "report_tables", "all"}
@@ -89,7 +91,7 @@ def test_final_stages_on_a_val_list(tiny_run, tmp_path):
         for name in names:
             assert final[section][name] is None or 0.0 <= final[section][name] <= 1.0, (section, name)
     assert final["n_images"] == N_VAL
-    coco = COCO(str(workdir / "results/final/instance/predictions.json"))
+    coco = COCO(str(workdir / "results/final/instance/round-0/predictions.json"))
     assert sorted(image["image_key"] for image in coco.dataset["images"]) == sorted(val)
     assert sorted(p.stem for p in (workdir / "results/final/semantic/SegmentationClass").glob("*.png")) == sorted(val)
     summary = (workdir / "results/summary.txt").read_text()
@@ -101,7 +103,7 @@ def test_final_stages_on_a_val_list(tiny_run, tmp_path):
 
     # A final_models change: only that model's stages and the consumers of final.json, with a new result.
     before = model_digest(workdir / "results/final/semantic/model.pt")
-    instances_before = digest(workdir / "results/final/instance/predictions.json")
+    instances_before = digest(workdir / "results/final/instance/round-0/predictions.json")
     config = yaml.safe_load((workdir / "tiny.yaml").read_text())
     config["final_models"]["semantic"]["train"]["seed"] = 1
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -109,22 +111,73 @@ def test_final_stages_on_a_val_list(tiny_run, tmp_path):
     assert set(plan) == {"train_semantic_model", "predict_semantic"} | FINAL_CONSUMERS, plan
     snakemake(workdir)
     assert model_digest(workdir / "results/final/semantic/model.pt") != before
-    assert digest(workdir / "results/final/instance/predictions.json") == instances_before
+    assert digest(workdir / "results/final/instance/round-0/predictions.json") == instances_before
     assert planned_jobs(workdir) == {}
 
     # A prediction setting reruns prediction only: the trained model stays byte for byte, the masks change.
-    model_before = digest(workdir / "results/final/instance/model.pt")
+    model_before = digest(workdir / "results/final/instance/round-0/model.pt")
     config["final_models"]["instance"].setdefault("infer", {})["mask_threshold"] = 0.2
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     plan = planned_jobs(workdir)
     assert set(plan) == {"predict_instances"} | FINAL_CONSUMERS, plan
-    predictions = workdir / "results/final/instance/predictions.json"
+    predictions = workdir / "results/final/instance/round-0/predictions.json"
     written_before = predictions.stat().st_mtime_ns
     snakemake(workdir)
-    assert digest(workdir / "results/final/instance/model.pt") == model_before
+    assert digest(workdir / "results/final/instance/round-0/model.pt") == model_before
     assert predictions.stat().st_mtime_ns != written_before
     if json.loads(predictions.read_text())["annotations"]:  # a one-epoch model may detect nothing at all
         assert digest(predictions) != instances_before
+
+    # A self-training round: only the new round's jobs and the consumers of the exported instances; the
+    # round-0 files stay as they are, and the export is the round's combination of them with the predictions.
+    round_zero = workdir / "results/self_training/round-0/instances.json"
+    exported = workdir / "results/pseudo_labels/instances.json"
+    assert exported.read_bytes() == round_zero.read_bytes()
+    round_zero_bytes = round_zero.read_bytes()
+    config["self_training"] = {"rounds": 1, "score_threshold": 0.05}  # every detection is confident
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = planned_jobs(workdir)
+    assert plan == {"predict_train_instances": 1, "combine_round": 1, "train_instance_model": 1,
+                    "predict_instances": 1, "evaluate_round": 2, "publish_instances": 1, "evaluate_instances": 1,
+                    **{rule: 1 for rule in FINAL_CONSUMERS}}, plan  # fmt: skip
+    snakemake(workdir)
+    assert digest(workdir / "results/final/instance/round-0/model.pt") == model_before
+    assert round_zero.read_bytes() == round_zero_bytes
+    round_one = workdir / "results/self_training/round-1/instances.json"
+    assert exported.read_bytes() == round_one.read_bytes()
+    check_round(workdir, round_zero, workdir / "results/self_training/round-1/predictions.json", round_one)
+    summary = json.loads((workdir / "results/summary.json").read_text())
+    assert [entry["round"] for entry in summary["self_training"]] == [0, 1]
+    final = json.loads((workdir / "results/eval/final.json").read_text())
+    assert final["instance"]["map50"] == summary["self_training"][1]["val_model"]["map50"]  # the last round's model
+    assert "self-training rounds" in (workdir / "results/summary.txt").read_text()
+    # A second round reuses the first.
+    config["self_training"]["rounds"] = 2
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = planned_jobs(workdir)
+    assert {rule: plan[rule] for rule in ("predict_train_instances", "combine_round", "train_instance_model",
+                                          "evaluate_round")} == dict.fromkeys(("predict_train_instances",
+                                          "combine_round", "train_instance_model", "evaluate_round"), 1), plan  # fmt: skip
+
+
+def check_round(workdir, previous_path, predictions_path, round_path):
+    """The round's file holds, image by image, what the rule makes of the previous targets and the predictions."""
+    from irnet_core.coco_instances import decode_instances, read_coco_instances
+    from irnet_core.self_training import combine_round
+
+    config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    classes = json.loads((workdir / "results/dataset/labels.json").read_text())
+    previous, predicted, written = (read_coco_instances(path, classes["classes"])
+                                    for path in (previous_path, predictions_path, round_path))  # fmt: skip
+    assert sorted(written) == sorted(previous) == sorted(predicted)
+    for image_id, record in written.items():
+        expected, _ = combine_round(
+            decode_instances(previous[image_id]), decode_instances(predicted[image_id]),
+            classes["labels"][image_id], score_threshold=config["self_training"]["score_threshold"], cover=0.5,
+        )  # fmt: skip
+        got = decode_instances(record)
+        assert np.array_equal(got.masks, expected.masks), image_id
+        assert got.classes.tolist() == expected.classes.tolist(), image_id
 
 
 def test_the_demo_rule_generates_its_val_split(tmp_path):

@@ -22,7 +22,13 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 TARGET = "results/summary.json"
 SEMANTIC = "results/semantic/shard-*.zarr"
-DOWNSTREAM_OF_SEMANTIC = {"propagate_semantic", "export_labels", "evaluate_semantic", "evaluate_instances", "summarize"}
+DOWNSTREAM_OF_SEMANTIC = {
+    "propagate_semantic",
+    "export_semantic",
+    "evaluate_semantic",
+    "evaluate_instances",
+    "summarize",
+}
 
 
 def edit_config(workdir, section, key, value):

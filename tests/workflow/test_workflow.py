@@ -41,7 +41,9 @@ def test_demo_config_plans_every_stage(tmp_path):
         "infer_irnet": parts,
         "propagate_semantic": parts,
         "extract_instances": parts,
-        "export_labels": 2,  # the infer list's pseudo-labels and the val list's
+        "export_semantic": 2,  # the infer list's pseudo-labels and the val list's
+        "export_instances": 2,
+        "publish_instances": 1,  # the infer list's instances, as the last self-training round's (round 0)
         "evaluate_semantic": 1,
         "evaluate_instances": 1,
         "summarize": 1,
@@ -182,7 +184,9 @@ def test_beta_change_reruns_random_walk_stages_only(tiny_run):
         "calibrate_label_thresholds": 1,
         "propagate_semantic": 2,
         "extract_instances": 2,
-        "export_labels": 1,
+        "export_semantic": 1,
+        "export_instances": 1,
+        "publish_instances": 1,
         "evaluate_semantic": 1,
         "evaluate_instances": 1,
         "summarize": 1,

@@ -1,4 +1,4 @@
-"""Rule export_labels: VOC-palette PNGs and a COCO instances file of the pseudo-labels."""
+"""Rule export_semantic: VOC-palette PNGs of the semantic pseudo-labels."""
 
 import sys
 
@@ -8,15 +8,13 @@ from _job import job_dataset, run_job
 
 
 def main():
-    from irnet_core.pipeline.pseudo_labels import export_labels
+    from irnet_core.pipeline.pseudo_labels import export_semantic_labels
 
-    export_labels(
+    export_semantic_labels(
         semantic_stores=snakemake.input.semantic,
-        instance_stores=snakemake.input.instances,
         dataset=job_dataset(snakemake),
         image_ids=snakemake.params.image_ids,
-        out_dir=snakemake.output.semantic,
-        out_coco=snakemake.output.coco,
+        out_dir=snakemake.output.labels,
     )
 
 
