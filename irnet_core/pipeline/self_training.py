@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from ..coco_instances import decode_instances, read_coco_instances
 from ..data.base import Dataset
 from ..errors import InputError
 from ..export import CocoWriter
-from ..self_training import combine_round
+from ..self_training import RoundChanges, combine_round
 from ..settings import SelfTrainingSettings, as_plain
 from .common import progress, read_labels_file, write_json
 from .pseudo_labels import score_instance_file
@@ -34,7 +35,7 @@ def combine_round_set(
     previous = read_coco_instances(previous_coco, dataset.classes)
     predicted = read_coco_instances(predictions_coco, dataset.classes)
     image_labels = read_labels_file(labels_path)["labels"]
-    n_previous = n_kept = n_confident = 0
+    changes, n_previous, n_targets = RoundChanges(), 0, 0
     with CocoWriter(out_coco, dataset.classes, dataset.category_ids) as coco:
         for image_id in progress(image_ids, len(image_ids), "self-training round", log):
             for path, records in ((previous_coco, previous), (predictions_coco, predicted)):
@@ -43,15 +44,14 @@ def combine_round_set(
             if image_id not in image_labels:
                 raise InputError(labels_path, f"image {image_id!r} has no image-level labels")
             before = decode_instances(previous[image_id])
-            combined, n_predicted = combine_round(
+            targets, changed = combine_round(
                 before, decode_instances(predicted[image_id]), image_labels[image_id],
                 score_threshold=settings.score_threshold, cover=settings.cover,
             )  # fmt: skip
-            n_previous, n_confident = n_previous + len(before), n_confident + n_predicted
-            n_kept += len(combined) - n_predicted
-            coco.add(image_id, dataset.file_name(image_id), before.masks.shape[1:], combined,
+            changes, n_previous, n_targets = changes + changed, n_previous + len(before), n_targets + len(targets)
+            coco.add(image_id, dataset.file_name(image_id), before.masks.shape[1:], targets,
                      dataset.source_image_id(image_id))  # fmt: skip
-    counts = {"images": len(image_ids), "previous": n_previous, "kept": n_kept, "confident_predictions": n_confident}
+    counts = {"images": len(image_ids), "previous": n_previous, "targets": n_targets, **asdict(changes)}
     log.info("round targets: %s (settings %s)", counts, as_plain(settings))
     return counts
 

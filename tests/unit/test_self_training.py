@@ -16,7 +16,7 @@ from irnet_core.export import CocoWriter
 from irnet_core.instances import Instances
 from irnet_core.pipeline.pseudo_labels import score_instance_file
 from irnet_core.pipeline.self_training import combine_round_set, evaluate_round
-from irnet_core.self_training import combine_round, confident_predictions
+from irnet_core.self_training import RoundChanges, combine_round, confident_predictions
 from irnet_core.settings import SelfTrainingSettings, from_section
 from irnet_core.tools.demo_generator import demo_split_ids, generate_demo_dataset
 
@@ -56,42 +56,56 @@ def test_confident_predictions_need_score_an_image_label_and_pixels():
         (box(0, 0, 5, 5), 2, 0.95),  # a class the image is not labelled with
         (np.zeros(SIZE, bool), 1, 0.99),  # empty mask
         (box(5, 5, 9, 9), 1, 0.5),  # at the threshold: kept
+        (box(0, 0, 5, 6), 0, 0.8),  # the first one again (IoU 0.83): a duplicate
+        (box(0, 3, 5, 8), 0, 0.7),  # overlaps it at IoU 0.25: another object
     )
     kept = confident_predictions(predicted, [0, 1], 0.5)
-    assert kept.classes.tolist() == [0, 1]
-    assert kept.scores.tolist() == pytest.approx([0.9, 0.5])
+    assert kept.classes.tolist() == [0, 0, 1]  # highest score first
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.7, 0.5])
 
 
-def test_a_merged_target_is_split_by_two_confident_predictions():
+def test_a_target_holding_two_predictions_is_split_along_its_own_outline():
     left, right = box(2, 2, 10, 12), box(2, 12, 10, 22)
-    previous = instances((left | right, 0, 1.0))  # IRNet's one mask over two touching objects
-    predicted = instances((left, 0, 0.9), (right, 0, 0.8))
-    targets, n_predicted = combine(previous, predicted)
-    assert n_predicted == 2 and len(targets) == 2
-    assert np.array_equal(targets.masks[0], left) and np.array_equal(targets.masks[1], right)
-    assert targets.scores.tolist() == pytest.approx([0.9, 0.8])
+    merged = left | right
+    merged[10, 2:22] = True  # a row of the target that neither prediction covers
+    previous = instances((merged, 0, 0.6))  # IRNet's one mask over two touching objects
+    predicted = instances((box(3, 3, 9, 11), 0, 0.9), (box(3, 13, 9, 21), 0, 0.8))  # smaller, coarser
+    targets, changes = combine(previous, predicted)
+    assert (changes.split, changes.parts, changes.added) == (1, 2, 0)
+    assert len(targets) == 2 and targets.scores.tolist() == pytest.approx([0.6, 0.6])  # the target's score
+    assert (
+        np.array_equal(targets.masks[0] | targets.masks[1], merged) and not (targets.masks[0] & targets.masks[1]).any()
+    )
+    assert targets.masks[0][2:11, 2:12].all() and targets.masks[1][2:11, 12:22].all()  # each pixel to the nearest
 
 
-def test_targets_the_model_misses_or_barely_touches_stay_with_their_scores():
-    missed = box(12, 0, 18, 6)  # no prediction at all
-    touched = box(0, 0, 10, 10)  # 30 % of it inside a prediction: below cover
-    other_class = box(12, 20, 18, 28)  # covered, but by a prediction of another class
-    previous = instances((missed, 0, 0.3), (touched, 0, 0.7), (other_class, 1, 0.6))
-    predicted = instances((box(0, 7, 10, 15), 0, 0.9), (other_class, 0, 0.9))
-    targets, n_predicted = combine(previous, predicted)
-    assert n_predicted == 2
-    kept = targets.masks[n_predicted:]
-    assert [np.flatnonzero(np.all(previous.masks == m, axis=(1, 2)))[0] for m in kept] == [0, 1, 2]
-    assert targets.scores[n_predicted:].tolist() == pytest.approx([0.3, 0.7, 0.6])
-    # Raising the cover a target needs does not change what is kept here; lowering it below 30 % replaces `touched`.
-    assert len(combine(previous, predicted, cover=0.25)[0]) == 4
+def test_a_missed_object_is_added_and_targets_without_two_predictions_stay():
+    lone = box(12, 0, 18, 6)  # one prediction inside: not split
+    missed = box(0, 24, 6, 30)  # a prediction with no target of its class: a new object
+    other_class = box(12, 20, 18, 28)  # two predictions inside, but of another class
+    previous = instances((lone, 0, 0.3), (other_class, 1, 0.6))
+    predicted = instances(
+        (box(13, 1, 17, 5), 0, 0.9),
+        (missed, 0, 0.8),
+        (box(12, 20, 18, 23), 0, 0.9),
+        (box(12, 24, 18, 28), 0, 0.9),
+        (box(12, 20, 18, 24), 1, 0.55),  # half inside `other_class`, no second one: it stays whole
+    )
+    targets, changes = combine(previous, predicted)
+    assert (changes.split, changes.parts, changes.added) == (0, 0, 3)  # `missed` and the two class-0 boxes
+    assert np.array_equal(targets.masks[0], lone) and np.array_equal(targets.masks[1], other_class)
+    assert targets.scores[:2].tolist() == pytest.approx([0.3, 0.6])
+    assert any(np.array_equal(mask, missed) for mask in targets.masks[2:])
+    # A prediction mostly inside a target of its class is no new object, whatever its score.
+    _, changes = combine(previous, instances((box(12, 0, 18, 5), 0, 0.99)))
+    assert changes.added == 0
 
 
 def test_without_confident_predictions_the_targets_are_unchanged():
     previous = instances((box(0, 0, 5, 5), 0, 1.0), (box(6, 6, 12, 12), 1, 0.5))
-    predicted = instances((box(0, 0, 5, 5), 0, 0.2))
-    targets, n_predicted = combine(previous, predicted)
-    assert n_predicted == 0
+    predicted = instances((box(0, 0, 5, 5), 0, 0.2), (box(0, 0, 5, 2), 0, 0.3))
+    targets, changes = combine(previous, predicted)
+    assert changes == RoundChanges()
     assert np.array_equal(targets.masks, previous.masks) and targets.classes.tolist() == [0, 1]
     targets, _ = combine(instances(), instances())
     assert len(targets) == 0 and targets.masks.shape == (0, *SIZE)
@@ -123,7 +137,7 @@ def _write(path, dataset, ids, make):
 def test_round_files_follow_the_rule_image_by_image(voc):
     """Previous targets: every ground-truth object of an image merged per class (score 1); predictions: the
     objects themselves (0.9), one of another class than labelled (0.99) and one weak (0.1). The round's file
-    holds, per image, exactly what combine_round makes of the two, and its scores recover the objects."""
+    holds, per image, exactly what combine_round makes of the two: the merged targets split into the objects."""
     dataset, ids, root = voc["dataset"], voc["ids"], voc["root"]
 
     def merged(masks, classes):
@@ -146,15 +160,18 @@ def test_round_files_follow_the_rule_image_by_image(voc):
     written = read_coco_instances(root / "round-1.json", CLASSES)
     previous = read_coco_instances(root / "previous.json", CLASSES)
     predictions = read_coco_instances(root / "predictions.json", CLASSES)
-    n_objects = 0
+    n_objects = n_split = n_parts = 0
     for image_id in ids:
+        per_class = np.bincount(dataset.instance_gt(image_id)[1])
+        n_split, n_parts = n_split + int((per_class >= 2).sum()), n_parts + int(per_class[per_class >= 2].sum())
         expected, _ = combine_round(decode_instances(previous[image_id]), decode_instances(predictions[image_id]),
                                     dataset.image_labels(image_id), score_threshold=0.5, cover=0.5)  # fmt: skip
         got = decode_instances(written[image_id])
         assert np.array_equal(got.masks, expected.masks) and got.classes.tolist() == expected.classes.tolist()
         n_objects += len(dataset.instance_gt(image_id)[1])
-    assert counts == {"images": len(ids), "previous": counts["previous"], "kept": 0, "confident_predictions": n_objects}
-    # The merged targets miss objects wherever a class has two; the round's targets are the objects themselves.
+    assert counts == {"images": len(ids), "previous": counts["previous"], "targets": n_objects, "split": n_split,
+                      "parts": n_parts, "added": 0}  # fmt: skip
+    # The merged targets miss objects wherever a class has two; split, they are the objects themselves.
     before = score_instance_file(dataset, ids, str(root / "previous.json"))
     after = score_instance_file(dataset, ids, str(root / "round-1.json"))
     assert after["map50"] == pytest.approx(1.0) and after["recall50"] == 1.0 and after["merged"] == 0.0
