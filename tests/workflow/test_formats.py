@@ -48,7 +48,7 @@ def run_in_format(tiny_run, tmp_path_factory, fmt: str):
         **FORMAT_KEYS[fmt],
     }
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    snakemake(workdir, "results/eval/instances.json")
+    snakemake(workdir, "results/eval/instances.json", "results/pseudo_labels/SegmentationClass")
     return workdir, mapping
 
 

@@ -64,7 +64,8 @@ def test_the_scripts_name_the_cuda_rules():
 
 
 def test_cuda_requests_a_gpu_for_every_rule_that_uses_it_and_cpu_none(workdir):
-    plan = planned_gpus(workdir, "--config", "compute={device: cuda}")
+    # One self-training round, so that its rules (predict_train_instances) are planned too.
+    plan = planned_gpus(workdir, "--config", "compute={device: cuda}", "self_training={rounds: 1}")
     for rule in cuda_rules():
         assert plan.get(rule) == {1}, (rule, plan.get(rule))
     assert all(gpus == {0} for rule, gpus in plan.items() if rule not in cuda_rules())
