@@ -34,7 +34,8 @@ rule predict_train_instances:
 
 
 rule combine_round:
-    # Round j's targets: the confident predictions, and round j-1's targets that they do not cover.
+    # Round j's targets: round j-1's, split where one holds two confident predictions, and the confident
+    # predictions that lie in no target of their class (irnet_core/self_training.py).
     input:
         previous=previous_round_targets,
         predictions=rules.predict_train_instances.output.coco,
