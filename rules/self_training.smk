@@ -76,8 +76,8 @@ rule publish_instances:
     resources:
         mem_mb=1000,
         runtime=10,
-    shell:
-        "cp {input:q} {output:q} 2> {log:q}"
+    script:
+        "../workflow_scripts/publish_instances.py"
 
 
 rule evaluate_round:
