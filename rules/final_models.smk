@@ -6,7 +6,7 @@
 
 
 # The final Mask R-CNN: the last self-training round's (round 0 without rounds).
-FINAL_INSTANCE = f"results/final/instance/round-{ROUNDS}"
+FINAL_INSTANCE = round_path(ROUND_MODEL_DIR, ROUNDS)
 # Val images shown in the final models' figures: the first few of the list.
 FINAL_REPORT_IDS = VAL_IDS[: min(4, config["report"]["images"])]
 
@@ -15,13 +15,13 @@ rule train_instance_model:
     # Mask R-CNN on a self-training round's instance targets of the infer list (round 0: IRNet's pseudo-labels);
     # the final model is the last round's (rules/self_training.smk).
     input:
-        coco="results/self_training/round-{round}/instances.json",
+        coco=ROUND_TARGETS,
         labels=rules.prepare_dataset.output.labels,  # image digests (see train_cam)
         cam_model=final_cam_model(),
         weights=backbone_weights_file(),
     output:
-        model=round_model("{round}"),
-        history="results/final/instance/round-{round}/train_log.csv",
+        model=f"{ROUND_MODEL_DIR}/model.pt",
+        history=f"{ROUND_MODEL_DIR}/train_log.csv",
     log:
         "logs/train_instance_model/round-{round}.log",
     benchmark:
@@ -80,7 +80,7 @@ rule predict_instances:
         model=rules.train_instance_model.output.model,
         images=val_images(),
     output:
-        coco="results/final/instance/round-{round}/predictions.json",
+        coco=f"{ROUND_MODEL_DIR}/predictions.json",
     log:
         "logs/predict_instances/round-{round}.log",
     benchmark:

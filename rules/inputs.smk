@@ -91,20 +91,27 @@ def infer_images():
     return [image_file(i) for i in INFER_IDS]
 
 
-def round_model(round_index):
-    return f"results/final/instance/round-{round_index}/model.pt"
+# A round's files: its targets (and predictions) and its Mask R-CNN (and its val predictions), as patterns of
+# {round}; round_path(pattern, j) fills one in.
+ROUND_DIR = "results/self_training/round-{round}"
+ROUND_TARGETS = f"{ROUND_DIR}/instances.json"
+ROUND_MODEL_DIR = "results/final/instance/round-{round}"
+
+
+def round_path(pattern, round_index):
+    return pattern.format(round=round_index)
 
 
 def previous_round_model(wildcards):
-    return round_model(int(wildcards.round) - 1)
+    return round_path(f"{ROUND_MODEL_DIR}/model.pt", int(wildcards.round) - 1)
 
 
 def previous_round_targets(wildcards):
-    return f"results/self_training/round-{int(wildcards.round) - 1}/instances.json"
+    return round_path(ROUND_TARGETS, int(wildcards.round) - 1)
 
 
 def round_val_predictions(wildcards):
-    return [f"results/final/instance/round-{wildcards.round}/predictions.json"] if VAL_IDS else []
+    return [round_path(f"{ROUND_MODEL_DIR}/predictions.json", wildcards.round)] if VAL_IDS else []
 
 
 def round_eval_files():

@@ -91,7 +91,7 @@ rule export_instances:
     benchmark:
         "benchmarks/export_instances/{exported}.tsv"
     wildcard_constraints:
-        exported=f"{ROUND_ZERO}|val_pseudo_labels",
+        exported=f"{ROUND_ZERO}|{VAL_EXPORT}",
     conda:
         "../environment.yml"
     threads: 1

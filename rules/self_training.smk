@@ -11,7 +11,7 @@ rule predict_train_instances:
         model=previous_round_model,
         images=infer_images(),
     output:
-        coco="results/self_training/round-{round}/predictions.json",
+        coco=f"{ROUND_DIR}/predictions.json",
     log:
         "logs/predict_train_instances/round-{round}.log",
     benchmark:
@@ -41,7 +41,7 @@ rule combine_round:
         predictions=rules.predict_train_instances.output.coco,
         labels=rules.prepare_dataset.output.labels,  # the image-level labels
     output:
-        coco="results/self_training/round-{round}/instances.json",
+        coco=ROUND_TARGETS,
     log:
         "logs/combine_round/round-{round}.log",
     benchmark:
@@ -65,7 +65,7 @@ rule combine_round:
 rule publish_instances:
     # The exported instance pseudo-labels are the last round's targets (rounds 0: IRNet's).
     input:
-        f"results/self_training/round-{ROUNDS}/instances.json",
+        round_path(ROUND_TARGETS, ROUNDS),
     output:
         f"{PSEUDO_LABELS}/instances.json",
     log:
@@ -84,7 +84,7 @@ rule evaluate_round:
     # A round's targets on the evaluated images (AP, recall, merges, per class) and, with a val list, the val
     # predictions of the Mask R-CNN trained on them.
     input:
-        targets="results/self_training/round-{round}/instances.json",
+        targets=ROUND_TARGETS,
         val_predictions=round_val_predictions,
         ground_truth=ground_truth_files(EVAL_IDS + VAL_IDS),
     output:
