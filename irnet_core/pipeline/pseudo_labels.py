@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..coco_instances import decode_instances, read_coco_instances
 from ..data.base import Dataset
 from ..errors import InputError
 from ..export import CocoWriter, annotation_image_key, image_keys_by_id, write_label_png
@@ -232,8 +233,6 @@ def score_instance_file(dataset: Dataset, image_ids: Sequence[str], coco_path: s
     """VOC instance AP (``map25|50|75``, ``per_class``), ``recall50`` / ``merged`` (with ``coverage_per_class``)
     and the instance counts of a COCO instances file this workflow wrote (pseudo-labels, a self-training round's
     targets, a model's predictions) on ``image_ids``; every image must have an entry (``what`` names them)."""
-    from ..coco_instances import decode_instances, read_coco_instances
-
     records = read_coco_instances(coco_path, dataset.classes)
     accumulator = InstanceAP(len(dataset.classes), tuple(REPORT_IOUS.values()))
     coverage = InstanceCoverage(len(dataset.classes))
